@@ -1,0 +1,153 @@
+"""The event transformer: pure torch, no I/O (training and export import it; the daemon never does).
+
+One position per event. The input embedding is the sum of the four field
+embeddings (part, dt, pitch, vel) plus a learned position embedding. The
+backbone is a pre-LayerNorm decoder-only transformer. The output is
+factorised: heads predict the *next* event's fields in the order
+part -> dt -> pitch -> vel, head k seeing the backbone state plus embeddings of
+the fields already chosen, so one backbone step yields a whole event and each
+field can be constrained (masked) before the next is sampled.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from livejam.events import Vocab
+
+FIELDS = ("part", "dt", "pitch", "vel")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    n_layer: int = 4
+    n_head: int = 4
+    d_model: int = 192
+    d_ff: int = 768
+    max_len: int = 1024  # positions (events) the KV cache holds
+    dropout: float = 0.1
+    vocab: Vocab = field(default_factory=Vocab)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.ff1 = nn.Linear(cfg.d_model, cfg.d_ff)
+        self.ff2 = nn.Linear(cfg.d_ff, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, past_k: torch.Tensor | None = None, past_v: torch.Tensor | None = None):
+        """x: (B, T, C); past_k/v: (B, P, C) or None. Returns (y, k, v) with k, v of the T new positions."""
+        B, T, C = x.shape
+        H = self.n_head
+        q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)  # (B, T, C) each
+        k_all = k if past_k is None else torch.cat([past_k, k], dim=1)  # (B, P+T, C)
+        v_all = v if past_v is None else torch.cat([past_v, v], dim=1)
+        S = k_all.shape[1]
+        qh = q.view(B, T, H, C // H).transpose(1, 2)  # (B, H, T, hd)
+        kh = k_all.view(B, S, H, C // H).transpose(1, 2)  # (B, H, S, hd)
+        vh = v_all.view(B, S, H, C // H).transpose(1, 2)
+        # causal over the new positions, full view of the past
+        mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
+        att = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask,
+                                             dropout_p=self.drop.p if self.training else 0.0)
+        y = att.transpose(1, 2).reshape(B, T, C)
+        x = x + self.drop(self.proj(y))
+        x = x + self.drop(self.ff2(F.gelu(self.ff1(self.ln2(x)))))
+        return x, k, v
+
+
+class Head(nn.Module):
+    """One field's head: MLP over the backbone state plus the chosen earlier fields."""
+
+    def __init__(self, d_model: int, size: int):
+        super().__init__()
+        self.ln = nn.LayerNorm(d_model)
+        self.fc = nn.Linear(d_model, d_model)
+        self.out = nn.Linear(d_model, size)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.out(F.gelu(self.fc(self.ln(h))))
+
+
+class EventTransformer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        sizes = cfg.vocab.field_sizes
+        self.embed = nn.ModuleList(nn.Embedding(n, cfg.d_model) for n in sizes)
+        self.pos = nn.Embedding(cfg.max_len, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(cfg.d_model)
+        # embeddings of already-chosen fields of the *next* event, for heads 1..3
+        self.cond = nn.ModuleList(nn.Embedding(n, cfg.d_model) for n in sizes[:-1])
+        self.heads = nn.ModuleList(Head(cfg.d_model, n) for n in sizes)
+        self.apply(self._init)
+        for name, p in self.named_parameters():
+            if name.endswith("proj.weight") or name.endswith("ff2.weight"):
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.02)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=0.02)
+
+    def backbone(self, events: torch.Tensor, start_pos: int | torch.Tensor = 0,
+                 past: list[tuple[torch.Tensor, torch.Tensor]] | None = None):
+        """events: (B, T, 4) ids. Returns h (B, T, C) and the new (k, v) per layer, each (B, T, C)."""
+        B, T, _ = events.shape
+        x = sum(emb(events[..., i]) for i, emb in enumerate(self.embed))  # (B, T, C)
+        pos = torch.arange(T, device=events.device) + start_pos
+        x = self.drop(x + self.pos(pos))
+        present = []
+        for i, block in enumerate(self.blocks):
+            pk, pv = past[i] if past is not None else (None, None)
+            x, k, v = block(x, pk, pv)
+            present.append((k, v))
+        return self.ln_f(x), present
+
+    def head_logits(self, h: torch.Tensor, k: int, chosen: torch.Tensor | None) -> torch.Tensor:
+        """Logits of field k of the next event. h: (..., C); chosen: (..., >=k) ids of fields 0..k-1."""
+        for j in range(k):
+            h = h + self.cond[j](chosen[..., j])
+        return self.heads[k](h)
+
+    def forward(self, events: torch.Tensor) -> list[torch.Tensor]:
+        """Teacher-forced logits for positions 0..T-2 predicting events 1..T-1: one (B, T-1, V_k) per field."""
+        h, _ = self.backbone(events)
+        h = h[:, :-1]
+        target = events[:, 1:]
+        return [self.head_logits(h, k, target) for k in range(len(FIELDS))]
+
+    def loss(self, events: torch.Tensor, weights: torch.Tensor | None = None):
+        """Mean NLL per event (sum over fields) and the per-field means.
+
+        weights: (B, T-1) float mask of which targets count (e.g. 0 on padding).
+        """
+        logits = self.forward(events)
+        target = events[:, 1:]
+        per_field = []
+        total = 0.0
+        for k, lg in enumerate(logits):
+            nll = F.cross_entropy(lg.reshape(-1, lg.shape[-1]), target[..., k].reshape(-1), reduction="none")
+            nll = nll.view(target.shape[:2])
+            if weights is not None:
+                m = (nll * weights).sum() / weights.sum().clamp(min=1)
+            else:
+                m = nll.mean()
+            per_field.append(m)
+            total = total + m
+        return total, per_field
