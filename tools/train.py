@@ -1,0 +1,278 @@
+"""Train the event transformer on shards from tools/prepare_data.py.
+
+    python tools/train.py                                  # default config
+    python tools/train.py --config configs/quick.toml      # a few minutes on CPU
+    python tools/train.py max_steps=20000 model.n_layer=6  # overrides (unknown keys are errors)
+    python tools/train.py --resume                         # continue from out_dir/ckpt.pt
+    python tools/train.py --init models/x.pt data=data/mine  # fine-tune on your own MIDI ("teach it my style")
+    torchrun --nproc_per_node 2 tools/train.py ...         # DistributedDataParallel (gloo on CPU, nccl on CUDA)
+
+Checkpoints (out_dir/ckpt.pt) hold the model and training configs, so
+tools/export_onnx.py rebuilds the model from the file alone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from livejam.config import from_dict, load, to_dict  # noqa: E402
+from livejam.model import FIELDS, EventTransformer, ModelConfig  # noqa: E402
+
+log = logging.getLogger("train")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str = "data/events"
+    out_dir: str = "runs/default"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    seq_len: int = 512  # events per training window (plus the start marker)
+    batch_size: int = 16
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_steps: int = 200
+    max_steps: int = 20000
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    transpose: int = 5  # random transposition in [-transpose, transpose] semitones
+    stretch: float = 0.1  # random tempo stretch in [1-stretch, 1+stretch]
+    eval_interval: int = 250
+    eval_batches: int = 20
+    ckpt_interval: int = 250
+    max_minutes: float = 0.0  # stop (with a checkpoint) after this wall time; 0 = no limit
+    seed: int = 1337
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+    save_replicas: bool = False  # DDP test hook: every rank saves its weights at the end
+
+
+class Shards:
+    """Random training windows from a tokens memmap, each starting with a start marker."""
+
+    def __init__(self, folder: Path, split: str, vocab):
+        self.tokens = np.load(folder / f"{split}.tokens.npy", mmap_mode="r")
+        offsets = np.load(folder / f"{split}.songs.npy")
+        self.starts = offsets
+        self.ends = np.append(offsets[1:], len(self.tokens))
+        self.vocab = vocab
+        dt_ms = np.asarray(vocab.dt_ms, dtype=np.float64)
+        self.dt_ms = dt_ms
+        self.dt_mid = (dt_ms[1:] + dt_ms[:-1]) / 2  # bin edges for re-binning stretched dts
+        lengths = self.ends - self.starts
+        self.weights = lengths / lengths.sum()  # long songs are sampled more often
+
+    def batch(self, rng: np.random.Generator, batch_size: int, seq_len: int, transpose: int, stretch: float):
+        out = np.zeros((batch_size, seq_len + 1, 4), dtype=np.int64)
+        mask = np.zeros((batch_size, seq_len), dtype=np.float32)
+        bos = self.vocab.bos_part
+        for b in range(batch_size):
+            s = rng.choice(len(self.starts), p=self.weights)
+            lo, hi = self.starts[s] + 1, self.ends[s]  # skip the song's own start marker
+            begin = rng.integers(lo, max(lo + 1, hi - seq_len + 1))
+            win = np.asarray(self.tokens[begin: min(hi, begin + seq_len)], dtype=np.int64)
+            win = self.augment(win, rng, transpose, stretch)
+            out[b, 0] = (bos, 0, 0, 0)
+            out[b, 1: 1 + len(win)] = win
+            mask[b, : len(win)] = 1.0
+        return torch.from_numpy(out), torch.from_numpy(mask)
+
+    def augment(self, win: np.ndarray, rng, transpose: int, stretch: float) -> np.ndarray:
+        win = win.copy()
+        if transpose:
+            lo, hi = win[:, 2].min(), win[:, 2].max()
+            shift = int(rng.integers(max(-transpose, -lo), min(transpose, 127 - hi) + 1))
+            win[:, 2] += shift
+        if stretch:
+            factor = rng.uniform(1 - stretch, 1 + stretch)
+            win[:, 1] = np.searchsorted(self.dt_mid, self.dt_ms[win[:, 1]] * factor)
+        return win
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+@torch.no_grad()
+def evaluate(model, shards: Shards, cfg: TrainConfig, device) -> dict:
+    """Validation NLL per event and per field (fixed windows: comparable across evals)."""
+    model.eval()
+    rng = np.random.default_rng(0)
+    totals = np.zeros(len(FIELDS))
+    for _ in range(cfg.eval_batches):
+        x, m = shards.batch(rng, cfg.batch_size, cfg.seq_len, 0, 0.0)
+        _, per_field = model.loss(x.to(device), m.to(device))
+        totals += [p.item() for p in per_field]
+    model.train()
+    per_field = totals / cfg.eval_batches
+    return {"nll": float(per_field.sum()), **{f: float(v) for f, v in zip(FIELDS, per_field)}}
+
+
+def save_loss_plot(history: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    train = [h for h in history if "train" in h]
+    val = [h for h in history if "val" in h]
+    ax.plot([h["step"] for h in train], [h["train"] for h in train], label="train NLL/event", alpha=0.6)
+    ax.plot([h["step"] for h in val], [h["val"]["nll"] for h in val], "o-", label="val NLL/event")
+    ax.set_xlabel("step")
+    ax.set_ylabel("nats per event")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--config", help="TOML file of TrainConfig keys")
+    p.add_argument("--resume", action="store_true", help="continue from out_dir/ckpt.pt")
+    p.add_argument("--init", help="start from this checkpoint's weights (fine-tuning); its model config is used")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. max_steps=1000 model.n_layer=2")
+    return p.parse_intermixed_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    cfg = load(TrainConfig, args.config, args.overrides)
+    out = Path(cfg.out_dir)
+    ckpt_path = out / "ckpt.pt"
+    resume = torch.load(ckpt_path, map_location="cpu", weights_only=False) if args.resume and ckpt_path.exists() else None
+    if args.resume and resume is None:
+        log.info("no checkpoint at %s: starting fresh", ckpt_path)
+    init = torch.load(args.init, map_location="cpu", weights_only=False) if args.init else None
+    if init is not None:  # the fine-tuned model must keep the architecture it was trained with
+        cfg = replace(cfg, model=from_dict(ModelConfig, init["model_config"]))
+
+    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    rank = int(os.environ.get("RANK", "0"))
+    if cfg.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(cfg.device)
+    if ddp:
+        import torch.distributed as dist
+
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
+            torch.cuda.set_device(device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)  # same init on every rank; DDP also broadcasts rank 0's weights
+    master = rank == 0
+
+    data = Path(cfg.data)
+    meta = json.loads((data / "meta.json").read_text())
+    train_shards = Shards(data, "train", cfg.model.vocab)
+    val_shards = Shards(data, "val", cfg.model.vocab)
+    model = EventTransformer(cfg.model).to(device)
+    if init is not None:
+        model.load_state_dict(init["model"])
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+    step, history, elapsed = 0, [], 0.0
+    if resume is not None:
+        opt.load_state_dict(resume["optimizer"])
+        step, history, elapsed = resume["step"], resume["history"], resume["wall_seconds"]
+    train_model = model
+    if ddp:
+        from torch.nn.parallel import DistributedDataParallel
+
+        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp and not torch.cuda.is_bf16_supported())
+    amp_dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
+    rng = np.random.default_rng(cfg.seed + 1000 * rank + step)  # each rank, and each resume, draws new windows
+    n_params = sum(p.numel() for p in model.parameters())
+    if master:
+        out.mkdir(parents=True, exist_ok=True)
+        log.info("model %.2fM parameters, %s, train %d events, val %d events", n_params / 1e6, device,
+                 meta["train"]["events"], meta["val"]["events"])
+
+    def checkpoint(final: bool = False) -> None:
+        if not master:
+            return
+        state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                 "model_config": to_dict(cfg.model), "train_config": to_dict(cfg), "history": history,
+                 "wall_seconds": elapsed, "parameters": n_params, "data_meta": {k: meta[k] for k in ("train", "val", "sources")}}
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, ckpt_path)  # never leave a half-written checkpoint
+        if final:
+            save_loss_plot(history, out / "loss.png")
+
+    t_start = time.time() - elapsed
+    while step < cfg.max_steps:
+        if cfg.max_minutes and (time.time() - t_start) / 60 >= cfg.max_minutes:
+            log.info("time limit reached at step %d", step)
+            break
+        lr = lr_at(step, cfg)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        x, m = train_shards.batch(rng, cfg.batch_size, cfg.seq_len, cfg.transpose, cfg.stretch)
+        x, m = x.to(device), m.to(device)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+            if ddp:
+                logits = train_model(x)
+                loss = sum(torch.nn.functional.cross_entropy(lg.float().transpose(1, 2), x[:, 1:, k], reduction="none")
+                           .mul(m).sum() / m.sum() for k, lg in enumerate(logits))
+            else:
+                loss, _ = model.loss(x, m)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+        step += 1
+        elapsed = time.time() - t_start
+        if master and (step % 25 == 0 or step == 1):
+            history.append({"step": step, "train": loss.item()})
+            log.info("step %d  loss %.3f  lr %.2e  %.1f min", step, loss.item(), lr, elapsed / 60)
+        if master and step % cfg.eval_interval == 0:
+            val = evaluate(model, val_shards, cfg, device)
+            history.append({"step": step, "val": val})
+            log.info("step %d  val NLL/event %.3f  (%s)", step, val["nll"],
+                     ", ".join(f"{f} {val[f]:.3f}" for f in FIELDS))
+        if step % cfg.ckpt_interval == 0:
+            checkpoint()
+    if master:
+        if not any("val" in h and h["step"] == step for h in history):
+            history.append({"step": step, "val": evaluate(model, val_shards, cfg, device)})
+        checkpoint(final=True)
+        log.info("done: step %d, %.1f min, val NLL/event %.3f", step, elapsed / 60, history[-1]["val"]["nll"])
+    if cfg.save_replicas:
+        torch.save(model.state_dict(), out / f"replica{rank}.pt")
+    if ddp:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
