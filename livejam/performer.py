@@ -282,6 +282,7 @@ class MarkovPerformer:
     def close(self, now: float) -> list[TimedNote]:
         offs = [TimedNote(max(now, on_time), HUMAN_PART, pitch, 0) for pitch, on_time in sorted(self.sounding.items())]
         self.sounding.clear()
+        self.out = []
         self._stop_answer()
         return offs
 
@@ -297,6 +298,9 @@ class MarkovPerformer:
         self.answer_events = 0
         self.pending = None
         self.saved_context = self.model.context_state()
+        # Keys the human still holds are not the machine's to end: its voice starts
+        # with nothing sounding (else held keys would fill max_polyphony with offs it must skip).
+        self.model.restore_context((self.saved_context[0], frozenset()))
         self.counters["answers"] += 1
         log.debug("phrase %.2f-%.2f s (%d notes): answering %.2f-%.2f s", phrase.start, phrase.end,
                   phrase.note_count, start, self.answer_end)

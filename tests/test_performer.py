@@ -185,6 +185,15 @@ def test_cc_ends_the_phrase_and_the_machine_answers():
     assert any(n.velocity > 0 for n in session.played)
 
 
+def test_keys_held_through_the_cc_do_not_block_the_answer():
+    session = Session(MarkovPerformer(CONFIG, 6))
+    chord = [TimedNote(0.0, 0, 60 + i, 90) for i in range(CONFIG.max_polyphony + 1)]
+    session.hear(chord)
+    session.control(CONFIG.phrase_end_cc, 127, 1.0)
+    session.advance(3.0)
+    assert any(n.velocity > 0 for n in session.played)  # not only offs of the human's keys (skipped)
+
+
 def test_human_barge_in_cancels_the_answer_at_once():
     session = Session(MarkovPerformer(CONFIG, 3))
     session.hear(phrase(0.0, SCALE))
