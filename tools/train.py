@@ -99,10 +99,14 @@ class Shards:
         return win
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
+def lr_at(step: int, cfg: TrainConfig, minutes: float = 0.0) -> float:
+    """Warm-up, then cosine decay to min_lr at max_steps or at max_minutes, whichever comes first,
+    so a run with a wall-time budget still ends with a decayed learning rate."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    if cfg.max_minutes:
+        progress = max(progress, min(1.0, minutes / cfg.max_minutes))
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
 
 
@@ -230,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.max_minutes and (time.time() - t_start) / 60 >= cfg.max_minutes:
             log.info("time limit reached at step %d", step)
             break
-        lr = lr_at(step, cfg)
+        lr = lr_at(step, cfg, (time.time() - t_start) / 60)
         for group in opt.param_groups:
             group["lr"] = lr
         x, m = train_shards.batch(rng, cfg.batch_size, cfg.seq_len, cfg.transpose, cfg.stretch)
