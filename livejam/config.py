@@ -163,3 +163,52 @@ def _deep(base: dict[str, Any], path: list[str], table: dict[str, Any]) -> dict[
         else:
             base = merge(base, path + [key], value)
     return base
+
+
+# --- daemon config ---------------------------------------------------------------
+# Appended below the generic loader: the settings of `livejam run` / `simulate`.
+# Performer settings live with the performer (livejam/performer.py) and are
+# nested here as the [performer] table.
+from dataclasses import dataclass, field  # noqa: E402
+
+from livejam.performer import PerformerConfig  # noqa: E402
+
+
+@dataclass(frozen=True)
+class MidiConfig:
+    backend: str = "auto"  # auto | default | alsa | jack | coremidi | winmm
+    input: str = ""  # substring of an input port to connect to; "" = virtual port "livejam in"
+    output: str = ""  # substring of an output port; "" = virtual port "livejam out"
+    client_name: str = "livejam"
+    ignore_sysex: bool = True
+    ignore_active_sensing: bool = True
+    # An input identical to something we sent within this window is our own echo.
+    echo_window_s: float = 0.1
+    queue_size: int = 4096  # MIDI callback -> performer thread; overflow is counted
+    # Output channel per machine part (part 0 continues the human, part 1 its own part).
+    channels: tuple[int, ...] = (0, 1)
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    late_drop_s: float = 0.030  # a note-on later than this is dropped with its note-off
+    spin_s: float = 0.001  # sleep until this long before an event, then spin
+    watchdog_s: float = 8.0  # a machine note held longer is ended
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    enabled: bool = True
+    folder: str = "~/.local/share/livejam/sessions"
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    engine: str = "markov"
+    seed: int | None = None
+    midi: MidiConfig = field(default_factory=MidiConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
+    performer: PerformerConfig = field(default_factory=PerformerConfig)
+    # How often the main thread checks the output port and the worker threads.
+    health_check_s: float = 0.5

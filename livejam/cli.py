@@ -1,0 +1,169 @@
+"""The `livejam` command. One function per subcommand (`cmd_<name>`), each
+registered by `_add_<name>` on the shared parser, so later subcommands (eval,
+bench, learn) and options (--mode, --model) slot in without restructuring.
+
+Exit status: 0 ok, 1 failure while running, 2 usage/config error or no usable
+MIDI system (one line on stderr, no traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Callable
+
+from livejam.config import ConfigError, DaemonConfig, load
+
+log = logging.getLogger("livejam")
+
+ENGINES = ("markov", "echo")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    """Options every engine-running subcommand shares."""
+    p.add_argument("--config", metavar="FILE", help="TOML config file (unknown keys are errors)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set performer.phrase_end_silence_s=0.8")
+    p.add_argument("--engine", choices=ENGINES, help="performer engine (default from config: markov)")
+    p.add_argument("--seed", type=int, help="random seed (deterministic answers)")
+
+
+def _config(args: argparse.Namespace, extra: list[str] = ()) -> DaemonConfig:
+    """Config file, then --set overrides, then the dedicated flags (most specific wins)."""
+    overrides = list(args.overrides)
+    if args.engine:
+        overrides.append(f'engine="{args.engine}"')
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    overrides.extend(extra)
+    return load(DaemonConfig, args.config, overrides)
+
+
+def _toml_str(value: str) -> str:
+    return json.dumps(value)  # a JSON string is a valid TOML basic string
+
+
+# --- ports -------------------------------------------------------------------------
+
+def _add_ports(sub) -> None:
+    p = sub.add_parser("ports", help="list MIDI inputs and outputs of the selected backend")
+    p.add_argument("--backend", default="auto", help="auto (default), alsa, jack, ...")
+    p.set_defaults(func=cmd_ports)
+
+
+def cmd_ports(args: argparse.Namespace) -> int:
+    from livejam.midi.ports import api_name, list_ports, select_backend
+
+    api = select_backend(args.backend)
+    inputs, outputs = list_ports(api)
+    print(f"backend: {api_name(api)}")
+    print("inputs:")
+    for name in inputs:
+        print(f"  {name}")
+    print("outputs:")
+    for name in outputs:
+        print(f"  {name}")
+    return 0
+
+
+# --- run ---------------------------------------------------------------------------
+
+def _add_run(sub) -> None:
+    p = sub.add_parser("run", help="listen on a MIDI input and play on a MIDI output")
+    _common(p)
+    p.add_argument("--in", dest="input", metavar="NAME", help="input port name substring (default: virtual 'livejam in')")
+    p.add_argument("--out", dest="output", metavar="NAME",
+                   help="output port name substring (default: virtual 'livejam out')")
+    p.add_argument("--backend", help="auto (default), alsa, jack, ...")
+    rec = p.add_mutually_exclusive_group()
+    rec.add_argument("--record", metavar="PATH", help="record the session to this MIDI file")
+    rec.add_argument("--no-record", action="store_true", help="do not record the session")
+    p.set_defaults(func=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from livejam.daemon import Daemon
+
+    extra = []
+    if args.input:
+        extra.append(f"midi.input={_toml_str(args.input)}")
+    if args.output:
+        extra.append(f"midi.output={_toml_str(args.output)}")
+    if args.backend:
+        extra.append(f"midi.backend={_toml_str(args.backend)}")
+    if args.no_record:
+        extra.append("record.enabled=false")
+    config = _config(args, extra)
+
+    def ready(inp: str, out: str, backend: str) -> None:
+        print(f"livejam: ready: in={inp} out={out} backend={backend} engine={config.engine}", flush=True)
+
+    result = Daemon(config, record_path=args.record, on_ready=ready).run()
+    print(f"livejam: stopped ({result.reason})", flush=True)
+    if result.recording:
+        print(f"livejam: recorded to {result.recording}", flush=True)
+    print("livejam: counters " + json.dumps(result.summary, sort_keys=True), flush=True)
+    return result.rc
+
+
+# --- simulate ----------------------------------------------------------------------
+
+def _add_simulate(sub) -> None:
+    p = sub.add_parser("simulate", help="run the performer on a MIDI file's track(s) on a virtual clock")
+    _common(p)
+    p.add_argument("--human", required=True, metavar="FILE.mid", help="MIDI file whose track(s) play the human")
+    p.add_argument("--human-track", action="append", default=[], metavar="NAME_OR_INDEX",
+                   help="track name, or index among tracks with notes (repeatable; default: the first)")
+    p.add_argument("--out", required=True, metavar="OUT.mid", help="output file: tracks 'human' and 'machine'")
+    p.add_argument("--tail", type=float, metavar="SECONDS",
+                   help="keep running this long after the last input (default: room for one answer)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(func=cmd_simulate)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from livejam.simulate import simulate_file
+
+    config = _config(args)
+    summary = simulate_file(args.human, args.out, args.human_track, config.engine, config.seed, config,
+                            tail_s=args.tail)
+    if args.json:
+        print(json.dumps(summary, indent=2, sort_keys=True))
+    else:
+        print(f"{summary['human_notes']} human notes in, {summary['machine_notes']} machine notes out, "
+              f"{summary['sounding_at_end']} sounding at the end -> {args.out}")
+    return 0 if summary["sounding_at_end"] == 0 else 1
+
+
+# --- entry point -------------------------------------------------------------------
+
+SUBCOMMANDS: tuple[Callable, ...] = (_add_ports, _add_run, _add_simulate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="livejam", description="Real-time MIDI co-performer")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from livejam.midi.ports import MidiUnavailable
+
+    try:
+        return args.func(args)
+    except (ConfigError, MidiUnavailable, ValueError, FileNotFoundError) as e:
+        # Expected failures get one line, not a traceback.
+        print(f"livejam: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

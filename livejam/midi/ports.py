@@ -1,0 +1,203 @@
+"""Thin rtmidi port adapters, backend selection, and the callback-to-thread queue.
+
+Everything above this module is testable without a MIDI system. Backend
+choice: rtmidi's default API when it works; JACK when a JACK server runs and
+the default is unusable (these machines have no ALSA sequencer: creating an
+ALSA port raises rtmidi.SystemError, an OSError); `--backend` overrides.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import time
+from typing import Callable
+
+import rtmidi
+
+from livejam.midi.spec import Message
+
+# Never let the JACK client library start a server behind our back (it would
+# pick ~/.jackdrc settings and outlive us); we only use servers that run.
+os.environ.setdefault("JACK_NO_START_SERVER", "1")
+
+BACKENDS = {
+    "default": rtmidi.API_UNSPECIFIED,
+    "alsa": rtmidi.API_LINUX_ALSA,
+    "jack": rtmidi.API_UNIX_JACK,
+    "coremidi": rtmidi.API_MACOSX_CORE,
+    "winmm": rtmidi.API_WINDOWS_MM,
+}
+
+
+class MidiUnavailable(RuntimeError):
+    """No usable MIDI system; the message is one line telling what to do."""
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence what ALSA/JACK's C libraries print on fd 2 while probing; the
+    user gets our one-line message instead of their noise."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _probe(api: int) -> tuple[int | None, str]:
+    """(API really in use, '') if a client can be created, else (None, error)."""
+    try:
+        with _quiet_stderr():
+            midi = rtmidi.MidiOut(api, name="livejam-probe")
+            current = midi.get_current_api()
+            midi.delete()
+        return current, ""
+    except (rtmidi.RtMidiError, OSError) as e:
+        return None, str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def api_name(api: int) -> str:
+    return rtmidi.get_api_name(api)
+
+
+def select_backend(name: str = "auto") -> int:
+    """The rtmidi API to use; raises MidiUnavailable with a one-line reason."""
+    compiled = set(rtmidi.get_compiled_api())
+    if name != "auto":
+        if name not in BACKENDS:
+            raise MidiUnavailable(f"unknown MIDI backend {name!r}; choose one of auto, {', '.join(BACKENDS)}")
+        api = BACKENDS[name]
+        if api != rtmidi.API_UNSPECIFIED and api not in compiled:
+            raise MidiUnavailable(f"MIDI backend {name} is not compiled into python-rtmidi here")
+        current, err = _probe(api)
+        if current is None:
+            hint = " (start one: jackd -d dummy -r 48000 -p 64 &)" if api == rtmidi.API_UNIX_JACK else ""
+            raise MidiUnavailable(f"MIDI backend {name} is not usable: {err}{hint}")
+        return current
+    current, default_err = _probe(rtmidi.API_UNSPECIFIED)
+    if current is not None:
+        return current
+    if rtmidi.API_UNIX_JACK in compiled:
+        current, _ = _probe(rtmidi.API_UNIX_JACK)
+        if current is not None:
+            return current
+    raise MidiUnavailable(
+        f"no usable MIDI system: the default MIDI API failed ({default_err}) and no JACK server is running; "
+        "start one (e.g. `jackd -d dummy -r 48000 -p 64 &`) or run `make run`, which does")
+
+
+def list_ports(api: int) -> tuple[list[str], list[str]]:
+    """(input port names, output port names) as seen by this backend."""
+    with _quiet_stderr():
+        midi_in = rtmidi.MidiIn(api, name="livejam-list")
+        midi_out = rtmidi.MidiOut(api, name="livejam-list-out")
+    try:
+        return midi_in.get_ports(), midi_out.get_ports()
+    finally:
+        midi_in.delete()
+        midi_out.delete()
+
+
+def _find(ports: list[str], wanted: str, own_prefix: str) -> int:
+    """Index of the first port whose name contains `wanted`, skipping our own ports."""
+    for i, name in enumerate(ports):
+        if wanted.lower() in name.lower() and not name.startswith(own_prefix):
+            return i
+    raise MidiUnavailable(f"no MIDI port matching {wanted!r}; available: {', '.join(ports) or 'none'}")
+
+
+class InputQueue:
+    """Bounded hand-off from the MIDI callback to the performer thread.
+
+    Callback contract: timestamp and append, nothing else: no logging, no
+    Python-level lock, never blocks, never raises. queue.SimpleQueue's put is
+    a C call that cannot block; the bound is enforced by a size check and
+    overflow is counted (only the callback thread writes `overflow`).
+    """
+
+    STOP = None
+
+    def __init__(self, maxsize: int = 4096):
+        self.maxsize = maxsize
+        self.overflow = 0
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+
+    def callback(self, event, data=None, _now=time.perf_counter) -> None:
+        q = self._q
+        if q.qsize() >= self.maxsize:
+            self.overflow += 1
+            return
+        q.put((_now(), event[0]))
+
+    def put(self, t: float, raw) -> None:
+        """Enqueue from code (tests, simulation) with an explicit timestamp."""
+        self.callback((raw, 0.0), _now=lambda: t)
+
+    def stop(self) -> None:
+        self._q.put(self.STOP)  # the sentinel bypasses the bound: stopping must always work
+
+    def get(self, timeout: float | None):
+        """Next (time, raw) or STOP; raises queue.Empty after `timeout`."""
+        return self._q.get(timeout=timeout)
+
+
+class MidiInput:
+    """An rtmidi input: a virtual port, or a connection to a port found by name."""
+
+    def __init__(self, api: int, callback: Callable, name: str = "", client: str = "livejam in",
+                 ignore_sysex: bool = True, ignore_active_sensing: bool = True):
+        with _quiet_stderr():
+            self._midi = rtmidi.MidiIn(api, name=client)
+        # MIDI clock must come through (tempo sync); sysex/active sensing are
+        # cheaper to drop inside rtmidi than after a callback.
+        self._midi.ignore_types(sysex=ignore_sysex, timing=False, active_sense=ignore_active_sensing)
+        self._midi.set_callback(callback)
+        if name:
+            self._midi.open_port(_find(self._midi.get_ports(), name, client), name="in")
+            self.port_name = name
+        else:
+            self._midi.open_virtual_port("in")
+            self.port_name = f"{client}:in"
+
+    def close(self) -> None:
+        self._midi.cancel_callback()
+        self._midi.close_port()
+        self._midi.delete()
+
+
+class MidiOutput:
+    """An rtmidi output: a virtual port, or a connection to a port found by name."""
+
+    def __init__(self, api: int, name: str = "", client: str = "livejam out"):
+        with _quiet_stderr():
+            self._midi = rtmidi.MidiOut(api, name=client)
+        self._target: str | None = None
+        if name:
+            ports = self._midi.get_ports()
+            index = _find(ports, name, client)
+            self._target = ports[index]
+            self._midi.open_port(index, name="out")
+            self.port_name = self._target
+        else:
+            self._midi.open_virtual_port("out")
+            self.port_name = f"{client}:out"
+
+    def send(self, msg: Message) -> None:
+        self._midi.send_message(msg.bytes())
+
+    def vanished(self) -> bool:
+        """True when the port we connected to has disappeared (a virtual port cannot)."""
+        return self._target is not None and self._target not in self._midi.get_ports()
+
+    def close(self) -> None:
+        self._midi.close_port()
+        self._midi.delete()

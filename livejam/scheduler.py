@@ -1,0 +1,242 @@
+"""The scheduler: emits timed notes on the output, through the note ledger.
+
+Real-time contract of the scheduler thread (as sounddevice states its
+callback's): it never blocks on anything but its own condition variable, it
+does no file or terminal I/O, and exceptions from the sink (a vanished port)
+are caught, stored in `error`, and end the thread; the daemon sees them.
+
+Policy:
+- sleep until ~1 ms before an event, spin the rest (RealClock.sleep_until);
+- a note-on later than `late_drop_s` is dropped; its note-off is then refused
+  by the ledger (the note is not sounding), so the pair goes together;
+- a note-off is never dropped, however late;
+- at equal times note-offs go first, so a re-struck note ends then starts;
+- a watchdog ends notes held longer than `watchdog_s`.
+
+The same object runs without a thread on a VirtualClock: the simulation loop
+calls `run_until(t)` and everything happens at exactly its scheduled time.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import numpy as np
+
+from livejam.events import TimedNote
+from livejam.midi.ledger import NoteLedger
+from livejam.midi.spec import Message, note_off, note_on
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[int, Message, float], None]  # (port, message, send time); may raise OSError
+
+
+@dataclass
+class SchedulerCounters:
+    submitted: int = 0
+    sent: int = 0
+    late: int = 0  # sent more than 1 ms after its time
+    dropped_late: int = 0  # note-ons dropped for lateness
+    cancelled: int = 0  # queued events dropped by barge-in
+    watchdog_offs: int = 0
+    past_submissions: int = 0  # handed over with a time already passed
+    lateness: deque = field(default_factory=lambda: deque(maxlen=100_000))
+
+    def summary(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k != "lateness"}
+        out["lateness_ms"] = lateness_stats(self.lateness)
+        return out
+
+
+def lateness_stats(values: Iterable[float]) -> dict:
+    """median / p99 / max in milliseconds (0s when empty)."""
+    a = np.asarray(list(values), dtype=float) * 1000.0
+    if a.size == 0:
+        return {"n": 0, "median": 0.0, "p99": 0.0, "max": 0.0}
+    return {"n": int(a.size), "median": round(float(np.median(a)), 3),
+            "p99": round(float(np.percentile(a, 99)), 3), "max": round(float(a.max()), 3)}
+
+
+class Scheduler:
+    def __init__(self, clock, sink: Sink, ledger: NoteLedger | None = None, *, channels: tuple[int, ...] = (0, 1),
+                 port: int = 0, late_drop_s: float = 0.030, watchdog_s: float = 8.0, late_s: float = 0.001):
+        self.clock = clock
+        self.sink = sink
+        self.channels = channels
+        self.port = port
+        self.ledger = ledger or NoteLedger({port: set(channels)})
+        self.late_drop_s = late_drop_s
+        self.watchdog_s = watchdog_s
+        self.late_s = late_s
+        self.counters = SchedulerCounters()
+        self.error: BaseException | None = None
+        self._heap: list[tuple[float, int, int, TimedNote]] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._resolve_requested = False
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    # --- called from any thread ---------------------------------------------------
+    def submit(self, notes: Iterable[TimedNote]) -> None:
+        now = self.clock.now()
+        with self._cond:
+            for n in notes:
+                if n.time < now:
+                    self.counters.past_submissions += 1
+                # offs (0) before ons (1) at equal times; seq keeps submission order
+                heapq.heappush(self._heap, (n.time, 1 if n.velocity > 0 else 0, next(self._seq), n))
+                self.counters.submitted += 1
+            self._cond.notify()
+
+    def cancel(self) -> None:
+        """Barge-in: drop every queued event and end the machine's sounding notes now."""
+        with self._cond:
+            self.counters.cancelled += len(self._heap)
+            self._heap.clear()
+            self._resolve_requested = True
+            self._cond.notify()
+        if self._thread is None:  # virtual mode: the caller's thread owns the ledger
+            self._do_resolve()
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._heap)
+
+    # --- threaded mode --------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="livejam-scheduler", daemon=True)
+        self._thread.start()
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, flush: bool = True, timeout: float = 2.0) -> None:
+        """Stop the thread. Queued note-ons are dropped; with `flush` queued
+        note-offs are sent at once (the ledger refuses those of silent notes)."""
+        with self._cond:
+            keep = [e for e in self._heap if flush and e[1] == 0]
+            self.counters.cancelled += len(self._heap) - len(keep)
+            self._heap[:] = keep
+            heapq.heapify(self._heap)
+            self._stopping = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error("scheduler thread did not stop within %.1f s", timeout)
+            self._thread = None
+
+    def panic(self) -> None:
+        """Send the ledger's panic. Only call when the thread is not running."""
+        assert self._thread is None, "panic() belongs to the ledger's owner thread"
+        for port, msg in self.ledger.panic():
+            self._send(port, msg, self.clock.now())
+
+    def _run(self) -> None:
+        clock = self.clock
+        try:
+            while True:
+                due: list[TimedNote] = []
+                with self._cond:
+                    now = clock.now()
+                    if self._resolve_requested:
+                        self._resolve_requested = False
+                        resolve = True
+                    else:
+                        resolve = False
+                    if not resolve:
+                        if self._stopping and not self._heap:
+                            return
+                        wake = min(self._next_time_locked(), now + 0.1)
+                        if self._stopping:
+                            wake = now  # flushing: send what is left without waiting
+                        if wake - now > clock.spin_s:
+                            self._cond.wait(wake - now - clock.spin_s)
+                            continue
+                if resolve:
+                    self._do_resolve()
+                    continue
+                clock.sleep_until(wake)  # the spin, outside the lock
+                with self._cond:
+                    now = clock.now()
+                    while self._heap and (self._heap[0][0] <= now or self._stopping):
+                        due.append(heapq.heappop(self._heap)[3])
+                for n in due:
+                    self._emit(n)
+                self._watchdog(clock.now())
+        except BaseException as e:  # a vanished port or a bug: surface it, never die silently
+            self.error = e
+
+    # --- virtual mode --------------------------------------------------------------
+    def next_time(self) -> float:
+        """When the next thing is due (an event or a watchdog deadline); inf if nothing."""
+        with self._cond:
+            return self._next_time_locked()
+
+    def run_until(self, t: float) -> None:
+        """Single-threaded: emit everything due up to `t`, advancing the clock to each time."""
+        while True:
+            nxt = self.next_time()
+            if nxt > t:
+                break
+            self.clock.advance(nxt)
+            with self._cond:
+                due = []
+                while self._heap and self._heap[0][0] <= nxt:
+                    due.append(heapq.heappop(self._heap)[3])
+            for n in due:
+                self._emit(n)
+            self._watchdog(nxt)
+        self.clock.advance(t)
+
+    # --- internals -----------------------------------------------------------------
+    def _next_time_locked(self) -> float:
+        nxt = self._heap[0][0] if self._heap else float("inf")
+        # the ledger is only touched by its owner thread, which is the caller here
+        return min(nxt, self.ledger.oldest_on() + self.watchdog_s)
+
+    def _channel(self, part: int) -> int:
+        return self.channels[part] if 0 <= part < len(self.channels) else self.channels[-1]
+
+    def _emit(self, n: TimedNote) -> None:
+        channel = self._channel(n.part)
+        now = self.clock.now()
+        lateness = max(0.0, now - n.time)
+        if n.velocity > 0:
+            if lateness > self.late_drop_s:
+                self.counters.dropped_late += 1
+                return
+            if not self.ledger.note_on(self.port, channel, n.pitch, n.time):
+                return
+            msg = note_on(channel, n.pitch, min(127, n.velocity))
+        else:
+            if not self.ledger.note_off(self.port, channel, n.pitch):
+                return
+            msg = note_off(channel, n.pitch)
+        self.counters.lateness.append(lateness)
+        if lateness > self.late_s:
+            self.counters.late += 1
+        self._send(self.port, msg, now)
+
+    def _send(self, port: int, msg: Message, t: float) -> None:
+        self.sink(port, msg, t)
+        self.counters.sent += 1
+
+    def _do_resolve(self) -> None:
+        now = self.clock.now()
+        for port, msg in self.ledger.resolve():
+            self._send(port, msg, now)
+
+    def _watchdog(self, now: float) -> None:
+        keys = self.ledger.held_since(now - self.watchdog_s + 1e-9)
+        if keys:
+            for port, msg in self.ledger.resolve(keys):
+                self.counters.watchdog_offs += 1
+                self._send(port, msg, now)
