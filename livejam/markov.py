@@ -26,6 +26,11 @@ Counts are kept in layers: `fit` and `observe` write to the newest layer, and
 `fork()` adds an empty layer over shared, read-only older ones. That lets
 `livejam eval` fit once on training data and score each file online (learning
 as it goes, like a live session) without copying or polluting the fitted counts.
+Each layer is its own backoff chain whose floor is the layer below's
+distribution (a cache model over a background model): summing a song's few
+counts into a corpus's many would drown what the player just did (measured on
+POP909 melody + piano, order 4: ~7.6 nats/event with summed counts, ~6.5
+chained, the same as with no corpus at all).
 """
 from __future__ import annotations
 
@@ -153,18 +158,16 @@ class MarkovContinuator:
             raise ValueError(f"field {FIELDS[field]} needs the {field} fields before it, got {prefix}")
         size = self.sizes[field]
         probs = np.full(size, 1.0 / size)
+        keys = self._keys(field, prefix)
         counts = np.zeros(size)
-        for key in self._keys(field, prefix):
-            total = types = 0
-            counts[:] = 0.0
-            for layer in self._layers:
+        for layer in self._layers:  # each layer backs off to the one below it
+            for key in keys:
                 entry = layer.get(key)
                 if entry is not None:
-                    total += entry[0]
-                    types += len(entry[1])
-                    np.add.at(counts, np.fromiter(entry[1].keys(), np.int64), np.fromiter(entry[1].values(), float))
-            if total:
-                probs = (counts + types * probs) / (total + types)
+                    total, table = entry
+                    counts[:] = 0.0
+                    counts[np.fromiter(table.keys(), np.int64, len(table))] = np.fromiter(table.values(), float, len(table))
+                    probs = (counts + len(table) * probs) / (total + len(table))
         return probs
 
     def score(self, events: np.ndarray, warm: np.ndarray | None = None) -> np.ndarray:
@@ -263,17 +266,14 @@ class MarkovContinuator:
 
     def _prob(self, field: int, token: Sequence[int], symbol: int) -> float:
         prob = 1.0 / self.sizes[field]
-        layers = self._layers
-        for key in self._keys(field, token):
-            total = types = count = 0
-            for layer in layers:
+        keys = self._keys(field, token)
+        for layer in self._layers:  # each layer backs off to the one below it
+            for key in keys:
                 entry = layer.get(key)
                 if entry is not None:
-                    total += entry[0]
-                    types += len(entry[1])
-                    count += entry[1].get(symbol, 0)
-            if total:
-                prob = (count + types * prob) / (total + types)
+                    total, table = entry
+                    types = len(table)
+                    prob = (table.get(symbol, 0) + types * prob) / (total + types)
         return prob
 
     def _check(self, token: Token) -> None:

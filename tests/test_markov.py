@@ -58,6 +58,12 @@ def test_repeating_pattern_is_predicted_far_better_than_uniform():
     assert fitted.sum() < 0.5  # nats per event on a pattern it has seen many times
 
 
+def test_fitted_corpus_does_not_drown_what_the_session_learns():
+    unrelated = MarkovContinuator(VOCAB).fit([random_events(np.random.default_rng(2), 3000)])
+    online_only = MarkovContinuator(VOCAB).nll(scale_pattern(16)).sum()
+    assert unrelated.nll(scale_pattern(16)).sum() < online_only + 0.3
+
+
 def test_scoring_leaves_the_fitted_counts_alone():
     model = MarkovContinuator(VOCAB).fit([scale_pattern()])
     before = model.nll(scale_pattern(2))
