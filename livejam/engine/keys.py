@@ -1,0 +1,85 @@
+"""Keys and scales: parse "C:minor", estimate a key from a pitch-class histogram.
+
+Estimation correlates the histogram with the Krumhansl-Kessler key profiles
+rotated to each of the 12 tonics (major and minor) and takes the best of 24.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+_TONIC = {"C": 0, "B#": 0, "C#": 1, "DB": 1, "D": 2, "D#": 3, "EB": 3, "E": 4, "FB": 4, "E#": 5, "F": 5,
+          "F#": 6, "GB": 6, "G": 7, "G#": 8, "AB": 8, "A": 9, "A#": 10, "BB": 10, "B": 11, "CB": 11}
+
+SCALES: dict[str, tuple[int, ...]] = {
+    "major": (0, 2, 4, 5, 7, 9, 11),
+    "minor": (0, 2, 3, 5, 7, 8, 10),  # natural minor
+    "harmonic_minor": (0, 2, 3, 5, 7, 8, 11),
+    "melodic_minor": (0, 2, 3, 5, 7, 9, 11),
+    "dorian": (0, 2, 3, 5, 7, 9, 10),
+    "phrygian": (0, 1, 3, 5, 7, 8, 10),
+    "lydian": (0, 2, 4, 6, 7, 9, 11),
+    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
+    "pentatonic": (0, 2, 4, 7, 9),
+    "minor_pentatonic": (0, 3, 5, 7, 10),
+    "blues": (0, 3, 5, 6, 7, 10),
+    "chromatic": tuple(range(12)),
+}
+
+# Krumhansl & Kessler (1982) probe-tone profiles, tonic first
+KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+def parse_key(key: str) -> tuple[int, str]:
+    """ "C:minor", "f#:major", "Bb" (major) -> (tonic pitch class, scale name). ValueError if unknown."""
+    text = key.strip()
+    tonic, _, scale = text.partition(":")
+    scale = (scale or "major").strip().lower().replace(" ", "_").replace("-", "_")
+    pc = _TONIC.get(tonic.strip().upper())
+    if pc is None:
+        raise ValueError(f"unknown key tonic {tonic!r} in {key!r} (e.g. C, F#, Bb)")
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r} in {key!r}; known: {', '.join(SCALES)}")
+    return pc, scale
+
+
+def key_pitch_classes(key: str) -> np.ndarray:
+    """(12,) bool: the pitch classes of the key's scale."""
+    tonic, scale = parse_key(key)
+    mask = np.zeros(12, bool)
+    mask[[(tonic + i) % 12 for i in SCALES[scale]]] = True
+    return mask
+
+
+def key_pitch_mask(key: str, n_pitch: int = 128) -> np.ndarray:
+    """(n_pitch,) bool: the MIDI pitches in the key's scale."""
+    return key_pitch_classes(key)[np.arange(n_pitch) % 12]
+
+
+def pitch_class_histogram(pitches: Iterable[int], weights: Iterable[float] | None = None) -> np.ndarray:
+    """(12,) float: counts (or summed weights, e.g. durations) of each pitch class."""
+    p = np.asarray(list(pitches), np.int64) % 12
+    w = None if weights is None else np.asarray(list(weights), np.float64)
+    return np.bincount(p, weights=w, minlength=12).astype(np.float64)
+
+
+def estimate_key(histogram) -> tuple[str, float]:
+    """Best-matching key for a (12,) pitch-class histogram: ("A:minor", correlation).
+
+    An empty or flat histogram gives ("C:major", 0.0).
+    """
+    hist = np.asarray(histogram, np.float64)
+    if hist.shape != (12,):
+        raise ValueError(f"histogram must have 12 entries, got shape {hist.shape}")
+    if hist.sum() <= 0 or np.allclose(hist, hist[0]):
+        return "C:major", 0.0
+    best, best_r = ("C:major", -2.0)
+    for mode, profile in (("major", KK_MAJOR), ("minor", KK_MINOR)):
+        for tonic in range(12):
+            r = float(np.corrcoef(hist, np.roll(profile, tonic))[0, 1])
+            if r > best_r:
+                best, best_r = f"{NOTE_NAMES[tonic]}:{mode}", r
+    return best, best_r

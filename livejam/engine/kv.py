@@ -1,0 +1,212 @@
+"""The inference engine: preallocated KV cache, cached steps, prefill, field logits.
+
+Knows token ids only (no MIDI). One backbone run per event:
+
+    engine.reset()                 # position 0, then the start-of-sequence event
+    engine.prefill(prompt)         # (N, 4) ids, one run
+    engine.feed(token)             # one cached step; engine.h is the new state
+    engine.logits(k, chosen)       # (V_k,) logits of field k of the next event
+
+KV cache: per layer and kind one (1, H, L, hd) float32 buffer (L = max_len) that
+is both the past input and the present output of GroupQueryAttention, bound
+once through IOBinding: a step writes its new K/V in place and attends over the
+first `pos` positions only. Nothing is copied or allocated per step, and
+`reset()` costs nothing (positions past `pos` are never read).
+
+Context full: positions are absolute (learned position embeddings), so the
+context cannot slide. A *shadow* context (a second set of buffers) is built
+incrementally: from position max_len - window + 1 on, every event also goes
+into the shadow, which starts with a start-of-sequence event. When the main
+context is full, the two swap: the model continues from [BOS] + the last
+window - 1 events at position `window`, with no pause (a shadow step is a step
+at a small position). `defer_shadow=True` leaves the shadow steps to `idle()`
+(call it while waiting for the next event); feed() catches up what is left.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from livejam.engine.session import N_FIELDS, LoadedModel
+
+log = logging.getLogger(__name__)
+
+
+class _Context:
+    """One set of KV buffers bound to the backbone (main or shadow)."""
+
+    def __init__(self, model: LoadedModel, h_out: np.ndarray, step_events: np.ndarray, step_pos: np.ndarray):
+        import onnxruntime as ort
+
+        info = model.info
+        self.sess = model.backbone
+        shape = (1, info.n_head, info.max_len, info.head_dim)  # (1, H, L, hd)
+        self.kv = [ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, np.float32)) for _ in range(2 * info.n_layer)]
+        self.binding = self.sess.io_binding()
+        for i in range(info.n_layer):
+            for kind, j in (("key", 2 * i), ("value", 2 * i + 1)):
+                self.binding.bind_ortvalue_input(f"past_{kind}_{i}", self.kv[j])
+                self.binding.bind_ortvalue_output(f"present_{kind}_{i}", self.kv[j])
+        # the step's inputs/output live in arrays shared with the engine: bound once, written in place
+        self._ev_np, self._pos_np = step_events, step_pos
+        self._ev = ort.OrtValue.ortvalue_from_numpy(step_events)  # (1, 1, 4) int64
+        self._pos = ort.OrtValue.ortvalue_from_numpy(step_pos)  # (1, 1) int64
+        self._h = ort.OrtValue.ortvalue_from_numpy(h_out)  # (1, C) float32
+        self.binding.bind_ortvalue_output("h", self._h)
+        self._bind_step()
+        self.tokens = np.zeros((info.max_len, 4), np.int64)  # what each position holds
+        self.pos = 0
+
+    def _bind_step(self) -> None:
+        self.binding.bind_ortvalue_input("events", self._ev)
+        self.binding.bind_ortvalue_input("positions", self._pos)
+
+    def step(self, token) -> None:
+        """One event at position pos, through the bound (1, 1, 4) / (1, 1) arrays."""
+        self._ev_np[0, 0] = token  # the arrays the bound OrtValues wrap (no copy)
+        self._pos_np[0, 0] = self.pos
+        self.sess.run_with_iobinding(self.binding)
+        self.tokens[self.pos] = token
+        self.pos += 1
+
+    def run_chunk(self, tokens: np.ndarray) -> None:
+        """tokens: (T, 4) at positions pos..pos+T-1 (T >= 1; a T = 1 chunk is a step)."""
+        T = len(tokens)
+        self.binding.bind_cpu_input("events", np.ascontiguousarray(tokens, dtype=np.int64)[None])  # (1, T, 4)
+        self.binding.bind_cpu_input("positions", np.arange(self.pos, self.pos + T, dtype=np.int64)[None])
+        self.sess.run_with_iobinding(self.binding)
+        self._bind_step()
+        self.tokens[self.pos:self.pos + T] = tokens
+        self.pos += T
+
+
+class Engine:
+    """KV-cached event model: feed events, read field logits of the next one."""
+
+    def __init__(self, model: LoadedModel, window: int | None = None, defer_shadow: bool = False):
+        info = model.info
+        self.model = model
+        self.info = info
+        self.vocab = info.vocab
+        self.max_len = info.max_len
+        self.window = window if window is not None else max(2, info.max_len // 2)
+        if not 2 <= self.window <= self.max_len - 1:
+            raise ValueError(f"window {self.window} must be in 2..{self.max_len - 1}")
+        self.defer_shadow = defer_shadow
+        self.bos = np.array([self.vocab.bos_part, 0, 0, 0], np.int64)
+        self.h = np.zeros((1, info.d_model), np.float32)  # (1, C) state after the last fed event
+        self._shadow_h = np.zeros((1, info.d_model), np.float32)  # the shadow's (unused)
+        self._step_ev = np.zeros((1, 1, 4), np.int64)
+        self._step_pos = np.zeros((1, 1), np.int64)
+        self._main = _Context(model, self.h, self._step_ev, self._step_pos)
+        self._shadow = _Context(model, self._shadow_h, self._step_ev, self._step_pos)
+        self._shadow_on = False  # the shadow holds [BOS] + tokens[shadow_from:shadow_from + shadow.pos - 1]
+        self._chosen = [np.zeros((1, k), np.int64) for k in range(N_FIELDS)]  # (1, k) head inputs
+        self._head_out = [h.get_outputs()[0].name for h in model.heads]
+        self.swaps = 0
+        self.reset()
+
+    # --- state ---------------------------------------------------------------
+    @property
+    def pos(self) -> int:
+        """Events in the context (the next event's position)."""
+        return self._main.pos
+
+    @property
+    def shadow_from(self) -> int:
+        """Index of the main context's first event the shadow copies."""
+        return self.max_len - self.window + 1
+
+    def tokens(self) -> np.ndarray:
+        """(pos, 4) the events in the context, oldest first (a view: copy to keep)."""
+        return self._main.tokens[:self._main.pos]
+
+    def reset(self, start: bool = True) -> None:
+        """Empty the context; with `start`, feed the start-of-sequence event."""
+        self._main.pos = 0
+        self._shadow.pos = 0
+        self._shadow_on = False
+        self.h[:] = 0.0
+        if start:
+            self.feed(self.bos)
+
+    # --- feeding -------------------------------------------------------------
+    def feed(self, token) -> None:
+        """One cached step: token (part, dt, pitch, vel) ids; updates `h`."""
+        if self._main.pos >= self.max_len:
+            self._swap()
+        self._main.step(token)
+        if not self.defer_shadow:
+            self._catch_up(limit=None, chunk=False)
+
+    def prefill(self, tokens) -> None:
+        """Feed many events at once (a prompt): (N, 4) ids; chunked runs, not per-event steps."""
+        tokens = np.asarray(tokens, np.int64).reshape(-1, 4)
+        i = 0
+        while i < len(tokens):
+            if self._main.pos >= self.max_len:
+                self._swap()
+            n = min(len(tokens) - i, self.max_len - self._main.pos)
+            self._main.run_chunk(tokens[i:i + n])  # writes self.h (bound output)
+            i += n
+            if not self.defer_shadow:
+                self._catch_up(limit=None, chunk=True)
+
+    def idle(self, max_steps: int = 1) -> bool:
+        """Do up to `max_steps` pending shadow steps; True if work is left."""
+        self._catch_up(limit=max_steps, chunk=False)
+        return self._shadow_pending() > 0
+
+    # --- shadow context ------------------------------------------------------
+    def _shadow_pending(self) -> int:
+        """Main events the shadow still has to take in."""
+        start = self.shadow_from
+        if self._main.pos <= start:
+            return 0
+        done = self._shadow.pos - 1 if self._shadow_on else 0
+        return self._main.pos - start - done
+
+    def _catch_up(self, limit: int | None, chunk: bool) -> None:
+        pending = self._shadow_pending()
+        if pending <= 0:
+            return
+        shadow = self._shadow
+        if not self._shadow_on:
+            shadow.pos = 0
+            shadow.run_chunk(self.bos[None])
+            self._shadow_on = True
+        start = self.shadow_from + shadow.pos - 1
+        n = pending if limit is None else min(pending, limit)
+        todo = self._main.tokens[start:start + n]
+        if chunk and n > 1:
+            shadow.run_chunk(todo)
+        else:
+            for row in todo:
+                shadow.step(row)
+
+    def _swap(self) -> None:
+        """Main context full: continue in the shadow ([BOS] + the last window - 1 events)."""
+        t0 = time.perf_counter()
+        self._catch_up(limit=None, chunk=True)
+        self._main, self._shadow = self._shadow, self._main
+        # the outputs 'h' are bound per context: keep self.h the main's
+        self._main._h, self._shadow._h = self._shadow._h, self._main._h
+        self._main.binding.bind_ortvalue_output("h", self._main._h)
+        self._shadow.binding.bind_ortvalue_output("h", self._shadow._h)
+        self._shadow.pos = 0
+        self._shadow_on = False
+        self.swaps += 1
+        log.debug("context full: swapped to the shadow window (%d events) in %.2f ms",
+                  self._main.pos, (time.perf_counter() - t0) * 1e3)
+
+    # --- heads ---------------------------------------------------------------
+    def logits(self, k: int, chosen=None) -> np.ndarray:
+        """(V_k,) float32 logits of field k of the next event, given fields 0..k-1 in `chosen`."""
+        feed = {"h": self.h}
+        if k > 0:
+            c = self._chosen[k]
+            c[0] = np.asarray(chosen, np.int64)[:k]
+            feed["chosen"] = c
+        return self.model.heads[k].run([self._head_out[k]], feed)[0][0]

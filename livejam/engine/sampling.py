@@ -1,0 +1,205 @@
+"""Per-field sampling with the musician's constraints as masks.
+
+One event is sampled field by field in the heads' order part -> dt -> pitch ->
+vel; before each field is drawn its logits are masked by the constraints that
+concern it, so a later field always sees the earlier choices. Masks are applied
+in priority order; a mask that would leave nothing to sample is dropped (and
+counted in `EventSampler.fallbacks`), and if nothing at all is allowed the
+argmax of the unmasked logits is taken. Sampling never raises on a constraint.
+
+Determinism: all randomness comes from the numpy Generator passed in, one draw
+per field; temperature 0 takes the argmax (no draw).
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from livejam.engine.keys import key_pitch_mask
+from livejam.events import Vocab
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """What the sampler may produce. Times in milliseconds."""
+
+    temperature: float = 1.0  # 0 = argmax
+    top_p: float = 1.0  # nucleus: smallest set with this much probability (1 = off)
+    min_p: float = 0.0  # drop tokens below min_p * p(best) (0 = off)
+    parts: tuple[int, ...] | None = None  # allowed parts (None: every playable part)
+    pitch_range: tuple[int, int] = (0, 127)  # inclusive, for note-ons
+    key: str | None = None  # e.g. "C:minor": note-ons in the scale only
+    max_polyphony: int | None = None  # sounding notes per part; when full, only note-offs
+    consistent: bool = True  # note-on only for a silent pitch, note-off only for a sounding one
+    min_note_ms: float = 0.0  # a note may not end earlier than this
+    max_note_ms: float | None = None  # a note must end by this
+    density: float = 0.0  # > 0 biases dt shorter (denser), < 0 longer (sparser); ~1 is strong
+    min_dt_bin: int = 0  # only-future: dt bin >= this (e.g. the silence since the last event)
+
+
+class NoteTracker:
+    """Which pitches sound in each part and since when, on the events' own timeline (ms).
+
+    Observe every event fed to the engine (heard and played) in order.
+    """
+
+    def __init__(self, vocab: Vocab):
+        self.vocab = vocab
+        self._dt_ms = np.asarray(vocab.dt_ms, np.float64)
+        self.reset()
+
+    def reset(self) -> None:
+        self.time_ms = 0.0
+        self.sounding: list[dict[int, float]] = [{} for _ in range(self.vocab.n_parts)]  # pitch -> onset
+
+    def observe(self, token) -> None:
+        part, dt, pitch, vel = (int(x) for x in token)
+        self.time_ms += float(self._dt_ms[dt])
+        if part >= self.vocab.n_parts:  # start-of-sequence marker
+            return
+        if vel > 0:
+            self.sounding[part][pitch] = self.time_ms
+        else:
+            self.sounding[part].pop(pitch, None)
+
+    def count(self, part: int) -> int:
+        return len(self.sounding[part]) if part < self.vocab.n_parts else 0
+
+
+def sample_logits(logits: np.ndarray, allowed: np.ndarray, temperature: float, top_p: float, min_p: float,
+                  rng: np.random.Generator) -> int:
+    """One id from (V,) logits restricted to the (V,) bool `allowed` (which must have a True)."""
+    idx = np.flatnonzero(allowed)
+    z = np.nan_to_num(logits[idx].astype(np.float64), nan=-1e30, posinf=1e30, neginf=-1e30)
+    best = int(np.argmax(z))
+    if temperature <= 0.0 or len(idx) == 1:
+        return int(idx[best])
+    p = np.exp((z - z[best]) / temperature)  # (n,), max 1
+    if min_p > 0.0:
+        p[p < min_p] = 0.0  # min_p * p(best), with p(best) = 1 before normalising
+    if top_p < 1.0:
+        order = np.argsort(-p, kind="stable")
+        c = np.cumsum(p[order])
+        keep = int(np.searchsorted(c, top_p * c[-1])) + 1  # smallest prefix reaching top_p
+        p[order[keep:]] = 0.0
+    c = np.cumsum(p)
+    total = c[-1]
+    if not total > 0.0:
+        return int(idx[best])
+    j = int(np.searchsorted(c, rng.random() * total, side="right"))
+    return int(idx[min(j, len(idx) - 1)])
+
+
+@lru_cache(maxsize=64)
+def _static_masks(vocab: Vocab, parts: tuple[int, ...] | None, pitch_range: tuple[int, int], key: str | None,
+                  density: float, min_dt_bin: int):
+    """Masks and biases that depend only on the constraints (cached per constraint set)."""
+    playable = np.zeros(vocab.part_size, bool)
+    playable[:vocab.n_parts] = True
+    allowed_parts = None
+    if parts is not None:
+        allowed_parts = np.zeros(vocab.part_size, bool)
+        allowed_parts[[p for p in parts if 0 <= p < vocab.n_parts]] = True
+    dt_ms = np.asarray(vocab.dt_ms, np.float64)
+    min_dt = np.arange(vocab.n_dt) >= min_dt_bin if min_dt_bin > 0 else None
+    dt_bias = None
+    if density != 0.0:
+        ld = np.log(dt_ms + 10.0)
+        dt_bias = (-density * (ld - ld.mean()) / (ld.std() + 1e-9)).astype(np.float32)  # (n_dt,)
+    lo, hi = pitch_range
+    pitches = np.arange(vocab.n_pitch)
+    in_range = (pitches >= lo) & (pitches <= hi) if (lo, hi) != (0, vocab.n_pitch - 1) else None
+    in_key = None
+    if key:
+        try:
+            in_key = key_pitch_mask(key, vocab.n_pitch)
+        except ValueError as e:
+            log.warning("ignoring key constraint: %s", e)
+    return playable, allowed_parts, dt_ms, min_dt, dt_bias, in_range, in_key
+
+
+class EventSampler:
+    """Samples whole events from an Engine under Constraints."""
+
+    def __init__(self, vocab: Vocab):
+        self.vocab = vocab
+        self.fallbacks: Counter[str] = Counter()  # constraint name -> times it was dropped
+        self._on = np.arange(vocab.n_vel) > 0  # (n_vel,) note-on bins
+        self._off = ~self._on
+
+    def _pick(self, logits: np.ndarray, masks, c: Constraints, rng: np.random.Generator) -> int:
+        allowed = None
+        for name, m in masks:
+            if m is None:
+                continue
+            nxt = m if allowed is None else allowed & m
+            if nxt.any():
+                allowed = nxt
+            else:
+                self.fallbacks[name] += 1
+        if allowed is None:
+            allowed = np.ones(len(logits), bool)
+        return sample_logits(logits, allowed, c.temperature, c.top_p, c.min_p, rng)
+
+    def sample(self, engine, c: Constraints, notes: NoteTracker, rng: np.random.Generator) -> np.ndarray:
+        """(4,) int64 token (part, dt, pitch, vel) for the event after the engine's context."""
+        v = self.vocab
+        playable, allowed_parts, dt_ms, min_dt, dt_bias, in_range, in_key = _static_masks(
+            v, c.parts, tuple(c.pitch_range), c.key, float(c.density), int(c.min_dt_bin))
+        token = np.zeros(4, np.int64)
+
+        part = self._pick(engine.logits(0), (("playable", playable), ("parts", allowed_parts)), c, rng)
+        token[0] = part
+        sounding = notes.sounding[part] if part < v.n_parts else {}
+
+        lg = engine.logits(1, token)
+        if dt_bias is not None:
+            lg = lg + dt_bias
+        deadline_mask = None
+        if c.max_note_ms is not None and sounding:
+            slack = min(sounding.values()) + c.max_note_ms - notes.time_ms  # ms until the oldest is due
+            deadline_mask = dt_ms <= max(slack, 0.0)
+        dt = self._pick(lg, (("min_dt", min_dt), ("max_note", deadline_mask)), c, rng)
+        token[1] = dt
+
+        masks = []
+        if sounding:
+            t_event = notes.time_ms + dt_ms[dt]
+            snd = np.zeros(v.n_pitch, bool)
+            snd[list(sounding)] = True
+            if c.max_polyphony is not None and len(sounding) >= c.max_polyphony:
+                masks.append(("polyphony", snd))
+            if c.max_note_ms is not None:
+                due = [p for p, t0 in sounding.items() if t_event - t0 >= c.max_note_ms]
+                if due:
+                    m = np.zeros(v.n_pitch, bool)
+                    m[due] = True
+                    masks.append(("max_note", m))
+            if c.min_note_ms > 0:
+                early = [p for p, t0 in sounding.items() if t_event - t0 < c.min_note_ms]
+                if early:
+                    m = np.ones(v.n_pitch, bool)
+                    m[early] = False
+                    masks.append(("min_note", m))
+            # a sounding pitch can always be ended, whatever the range/key
+            masks.append(("range", None if in_range is None else in_range | snd))
+            masks.append(("key", None if in_key is None else in_key | snd))
+        else:
+            if c.max_polyphony is not None and c.max_polyphony <= 0:
+                self.fallbacks["polyphony"] += 1
+            masks.append(("range", in_range))
+            masks.append(("key", in_key))
+        pitch = self._pick(engine.logits(2, token), masks, c, rng)
+        token[2] = pitch
+
+        vel_mask = None
+        if c.consistent and part < v.n_parts:
+            vel_mask = self._off if pitch in sounding else self._on
+        token[3] = self._pick(engine.logits(3, token), (("consistency", vel_mask),), c, rng)
+        return token

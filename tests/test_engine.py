@@ -1,0 +1,228 @@
+"""Engine on a tiny random exported model: cache == recompute, context-full swap, sampling under masks."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from livejam.engine import (Constraints, Engine, EventSampler, ModelError, NoteTracker, estimate_key,
+                            key_pitch_mask, load_model, parse_key, pitch_class_histogram, sample_logits)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    sys.path.insert(0, str(ROOT / "tools"))
+    import export_onnx
+    from tests.test_export import tiny_model
+
+    model = tiny_model(seed=5)
+    object.__setattr__(model.cfg, "max_len", 64)  # short context: reach the boundary quickly
+    model.pos.weight.data = model.pos.weight.data[:64]
+    path = tmp_path_factory.mktemp("model") / "tiny.onnx"
+    return export_onnx.export(model, path, check=False)
+
+
+@pytest.fixture(scope="module")
+def model(model_path):
+    return load_model(model_path)
+
+
+def events(vocab, n, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.integers(0, vocab.n_parts, n), rng.integers(0, vocab.n_dt, n),
+                     rng.integers(0, vocab.n_pitch, n), rng.integers(0, vocab.n_vel, n)], 1).astype(np.int64)
+
+
+def all_logits(engine, token):
+    return [engine.logits(k, token) for k in range(4)]
+
+
+def test_cache_path_equals_full_recompute(model):
+    ev = events(model.info.vocab, 40)
+    a = Engine(model)
+    for t in ev:
+        a.feed(t)
+    b = Engine(model)
+    b.prefill(ev)  # one chunk
+    c = Engine(model)
+    c.prefill(ev[:7])
+    c.prefill(ev[7:])
+    assert a.pos == b.pos == c.pos == 41
+    np.testing.assert_allclose(a.h, b.h, atol=1e-5)
+    np.testing.assert_allclose(a.h, c.h, atol=1e-5)
+    for la, lb in zip(all_logits(a, ev[0]), all_logits(b, ev[0])):
+        np.testing.assert_allclose(la, lb, atol=1e-4)
+    np.testing.assert_array_equal(a.tokens()[1:], ev)
+
+
+@pytest.mark.parametrize("defer", [False, True])
+def test_context_full_swap(model, defer):
+    L = model.info.max_len
+    ev = events(model.info.vocab, 3 * L, seed=1)
+    e = Engine(model, window=24, defer_shadow=defer)
+    for i, t in enumerate(ev):
+        e.feed(t)
+        if defer and i % 2:
+            e.idle(max_steps=2)
+        assert 1 <= e.pos <= L
+    assert e.swaps >= 3
+    ctx = e.tokens().copy()
+    assert ctx[0, 0] == model.info.vocab.bos_part  # the window starts with a start event
+    np.testing.assert_array_equal(ctx[1:], ev[-(len(ctx) - 1):])  # ... then the most recent events
+    fresh = Engine(model)
+    fresh.reset(start=False)
+    fresh.prefill(ctx)
+    np.testing.assert_allclose(e.h, fresh.h, atol=1e-5)
+
+
+def test_prefill_longer_than_context(model):
+    L = model.info.max_len
+    ev = events(model.info.vocab, 2 * L + 5, seed=2)
+    e = Engine(model, window=30)
+    e.prefill(ev)
+    ctx = e.tokens().copy()
+    np.testing.assert_array_equal(ctx[1:], ev[-(len(ctx) - 1):])
+    fresh = Engine(model)
+    fresh.reset(start=False)
+    fresh.prefill(ctx)
+    np.testing.assert_allclose(e.h, fresh.h, atol=1e-5)
+
+
+def generate(model, c, seed, n=40):
+    e = Engine(model, window=24)
+    s = EventSampler(model.info.vocab)
+    notes = NoteTracker(model.info.vocab)
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        t = s.sample(e, c, notes, rng)
+        e.feed(t)
+        notes.observe(t)
+        out.append(t)
+    return np.array(out), s
+
+
+def test_reproducible_under_seed(model):
+    c = Constraints(temperature=1.0, top_p=0.95)
+    a, _ = generate(model, c, seed=7)
+    b, _ = generate(model, c, seed=7)
+    d, _ = generate(model, c, seed=8)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, d)
+
+
+def test_temperature_zero_is_argmax(model):
+    c = Constraints(temperature=0.0, consistent=False)
+    a, _ = generate(model, c, seed=1, n=10)
+    b, _ = generate(model, c, seed=2, n=10)
+    np.testing.assert_array_equal(a, b)
+    e = Engine(model)
+    tok = EventSampler(model.info.vocab).sample(e, c, NoteTracker(model.info.vocab), np.random.default_rng(0))
+    for k in range(4):
+        lg = e.logits(k, tok)
+        if k == 0:
+            lg = lg[:model.info.vocab.n_parts]  # the start marker is never sampled
+        assert tok[k] == int(np.argmax(lg))
+
+
+def test_masks_respected(model):
+    v = model.info.vocab
+    c = Constraints(temperature=1.5, parts=(1,), pitch_range=(60, 72), key="D:major", max_polyphony=2,
+                    min_dt_bin=3, density=0.5)
+    toks, sampler = generate(model, c, seed=3, n=120)
+    assert not sampler.fallbacks, sampler.fallbacks
+    in_key = key_pitch_mask("D:major")
+    replay = NoteTracker(v)
+    for part, dt, pitch, vel in toks:
+        assert part == 1 and dt >= 3
+        sounding = replay.sounding[1]
+        if vel > 0:
+            assert pitch not in sounding and 60 <= pitch <= 72 and in_key[pitch]
+            assert len(sounding) < 2
+        else:
+            assert pitch in sounding
+        replay.observe((part, dt, pitch, vel))
+    assert (toks[:, 3] > 0).any() and (toks[:, 3] == 0).any()
+
+
+def test_note_lengths(model):
+    v = model.info.vocab
+    c = Constraints(temperature=1.0, parts=(0,), min_note_ms=50, max_note_ms=600, max_polyphony=3)
+    toks, _ = generate(model, c, seed=4, n=120)
+    replay = NoteTracker(v)
+    for t in toks:
+        part, dt, pitch, vel = (int(x) for x in t)
+        if vel == 0:
+            length = replay.time_ms + v.dt_ms[dt] - replay.sounding[part][pitch]
+            assert length >= 50 or len(replay.sounding[part]) >= 3
+        replay.observe(t)
+        assert all(replay.time_ms - t0 <= 600 + v.dt_ms[-1] for t0 in replay.sounding[part].values())
+
+
+def test_impossible_constraints_fall_back(model):
+    c = Constraints(parts=(9,), pitch_range=(130, 140), key="C:major", min_dt_bin=10_000, max_polyphony=0)
+    toks, sampler = generate(model, c, seed=5, n=20)
+    v = model.info.vocab
+    assert (toks[:, 0] < v.n_parts).all() and (toks[:, 1] < v.n_dt).all()
+    assert sampler.fallbacks["parts"] == 20 and sampler.fallbacks["range"] > 0 and sampler.fallbacks["min_dt"] == 20
+    bad_key = Constraints(key="H:weird")
+    generate(model, bad_key, seed=0, n=2)  # warns, does not raise
+
+
+def test_sample_logits_unit():
+    rng = np.random.default_rng(0)
+    lg = np.array([0.0, 3.0, 1.0, 2.9], np.float32)
+    allowed = np.array([True, True, True, False])
+    assert sample_logits(lg, allowed, 0.0, 1.0, 0.0, rng) == 1
+    assert {sample_logits(lg, allowed, 1.0, 0.01, 0.0, rng) for _ in range(50)} == {1}
+    assert {sample_logits(lg, allowed, 1.0, 1.0, 0.5, rng) for _ in range(50)} == {1}
+    draws = {sample_logits(lg, allowed, 5.0, 1.0, 0.0, rng) for _ in range(200)}
+    assert draws == {0, 1, 2}
+    nan = np.array([np.nan, np.nan], np.float32)
+    assert sample_logits(nan, np.array([True, True]), 1.0, 0.9, 0.1, rng) in (0, 1)
+
+
+def test_keys():
+    assert parse_key("C:minor") == (0, "minor") and parse_key("bb") == (10, "major")
+    with pytest.raises(ValueError):
+        parse_key("X:major")
+    assert key_pitch_mask("C:major")[[60, 62, 64, 65, 67, 69, 71]].all() and not key_pitch_mask("C:major")[61]
+    c_major = pitch_class_histogram([60, 62, 64, 65, 67, 69, 71, 60, 64, 67, 60])
+    assert estimate_key(c_major)[0] == "C:major"
+    a_minor = pitch_class_histogram([57, 60, 64, 57, 59, 60, 62, 64, 65, 68, 57, 69, 64])
+    assert estimate_key(a_minor)[0] == "A:minor"
+    assert estimate_key(np.zeros(12)) == ("C:major", 0.0)
+
+
+def test_model_errors(tmp_path, model_path):
+    import onnx
+
+    with pytest.raises(ModelError, match="not found"):
+        load_model(tmp_path / "nope.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00garbage" * 100)
+    with pytest.raises(ModelError, match="not a loadable"):
+        load_model(junk)
+    proto = onnx.load(str(model_path))
+    for prop in proto.metadata_props:
+        if prop.key == "livejam.format_version":
+            prop.value = "999"
+    wrong = tmp_path / "wrong.onnx"
+    onnx.save(proto, str(wrong))
+    with pytest.raises(ModelError, match="format version 999"):
+        load_model(wrong)
+    del proto.metadata_props[:]
+    bare = tmp_path / "bare.onnx"
+    onnx.save(proto, str(bare))
+    with pytest.raises(ModelError, match="not a livejam model"):
+        load_model(bare)
+    err = None
+    try:
+        load_model(junk)
+    except ModelError as e:
+        err = str(e)
+    assert "\n" not in err
