@@ -11,8 +11,9 @@ An event is one position of the model: (part, dt, pitch, vel), all token ids.
 
 Times are quantised *cumulatively*: each dt is chosen against the timeline
 rebuilt so far, so rounding never accumulates into drift; every event's time
-is within half a bin of the truth (gaps longer than the last bin are clipped
-and shift the rest of the timeline).
+is within half a bin of the truth. A rest longer than the last bin is clipped
+to it (the decoded timeline then runs early by the excess; the encoder resyncs
+to the true time, so it does not drift).
 """
 from __future__ import annotations
 
@@ -126,8 +127,11 @@ class EventCoder:
     def encode(self, note: TimedNote) -> tuple[int, int, int, int]:
         """Token for a heard/played note; advances the quantised clock."""
         v = self.vocab
-        dt = v.dt_bin(note.time - self.time)
+        gap = note.time - self.time
+        dt = v.dt_bin(gap)
         self.time += v.dt_seconds(dt)
+        if gap > v.dt_seconds(v.n_dt - 1):  # a rest longer than the last bin is clipped: resync the timeline
+            self.time = note.time
         return (note.part, dt, note.pitch, v.vel_bin(note.velocity))
 
     def decode(self, token: Sequence[int]) -> TimedNote:
