@@ -226,3 +226,28 @@ def test_model_errors(tmp_path, model_path):
     except ModelError as e:
         err = str(e)
     assert "\n" not in err
+
+
+def test_rewind(model):
+    ev = events(model.info.vocab, 60, seed=9)
+    e = Engine(model, window=20)
+    e.prefill(ev[:55])
+    e.rewind(40)
+    e.prefill(ev[39:])
+    ref = Engine(model, window=20)
+    ref.prefill(ev)
+    np.testing.assert_allclose(e.h, ref.h, atol=1e-5)
+    for t in events(model.info.vocab, 30, seed=10):
+        e.feed(t)
+        ref.feed(t)
+    np.testing.assert_allclose(e.h, ref.h, atol=1e-5)
+    np.testing.assert_array_equal(e.tokens(), ref.tokens())
+
+
+def test_open_engine(model_path, tmp_path):
+    from livejam.engine import open_engine
+
+    e = open_engine(model_path)
+    assert e.pos == 1 and e.model.providers[-1] == "CPUExecutionProvider"
+    with pytest.raises(ModelError):
+        open_engine(tmp_path / "missing.onnx")

@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from livejam.engine.session import N_FIELDS, LoadedModel
+from livejam.engine.session import N_FIELDS, LoadedModel, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,12 @@ class _Context:
         info = model.info
         self.sess = model.backbone
         shape = (1, info.n_head, info.max_len, info.head_dim)  # (1, H, L, hd)
-        self.kv = [ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, np.float32)) for _ in range(2 * info.n_layer)]
+        if model.providers and model.providers[0] == "CUDAExecutionProvider":  # keep the cache on the GPU
+            self.kv = [ort.OrtValue.ortvalue_from_shape_and_type(shape, np.float32, "cuda", 0)
+                       for _ in range(2 * info.n_layer)]
+        else:
+            self.kv = [ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, np.float32))
+                       for _ in range(2 * info.n_layer)]
         self.binding = self.sess.io_binding()
         for i in range(info.n_layer):
             for kind, j in (("key", 2 * i), ("value", 2 * i + 1)):
@@ -106,7 +111,22 @@ class Engine:
         self._chosen = [np.zeros((1, k), np.int64) for k in range(N_FIELDS)]  # (1, k) head inputs
         self._head_out = [h.get_outputs()[0].name for h in model.heads]
         self.swaps = 0
+        self._self_check()
         self.reset()
+
+    def _self_check(self) -> None:
+        """Steps must match a prefill of the same events (catches a provider that breaks the shared cache)."""
+        probe = np.array([self.bos, [0, 1, 60, 5], [1, 2, 64, 0]], np.int64)
+        self.reset(start=False)
+        self.prefill(probe)
+        ref = self.h.copy()
+        self.reset(start=False)
+        for t in probe:
+            self.feed(t)
+        err = float(np.abs(self.h - ref).max())
+        if not err <= 1e-3:
+            raise ModelError(f"{self.model.path}: cached steps disagree with prefill on providers "
+                             f"{self.model.providers} (max diff {err:.2g}); use the CPU provider")
 
     # --- state ---------------------------------------------------------------
     @property
@@ -131,6 +151,17 @@ class Engine:
         self.h[:] = 0.0
         if start:
             self.feed(self.bos)
+
+    def rewind(self, pos: int) -> None:
+        """Drop the events after the first `pos` (>= 1). `h` is stale until the next feed."""
+        if not 1 <= pos <= self._main.pos:
+            raise ValueError(f"rewind to {pos}: context holds {self._main.pos} events")
+        self._main.pos = pos
+        if self._shadow_on:
+            if pos <= self.shadow_from:
+                self._shadow_on = False
+            else:
+                self._shadow.pos = min(self._shadow.pos, pos - self.shadow_from + 1)
 
     # --- feeding -------------------------------------------------------------
     def feed(self, token) -> None:
@@ -210,3 +241,22 @@ class Engine:
             c[0] = np.asarray(chosen, np.int64)[:k]
             feed["chosen"] = c
         return self.model.heads[k].run([self._head_out[k]], feed)[0][0]
+
+
+def open_engine(path, window: int | None = None, intra_op_threads: int = 1,
+                providers: list[str] | None = None) -> Engine:
+    """Load a model file and build its Engine: CUDA then CPU, falling back to CPU if CUDA misbehaves.
+
+    Raises ModelError (one line) for a missing/corrupt/wrong-version file.
+    """
+    from livejam.engine.session import load_model
+
+    model = load_model(path, providers=providers, intra_op_threads=intra_op_threads)
+    try:
+        return Engine(model, window=window)
+    except ModelError:
+        if model.providers == ["CPUExecutionProvider"]:
+            raise
+        log.warning("providers %s failed the engine self-check; using the CPU provider", model.providers)
+        cpu = load_model(path, providers=["CPUExecutionProvider"], intra_op_threads=intra_op_threads)
+        return Engine(cpu, window=window)
