@@ -20,7 +20,8 @@ into the shadow, which starts with a start-of-sequence event. When the main
 context is full, the two swap: the model continues from [BOS] + the last
 window - 1 events at position `window`, with no pause (a shadow step is a step
 at a small position). `defer_shadow=True` leaves the shadow steps to `idle()`
-(call it while waiting for the next event); feed() catches up what is left.
+(call it while waiting for the next event); feed() then does only what the
+swap could not wait for (at most 2 shadow steps), so no step stalls either way.
 """
 from __future__ import annotations
 
@@ -171,6 +172,10 @@ class Engine:
         self._main.step(token)
         if not self.defer_shadow:
             self._catch_up(limit=None, chunk=False)
+        else:  # idle() does the shadow's steps; catch up here only what the swap would otherwise wait for
+            behind = self._shadow_pending() - (self.max_len - self._main.pos)
+            if behind > 0:
+                self._catch_up(limit=behind, chunk=False)
 
     def prefill(self, tokens) -> None:
         """Feed many events at once (a prompt): (N, 4) ids; chunked runs, not per-event steps."""
@@ -182,8 +187,7 @@ class Engine:
             n = min(len(tokens) - i, self.max_len - self._main.pos)
             self._main.run_chunk(tokens[i:i + n])  # writes self.h (bound output)
             i += n
-            if not self.defer_shadow:
-                self._catch_up(limit=None, chunk=True)
+            self._catch_up(limit=None, chunk=True)  # a prompt is off the hot path: leave no backlog
 
     def idle(self, max_steps: int = 1) -> bool:
         """Do up to `max_steps` pending shadow steps; True if work is left."""
