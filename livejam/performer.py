@@ -183,12 +183,25 @@ class PhraseDetector:
         return phrase
 
 
-def make_performer(engine: str, config: PerformerConfig | None = None, seed: int | None = None) -> Performer:
-    """The performer for an engine name; ValueError for an unknown one."""
+def make_performer(engine: str, config: PerformerConfig | None = None, seed: int | None = None,
+                   neural=None) -> Performer:
+    """The performer for an engine name; ValueError for an unknown one.
+
+    "neural" loads its model file here (livejam.engine.session.ModelError, one
+    line, if it is missing or corrupt); `neural` is its NeuralConfig.
+    """
     config = config or PerformerConfig()
     if engine == "markov":
         return MarkovPerformer(config, seed)
-    raise ValueError(f"unknown performer engine {engine!r}; known: markov")
+    if engine == "neural":
+        from livejam.engine.session import load_model
+        from livejam.neural import NeuralConfig, NeuralPerformer
+        from livejam.paths import DEFAULT_MODEL
+
+        neural = neural or NeuralConfig()
+        model = load_model(neural.model or DEFAULT_MODEL, intra_op_threads=neural.intra_op_threads)
+        return NeuralPerformer(config, neural, model, seed)
+    raise ValueError(f"unknown performer engine {engine!r}; known: markov, neural")
 
 
 class MarkovPerformer:

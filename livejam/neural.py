@@ -1,0 +1,331 @@
+"""The neural performer: the ONNX event model plays live (call-and-response or duet).
+
+Notochord-style anytime loop. The model's context is one interleaved event
+sequence of everything heard and played, on one quantised timeline
+(`EventCoder`). The performer holds at most one *pending* prediction: the next
+machine event and its time. Human input that arrives first is fed to the model
+and the prediction is dropped (resampled on the next poll, with the new
+context). When the pending time comes within the lookahead, the event is
+committed: fed to the model, handed out, and the next one is sampled. A
+prediction is sampled with "only future times" allowed, so the silence so far
+is respected.
+
+Modes:
+- call: listen; when the human's phrase ends, continue the human's part (part 0)
+  until the human plays again (barge-in: `Cancel`, its notes end at once) or
+  `max_answer_s` passes.
+- duet: from the human's first note on, play part 1 alongside, through the
+  human's rests, until the human has been silent for `duet_idle_stop_s`.
+
+Contract as in livejam/performer.py: no clock reads for musical time (only
+`now` arguments), never raises on odd input. `perf_counter` is read only to
+measure inference latency for the counters.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+
+from livejam.events import EventCoder, TimedNote, notes_to_events, read_midi_tracks
+from livejam.performer import ALL_OFF_CCS, HUMAN_PART, MACHINE_PART, Cancel, PerformerConfig, PhraseDetector
+
+log = logging.getLogger(__name__)
+
+MODES = ("call", "duet")
+
+
+@dataclass(frozen=True)
+class ControlMap:
+    """CC number of each live control (-1: not mapped). Defaults: the first knobs of common controllers."""
+
+    temperature: int = 21  # 0..127 -> temperature 0.05..1.5
+    density: int = 22  # 0..127 -> density -2 (sparser) .. +2 (denser); 64 = as the model likes
+    pitch_centre: int = 23  # 0..127 -> centre of the machine's pitch range, MIDI note 30..90
+    mode: int = 24  # < 64 call, >= 64 duet
+    reset: int = 25  # >= 64: forget the context
+    panic: int = 26  # >= 64: end every machine note now
+
+
+@dataclass(frozen=True)
+class NeuralConfig:
+    """Settings of the neural performer (sampling constraints, mode, controls)."""
+
+    model: str = ""  # model file; "" = the shipped default
+    mode: Literal["call", "duet"] = "call"
+    temperature: float = 0.9
+    top_p: float = 0.95
+    min_p: float = 0.0
+    key: str = ""  # "" = no key lock, "auto" = estimated from the human, or e.g. "C:minor"
+    density: float = 0.0
+    min_note_ms: float = 30.0
+    pitch_span: int = 18  # half-width of the pitch range when the pitch-centre control moves it
+    duet_idle_stop_s: float = 8.0
+    prompt: str = ""  # a MIDI file that primes the context
+    intra_op_threads: int = 1
+    max_events_per_poll: int = 64  # a model stuck on dt = 0 cannot hold the performer thread
+    controls: ControlMap = field(default_factory=ControlMap)
+
+
+class NeuralPerformer:
+    def __init__(self, config: PerformerConfig, neural: NeuralConfig, model, seed: int | None = None):
+        from livejam.engine.kv import Engine
+        from livejam.engine.sampling import Constraints, EventSampler, NoteTracker
+
+        self.config = config
+        self.neural = neural
+        self.engine = Engine(model, defer_shadow=True)
+        self.vocab = model.info.vocab
+        self.rng = np.random.default_rng(seed)
+        self.sampler = EventSampler(self.vocab)
+        self.tracker = NoteTracker(self.vocab)
+        self.detector = PhraseDetector(config.phrase_end_silence_s, config.held_key_timeout_s)
+        self.mode = neural.mode
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {neural.mode!r}")
+        self.constraints = Constraints(
+            temperature=neural.temperature, top_p=neural.top_p, min_p=neural.min_p,
+            pitch_range=(config.pitch_low, config.pitch_high), max_polyphony=config.max_polyphony,
+            min_note_ms=neural.min_note_ms, max_note_ms=config.max_note_s * 1000.0, density=neural.density,
+            key=neural.key if neural.key not in ("", "auto") else None)
+        self.coder: EventCoder | None = None  # the shared timeline, started by the first event
+        self.pending: np.ndarray | None = None
+        self.pending_time = 0.0
+        self.out: list[TimedNote | Cancel] = []
+        self.sounding: dict[tuple[int, int], float] = {}  # machine (part, pitch) -> note-on time
+        self.answer_end: float | None = None  # call mode: answering until then
+        self.last_human: float | None = None  # duet mode: time of the human's last note
+        self.human_pitches: deque[int] = deque(maxlen=64)  # for key = "auto"
+        self.step_ms: deque[float] = deque(maxlen=4096)  # feed + sample latency, for the counters
+        self.counters = {"heard": 0, "ignored": 0, "played": 0, "cancels": 0, "resampled": 0, "answers": 0,
+                         "controls": 0}
+        self._warm_up()
+        if neural.prompt:
+            self.prime(neural.prompt)
+
+    # --- set-up ---------------------------------------------------------------------
+
+    def _warm_up(self, steps: int = 32) -> None:
+        """Run the graphs before the ports open, so the first real step is not the slowest."""
+        for _ in range(steps):
+            token = self.sampler.sample(self.engine, self.constraints, self.tracker, self.rng)
+            self.engine.feed(token)
+        self.engine.reset()
+        self.tracker.reset()
+        self.rng = np.random.default_rng(self.rng.integers(2**63))
+
+    def prime(self, path: str) -> None:
+        """Prefill the context with a MIDI file (all its tracks as the human's part)."""
+        notes = [n for _, track in read_midi_tracks(path) for n in track]
+        events = notes_to_events(notes, self.vocab, bos=False)
+        window = events[-(self.engine.max_len // 2):]
+        self.engine.prefill(window)
+        for token in window:
+            self.tracker.observe(token)
+        self.tracker.reset()  # the prompt's notes are not sounding now
+        log.info("primed the context with %d events of %s", len(window), path)
+
+    # --- input -------------------------------------------------------------------------
+
+    def hear(self, note: TimedNote, now: float) -> None:
+        self.counters["heard"] += 1
+        if not 0 <= note.pitch < self.vocab.n_pitch:
+            self.counters["ignored"] += 1
+            return
+        note = TimedNote(note.time, HUMAN_PART, note.pitch, max(0, min(127, note.velocity)))
+        valid, _ = self.detector.note(note)
+        if not valid:
+            self.counters["ignored"] += 1
+            return
+        if note.velocity > 0:
+            if self.mode == "call" and self.answer_end is not None:
+                self._stop(now, cancel=True)  # barge-in
+            self.last_human = note.time
+            self.human_pitches.append(note.pitch)
+            if self.neural.key == "auto" and len(self.human_pitches) % 8 == 0:
+                self._estimate_key()
+        coder = self._coder(note.time)
+        self._feed(coder.encode(TimedNote(max(note.time, coder.time), HUMAN_PART, note.pitch, note.velocity)))
+        if self.pending is not None:
+            self.pending = None  # the human came first: predict again from what was heard
+            self.counters["resampled"] += 1
+
+    def control(self, number: int, value: int, now: float) -> None:
+        cc, c = self.neural.controls, self.constraints
+        if number in ALL_OFF_CCS:
+            self.detector.release_all(now)
+        elif number == self.config.phrase_end_cc and value >= 64:
+            if self.detector.end_phrase(now) is not None and self.mode == "call":
+                self._start_answer(now)
+        elif number == cc.temperature:
+            self.constraints = replace(c, temperature=0.05 + 1.45 * value / 127)
+        elif number == cc.density:
+            self.constraints = replace(c, density=(value - 64) / 32)
+        elif number == cc.pitch_centre:
+            centre = 30 + round(60 * value / 127)
+            span = self.neural.pitch_span
+            self.constraints = replace(c, pitch_range=(max(0, centre - span), min(127, centre + span)))
+        elif number == cc.mode:
+            self.set_mode("duet" if value >= 64 else "call", now)
+        elif number == cc.reset and value >= 64:
+            self._stop(now, cancel=True)
+            self.engine.reset()
+            self.tracker.reset()
+            self.coder = None
+            log.info("context reset by CC %d", number)
+        elif number == cc.panic and value >= 64:
+            self._stop(now, cancel=True)
+        else:
+            return
+        self.counters["controls"] += 1
+        self.pending = None  # sample again under the new settings
+
+    def set_mode(self, mode: str, now: float) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if mode != self.mode:
+            self._stop(now, cancel=False)
+            self.mode = mode
+            log.info("mode: %s", mode)
+
+    # --- output --------------------------------------------------------------------------
+
+    def poll(self, now: float) -> list[TimedNote | Cancel]:
+        if self.mode == "call" and self.answer_end is None:
+            if self.detector.poll(now) is not None:
+                self._start_answer(now)
+        if self._active(now):
+            self._advance(now)
+        elif self.sounding or self.answer_end is not None:
+            self._stop(now, cancel=False)  # answer over / the human left the duet
+        if self.pending is None and not self.out:
+            self.engine.idle(max_steps=4)  # build the next context window while nothing is due
+        out, self.out = self.out, []
+        return out
+
+    def next_wakeup(self, now: float) -> float:
+        if self.out:
+            return now
+        idle = now + self.config.idle_wakeup_s
+        if self._active(now):
+            if self.pending is None:
+                return now
+            due = self.pending_time - self.config.lookahead_s
+            if self.answer_end is not None:
+                due = min(due, self.answer_end)
+            return max(now, min(due, idle))
+        deadline = self.detector.deadline()
+        if self.mode == "call" and deadline is not None:
+            return max(now, min(deadline, idle))
+        return idle
+
+    def close(self, now: float) -> list[TimedNote]:
+        offs = [TimedNote(max(now, t), part, pitch, 0) for (part, pitch), t in sorted(self.sounding.items())]
+        self.sounding.clear()
+        self.out = []
+        self.pending = None
+        self.answer_end = None
+        return offs
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def _active(self, now: float) -> bool:
+        if self.mode == "call":
+            return self.answer_end is not None and now < self.answer_end
+        return self.last_human is not None and now - self.last_human <= self.neural.duet_idle_stop_s
+
+    def _start_answer(self, now: float) -> None:
+        self.answer_end = now + self.config.max_answer_s
+        self.pending = None
+        self.counters["answers"] += 1
+
+    def _advance(self, now: float) -> None:
+        horizon = now + self.config.lookahead_s
+        for _ in range(self.neural.max_events_per_poll):
+            if self.pending is None:
+                self._sample(now)
+            if self.pending_time > horizon:
+                return
+            if self.answer_end is not None and self.pending_time > self.answer_end:
+                return
+            self._commit(now)
+
+    def _sample(self, now: float) -> None:
+        t0 = time.perf_counter()
+        coder = self._coder(now)
+        parts = (HUMAN_PART,) if self.mode == "call" else (MACHINE_PART,)
+        # only future times: the silence since the last event is already known
+        min_dt = self.vocab.dt_bin(now - coder.time)
+        if self.vocab.dt_seconds(min_dt) < now - coder.time:
+            min_dt = min(min_dt + 1, self.vocab.n_dt - 1)
+        c = replace(self.constraints, parts=parts, min_dt_bin=min_dt)
+        self.pending = self.sampler.sample(self.engine, c, self.tracker, self.rng)
+        self.pending_time = coder.peek_time(int(self.pending[1]))
+        self.step_ms.append((time.perf_counter() - t0) * 1e3)
+
+    def _commit(self, now: float) -> None:
+        t0 = time.perf_counter()
+        token, self.pending = self.pending, None
+        coder = self._coder(now)
+        note = coder.decode(token)
+        play_time = max(now, note.time)
+        if play_time - note.time > 0.05:  # a rest longer than the dt bins: resync the timeline
+            coder.time = play_time
+        self._feed(token)
+        self.step_ms.append((time.perf_counter() - t0) * 1e3)
+        key = (note.part, note.pitch)
+        if note.velocity > 0:
+            if key not in self.sounding:
+                self.sounding[key] = play_time
+                self._emit(TimedNote(play_time, note.part, note.pitch, note.velocity))
+        elif key in self.sounding:
+            del self.sounding[key]
+            self._emit(TimedNote(play_time, note.part, note.pitch, 0))
+
+    def _stop(self, now: float, cancel: bool) -> None:
+        """End the machine's part: with `cancel` (barge-in) the queue is dropped at once; else note-offs now."""
+        if cancel and (self.sounding or self.answer_end is not None):
+            self.out = [Cancel(now)]
+            self.counters["cancels"] += 1
+        coder = self._coder(now)
+        for (part, pitch), _ in sorted(self.sounding.items()):
+            if not cancel:
+                self._emit(TimedNote(now, part, pitch, 0))
+            # the model hears its notes end too, so its context matches what sounds
+            self._feed(coder.encode(TimedNote(max(now, coder.time), part, pitch, 0)))
+        self.sounding.clear()
+        self.pending = None
+        self.answer_end = None
+        self.last_human = None  # a duet starts again with the human's next note
+
+    def _emit(self, note: TimedNote) -> None:
+        self.out.append(note)
+        self.counters["played"] += 1
+
+    def _feed(self, token) -> None:
+        self.engine.feed(token)
+        self.tracker.observe(token)
+
+    def _coder(self, now: float) -> EventCoder:
+        if self.coder is None:
+            self.coder = EventCoder(self.vocab, now)
+        return self.coder
+
+    def _estimate_key(self) -> None:
+        from livejam.engine.keys import estimate_key, pitch_class_histogram
+
+        key, r = estimate_key(pitch_class_histogram(self.human_pitches))
+        if r > 0.5 and key != self.constraints.key:
+            self.constraints = replace(self.constraints, key=key)
+            log.info("key estimated from the human: %s (r=%.2f)", key, r)
+
+    def latency_stats(self) -> dict[str, float]:
+        """Median / p99 / max of feed-or-sample times in ms (the per-event cost)."""
+        if not self.step_ms:
+            return {}
+        a = np.asarray(self.step_ms)
+        return {"median_ms": float(np.median(a)), "p99_ms": float(np.percentile(a, 99)), "max_ms": float(a.max())}

@@ -1,0 +1,175 @@
+"""The neural performer on a virtual clock, with a tiny random ONNX model."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+torch = pytest.importorskip("torch")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+
+import export_onnx  # noqa: E402
+from livejam.config import from_dict, to_dict  # noqa: E402
+from livejam.engine.session import load_model  # noqa: E402
+from livejam.events import TimedNote  # noqa: E402
+from livejam.model import EventTransformer, ModelConfig  # noqa: E402
+from livejam.neural import ControlMap, NeuralConfig, NeuralPerformer  # noqa: E402
+from livejam.performer import Cancel, PerformerConfig  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    cfg = from_dict(ModelConfig, {**to_dict(ModelConfig()), "n_layer": 1, "n_head": 2, "d_model": 32, "d_ff": 64,
+                                  "max_len": 64})
+    torch.manual_seed(0)
+    model = EventTransformer(cfg).eval()
+    with torch.no_grad():  # a dt head that likes short times, so the random model plays often
+        model.heads[1].out.bias.copy_(-0.05 * torch.arange(cfg.vocab.n_dt, dtype=torch.float32))
+    path = export_onnx.export(model, tmp_path_factory.mktemp("model") / "tiny.onnx", check=False)
+    return load_model(path)
+
+
+class Wire:
+    """What reached the output: applies Cancel like the scheduler (everything sounding ends)."""
+
+    def __init__(self):
+        self.sounding: set[tuple[int, int]] = set()
+        self.notes: list[TimedNote] = []
+        self.cancels = 0
+
+    def take(self, items):
+        for item in items:
+            if isinstance(item, Cancel):
+                self.cancels += 1
+                self.sounding.clear()
+                continue
+            self.notes.append(item)
+            key = (item.part, item.pitch)
+            if item.velocity > 0:
+                assert key not in self.sounding, f"note-on for sounding {key}"
+                self.sounding.add(key)
+            else:
+                assert key in self.sounding, f"note-off for silent {key}"
+                self.sounding.discard(key)
+
+
+def phrase(p: NeuralPerformer, wire: Wire, t: float, pitches=(60, 62, 64, 65, 67)) -> float:
+    for pitch in pitches:
+        p.hear(TimedNote(t, 0, pitch, 90), t)
+        wire.take(p.poll(t))
+        p.hear(TimedNote(t + 0.2, 0, pitch, 0), t + 0.2)
+        wire.take(p.poll(t + 0.2))
+        t += 0.25
+    return t
+
+
+def run_until(p: NeuralPerformer, wire: Wire, now: float, end: float) -> float:
+    while now < end:
+        now = min(end, max(now + 1e-4, p.next_wakeup(now)))
+        wire.take(p.poll(now))
+    return now
+
+
+def make(model, mode="call", seed=1, **kw) -> NeuralPerformer:
+    return NeuralPerformer(PerformerConfig(), NeuralConfig(mode=mode, **kw), model, seed=seed)
+
+
+def test_duet_plays_its_own_part_through_rests_and_leaves_nothing_sounding(tiny_model):
+    p, wire = make(tiny_model, "duet"), Wire()
+    t = phrase(p, wire, 0.0)
+    run_until(p, wire, t, t + 3.0)  # the human rests; the machine goes on
+    machine = [n for n in wire.notes if n.velocity > 0]
+    assert machine and all(n.part == 1 for n in machine)
+    assert any(n.time > t + 0.5 for n in machine), "the duet stopped during the human's rest"
+    wire.take(p.close(t + 3.0))
+    assert not wire.sounding and not p.sounding
+
+
+def test_duet_stops_after_the_human_leaves(tiny_model):
+    p, wire = make(tiny_model, "duet", duet_idle_stop_s=2.0), Wire()
+    t = phrase(p, wire, 0.0)
+    run_until(p, wire, t, t + 6.0)
+    assert not wire.sounding
+    assert all(n.time <= t + 2.0 + 1e-6 for n in wire.notes if n.velocity > 0)
+
+
+def test_call_waits_for_the_phrase_end_then_answers_in_the_human_part(tiny_model):
+    p, wire = make(tiny_model, "call"), Wire()
+    t = phrase(p, wire, 0.0)
+    assert not wire.notes, "answered while the human was playing"
+    run_until(p, wire, t, t + 4.0)
+    ons = [n for n in wire.notes if n.velocity > 0]
+    assert ons and all(n.part == 0 for n in ons)
+    assert min(n.time for n in ons) >= t - 0.25 + PerformerConfig().phrase_end_silence_s - 1e-6
+
+
+def test_barge_in_cancels_the_answer_at_once(tiny_model):
+    p, wire = make(tiny_model, "call"), Wire()
+    t = phrase(p, wire, 0.0)
+    t = run_until(p, wire, t, t + 2.0)
+    assert p.answer_end is not None
+    p.hear(TimedNote(t, 0, 72, 100), t)
+    out = p.poll(t)
+    assert out and isinstance(out[0], Cancel)
+    wire.take(out)
+    assert not wire.sounding and p.answer_end is None
+    assert not [n for n in p.poll(t + 0.1) if isinstance(n, TimedNote) and n.velocity > 0]
+
+
+def test_deterministic_under_seed(tiny_model):
+    runs = []
+    for _ in range(2):
+        p, wire = make(tiny_model, "duet", seed=7), Wire()
+        t = phrase(p, wire, 0.0)
+        run_until(p, wire, t, t + 2.0)
+        runs.append(wire.notes)
+    assert runs[0] == runs[1] and runs[0]
+
+
+def test_controls_switch_mode_change_sampling_and_panic(tiny_model):
+    cc = ControlMap()
+    p, wire = make(tiny_model, "call"), Wire()
+    p.control(cc.mode, 127, 0.0)
+    assert p.mode == "duet"
+    p.control(cc.temperature, 0, 0.0)
+    assert p.constraints.temperature == pytest.approx(0.05)
+    p.control(cc.pitch_centre, 127, 0.0)
+    assert p.constraints.pitch_range == (72, 108)
+    t = phrase(p, wire, 0.0)
+    run_until(p, wire, t, t + 1.0)
+    assert all(72 <= n.pitch <= 108 for n in wire.notes if n.velocity > 0)
+    p.control(cc.panic, 127, t + 1.0)
+    wire.take(p.poll(t + 1.0))
+    assert not wire.sounding and not p.sounding
+
+
+def test_context_full_keeps_playing(tiny_model):
+    p, wire = make(tiny_model, "duet", duet_idle_stop_s=100.0), Wire()
+    t = 0.0
+    for _ in range(8):
+        t = phrase(p, wire, t)
+        t = run_until(p, wire, t, t + 1.0)
+    assert p.engine.swaps >= 1  # max_len 64: the context filled and was swapped for a window
+    assert sum(1 for n in wire.notes if n.time > t - 1.0) > 0
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["on", "off", "cc", "wait"]), st.integers(0, 127), st.integers(0, 127),
+                          st.floats(0.0, 0.7)), max_size=60), st.sampled_from(["call", "duet"]))
+def test_garbage_input_never_raises_and_nothing_stays_sounding(tiny_model, actions, mode):
+    p, wire, now = make(tiny_model, mode), Wire(), 0.0
+    for kind, a, b, dt in actions:
+        now += dt
+        if kind == "on":
+            p.hear(TimedNote(now, 0, a, max(1, b)), now)
+        elif kind == "off":
+            p.hear(TimedNote(now, 0, a, 0), now)
+        elif kind == "cc":
+            p.control(20 + a % 10, b, now)
+        wire.take(p.poll(now))
+        now = run_until(p, wire, now, now + dt)
+    wire.take(p.close(now))
+    assert not wire.sounding
