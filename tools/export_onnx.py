@@ -56,7 +56,9 @@ LN_EPS = 1e-5
 def load_checkpoint(path: str | Path) -> tuple[EventTransformer, ModelConfig]:
     """A training checkpoint -> (model in eval mode, its config)."""
     ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
-    cfg = from_dict(ModelConfig, ckpt["config"])
+    # tools/train.py writes "model_config"; older checkpoints (and the tests) use "config"
+    key = "model_config" if "model_config" in ckpt else "config"
+    cfg = from_dict(ModelConfig, ckpt[key])
     model = EventTransformer(cfg)
     model.load_state_dict(ckpt["model"])
     model.eval()
@@ -264,7 +266,7 @@ def export(model: EventTransformer, out: str | Path, check: bool = True) -> Path
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", help="training checkpoint (.pt) with 'model' and 'config'")
+    parser.add_argument("--checkpoint", help="training checkpoint (.pt) with 'model' and 'model_config' (or 'config')")
     parser.add_argument("--random", action="store_true", help="export an untrained model (tests, benchmarks)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --random weights")
     parser.add_argument("--out", required=True, help="output .onnx path")

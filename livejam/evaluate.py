@@ -1,0 +1,341 @@
+"""`livejam eval`: NLL of the ONNX model on MIDI files or prepared shards, beside the Markov baseline.
+
+Both models score exactly the same events, one sequence (a file, or a song of a
+shard) at a time, in nats:
+- the neural model teacher-forced through the live engine's KV cache: for each
+  event, the earlier events have been fed, and field k's log-softmax is read at
+  the true value with the true fields 0..k-1 as the head's condition. A sequence
+  longer than the model's context continues the way the daemon does: when the
+  context is full it restarts from a start-of-sequence event plus the most
+  recent `window - 1` events (livejam.engine.Engine's shadow swap), so every
+  window starts with a start marker and no event is scored without context;
+- the Markov continuator online, like a live session: each event is scored,
+  then learned; each sequence starts from the fitted counts (or none) again.
+
+Start markers are context, not predictions: they are never scored.
+Needs onnxruntime + numpy only (no torch).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from livejam.engine import Engine, ModelError, load_model
+from livejam.events import Note, Vocab, notes_to_events, read_midi_tracks
+from livejam.markov import FIELDS, MarkovContinuator
+from livejam.paths import DEFAULT_MODEL
+
+log = logging.getLogger(__name__)
+
+MELODY_TRACKS = {"MELODY", "BRIDGE"}  # POP909's lead tracks (as tools/prepare_data.py)
+MIDI_SUFFIXES = (".mid", ".midi")
+
+
+@dataclass
+class Piece:
+    """One scored unit (a file, or a song of a shard); its tokens start with a start marker."""
+
+    name: str
+    tokens: np.ndarray  # (N, 4) int64
+
+
+# --- inputs ------------------------------------------------------------------------
+
+def midi_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as given, folders searched recursively for .mid/.midi (sorted: a stable order)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(f for f in p.rglob("*") if f.suffix.lower() in MIDI_SUFFIXES and f.is_file()))
+        else:
+            out.append(p)
+    return out
+
+
+def assign_parts(tracks: list[tuple[str, list[Note]]]) -> list[Note]:
+    """Melody (MELODY/BRIDGE tracks, else the highest track) -> part 0, the rest -> part 1.
+
+    The first of tools/prepare_data.py's part variants: the one a musician plays
+    (lead = the human's part 0). A single track is all part 0.
+    """
+    if len(tracks) == 1:
+        return [_with_part(n, 0) for n in tracks[0][1]]
+    names = [name.upper() for name, _ in tracks]
+    lead = [i for i, name in enumerate(names) if name in MELODY_TRACKS]
+    if not lead:
+        lead = [max(range(len(tracks)), key=lambda i: np.mean([n.pitch for n in tracks[i][1]]))]
+    return [_with_part(n, 0 if i in lead else 1) for i, (_, notes) in enumerate(tracks) for n in notes]
+
+
+def _with_part(n: Note, part: int) -> Note:
+    return Note(n.start, n.end, n.pitch, n.velocity, part)
+
+
+def midi_sequences(paths: Iterable[str | Path], vocab: Vocab) -> tuple[list[Piece], list[dict]]:
+    """Read MIDI files into sequences; unreadable or empty files are skipped with a one-line reason."""
+    seqs, skipped = [], []
+    for path in midi_files(paths):
+        try:
+            if not path.is_file():
+                raise ValueError(f"{path}: no such file")
+            tracks = read_midi_tracks(path)
+            if not tracks:
+                raise ValueError(f"{path}: no notes")
+        except Exception as e:  # noqa: BLE001 - any unreadable file is one line in the report, never a crash
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            log.info("skipped %s", reason)  # listed in the result too: one line, not two
+            skipped.append({"path": str(path), "reason": reason})
+            continue
+        seqs.append(Piece(str(path), notes_to_events(assign_parts(tracks), vocab)))
+    return seqs, skipped
+
+
+def token_sequences(tokens: np.ndarray, vocab: Vocab, name: str = "tokens") -> list[Piece]:
+    """Split an (N, 4) token array (e.g. a prepared shard) at its start markers."""
+    tokens = np.asarray(tokens).reshape(-1, 4).astype(np.int64)
+    starts = np.flatnonzero(tokens[:, 0] == vocab.bos_part).tolist()
+    if not starts or starts[0] != 0:
+        starts = [0] + starts  # a leading run without a marker: the engine's reset supplies one
+    bounds = starts + [len(tokens)]
+    return [Piece(f"{name}[{a}:{b}]", tokens[a:b]) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def limit_events(seqs: list[Piece], max_events: int | None, vocab: Vocab) -> list[Piece]:
+    """The first `max_events` scored events (start markers do not count), in sequence order."""
+    if not max_events:
+        return seqs
+    out, left = [], max_events
+    for s in seqs:
+        if left <= 0:
+            break
+        scored = np.flatnonzero(s.tokens[:, 0] != vocab.bos_part)
+        if len(scored) > left:
+            s = Piece(s.name, s.tokens[: scored[left - 1] + 1])
+        out.append(s)
+        left -= min(left, len(scored))
+    return out
+
+
+def _check_tokens(piece: Piece, vocab: Vocab) -> None:
+    """Token ids outside the model's vocabulary would index past its heads: a clear error instead."""
+    t = piece.tokens
+    if len(t) and (t.min() < 0 or (t.max(axis=0) >= np.asarray(vocab.field_sizes)).any()):
+        raise ValueError(f"{piece.name}: token ids outside the model's vocabulary {vocab.field_sizes}")
+
+
+# --- scoring -----------------------------------------------------------------------
+
+def _log_softmax_at(logits: np.ndarray, index: int) -> float:
+    x = logits.astype(np.float64)
+    m = x.max()
+    return float(x[index] - m - np.log(np.exp(x - m).sum()))
+
+
+def model_scores(engine: Engine, tokens: np.ndarray, context: int | None = None) -> tuple[np.ndarray, int]:
+    """Teacher-forced NLL (nats) of each non-marker event of one sequence, shape (M, 4),
+    and how many times the context restarted.
+
+    context: the most events the model attends over (default: its max_len). When
+    it is full, the context restarts as a start marker + the last `window - 1`
+    events, the same tokens at the same positions as the live engine's shadow
+    swap, rebuilt here with one prefill (so the context may also be capped below
+    max_len, e.g. at the length the model was trained on). Build the engine with
+    `defer_shadow=True`: its own shadow steps would be wasted work here.
+    """
+    bos = engine.vocab.bos_part
+    context = min(context or engine.max_len, engine.max_len)
+    keep = engine.window - 1
+    if not 1 <= keep < context - 1:
+        raise ValueError(f"window {engine.window} must be below the context {context}")
+    rows = np.asarray(tokens, np.int64).reshape(-1, 4)
+    out = np.empty((len(rows), 4))
+    n = restarts = 0
+    engine.reset()  # position 0 holds a start marker
+    start = 0  # index of the current sequence's first event after its marker
+    for i, row in enumerate(rows):
+        if row[0] == bos:
+            if i > 0:  # a marker inside a sequence starts a new one, as in training
+                engine.reset()
+            start = i + 1
+            continue
+        for k in range(4):
+            out[n, k] = -_log_softmax_at(engine.logits(k, row), int(row[k]))
+        n += 1
+        if i + 1 == len(rows):  # the last event's state is never read
+            break
+        if engine.pos >= context:
+            engine.reset()
+            engine.prefill(rows[max(start, i - keep):i])
+            restarts += 1
+        engine.feed(row)
+    return out[:n], restarts
+
+
+def markov_scores(markov: MarkovContinuator, tokens: np.ndarray) -> np.ndarray:
+    """Online NLL (nats) of each non-marker event of one sequence, shape (M, 4) (a fresh session)."""
+    return markov.score(tokens)  # score() works on a fork: each sequence starts from the fitted counts
+
+
+def _summary(scores: np.ndarray) -> dict[str, float]:
+    per_field = scores.mean(axis=0) if len(scores) else np.zeros(4)
+    return {"event": float(per_field.sum()), **{f: float(v) for f, v in zip(FIELDS, per_field)}}
+
+
+def evaluate(model_path: str | Path | None, data: Sequence[str | Path] | np.ndarray | Sequence[np.ndarray],
+             max_events: int | None = None, markov_fit: np.ndarray | Iterable[np.ndarray] | None = None,
+             context: int | None = None, window: int | None = None, markov_order: int = 4, threads: int = 1,
+             return_scores: bool = False) -> dict:
+    """Model and Markov NLL on the same events. See the module docstring.
+
+    data: MIDI files/folders, or an (N, 4) token array (split at its start
+    markers), or a list of token arrays (one sequence each). max_events: score
+    only the first N events. markov_fit: token sequences (or one shard array) the
+    Markov model learns before scoring (else it starts empty, like the daemon's
+    fallback). context: cap the model's context below its max_len (e.g. at the
+    training window); window: events kept when it restarts (default context // 2).
+    Raises ModelError for an unusable model file. With `return_scores` the dict
+    also holds the (M, 4) arrays under "scores" (for tests).
+    """
+    t0 = time.perf_counter()
+    model = load_model(model_path or DEFAULT_MODEL, intra_op_threads=threads)
+    vocab = model.info.vocab
+    skipped: list[dict] = []
+    files = None
+    if isinstance(data, np.ndarray):
+        seqs, source = token_sequences(data, vocab), "tokens"
+    elif data and all(isinstance(d, np.ndarray) for d in data):
+        seqs = [s for i, d in enumerate(data) for s in token_sequences(d, vocab, f"seq{i}")]
+        source = "tokens"
+    else:
+        seqs, skipped = midi_sequences(data, vocab)
+        source, files = "midi", len(seqs)
+    seqs = limit_events(seqs, max_events, vocab)
+    for s in seqs:
+        _check_tokens(s, vocab)
+
+    context = min(context or model.info.max_len, model.info.max_len)
+    engine = Engine(model, window=window or max(2, context // 2), defer_shadow=True)
+    markov = MarkovContinuator(vocab, max_order=markov_order)
+    fit_events = 0
+    if markov_fit is not None:
+        if isinstance(markov_fit, np.ndarray):  # a shard: one sequence per start marker
+            fit = [p.tokens for p in token_sequences(markov_fit, vocab)]
+        else:
+            fit = [np.asarray(s, np.int64).reshape(-1, 4) for s in markov_fit]
+        fit_events = int(sum(len(s) for s in fit))
+        t_fit = time.perf_counter()
+        markov.fit(fit)
+        log.info("markov: fitted on %d events in %.1f s", fit_events, time.perf_counter() - t_fit)
+
+    neural, baseline, longest, restarts = [], [], 0, 0
+    for s in seqs:
+        scores, n_restarts = model_scores(engine, s.tokens, context)
+        neural.append(scores)
+        baseline.append(markov_scores(markov, s.tokens))
+        restarts += n_restarts
+        longest = max(longest, len(s.tokens))
+    nn_scores = np.concatenate(neural) if neural else np.zeros((0, 4))
+    mk_scores = np.concatenate(baseline) if baseline else np.zeros((0, 4))
+    if len(nn_scores) != len(mk_scores):  # both skip exactly the start markers
+        raise RuntimeError(f"scored {len(nn_scores)} events with the model but {len(mk_scores)} with Markov")
+    model_nll, markov_nll = _summary(nn_scores), _summary(mk_scores)
+    result = {
+        "model": str(model.path),
+        "model_config": {k: model.info.config[k] for k in ("n_layer", "n_head", "d_model", "max_len")
+                         if k in model.info.config},
+        "providers": model.providers,
+        "source": source,
+        "files": files,  # MIDI files read (before --max-events)
+        "sequences": len(seqs),
+        "events": int(len(nn_scores)),
+        "max_events": max_events,
+        "skipped": skipped,
+        "context": {
+            "max_len": engine.max_len, "context": context, "window": engine.window, "longest_sequence": longest,
+            "windowed_sequences": sum(len(s.tokens) > context for s in seqs), "restarts": restarts,
+            "how": (f"teacher-forced through the KV cache; past {context} events the context restarts "
+                    f"as a start-of-sequence event + the last {engine.window - 1} events (as the live engine)"),
+        },
+        "model_nll": model_nll,
+        "markov": {"max_order": markov_order, "fit_events": fit_events,
+                   "how": "online: each event scored then learned; each sequence a fresh session"
+                          + (" over the fitted counts" if fit_events else "")},
+        "markov_nll": markov_nll,
+        "markov_minus_model": float(markov_nll["event"] - model_nll["event"]),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    if return_scores:
+        result["scores"] = {"model": nn_scores, "markov": mk_scores}
+    return result
+
+
+def format_result(r: dict) -> str:
+    """A few human-readable lines."""
+    lines = [f"{r['events']} events in {r['sequences']} sequences ({r['source']}), model {r['model']}"]
+    for s in r["skipped"]:
+        lines.append(f"skipped {s['reason']}")
+    lines.append(f"{'NLL (nats)':<12} {'event':>8} " + " ".join(f"{f:>8}" for f in FIELDS))
+    for name, key in (("model", "model_nll"), ("markov", "markov_nll")):
+        v = r[key]
+        lines.append(f"{name:<12} {v['event']:8.3f} " + " ".join(f"{v[f]:8.3f}" for f in FIELDS))
+    lines.append(f"markov - model: {r['markov_minus_model']:+.3f} nats/event")
+    c = r["context"]
+    if c["windowed_sequences"]:
+        lines.append(f"{c['windowed_sequences']} sequence(s) longer than the context ({c['context']}): "
+                     f"scored in windows that restart with a start marker + the last {c['window'] - 1} events")
+    lines.append(f"{r['seconds']:.1f} s")
+    return "\n".join(lines)
+
+
+# --- CLI ---------------------------------------------------------------------------
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register `eval` on the `livejam` subparsers."""
+    p = subparsers.add_parser("eval", help="NLL of the model on MIDI files, beside the Markov continuator's")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", nargs="+", metavar="PATH", help="MIDI files or folders")
+    src.add_argument("--tokens", metavar="NPY", help="a prepared shard, e.g. data/events/val.tokens.npy")
+    p.add_argument("--model", metavar="PATH", help=f"ONNX model (default {DEFAULT_MODEL})")
+    p.add_argument("--max-events", type=int, default=None, metavar="N", help="score only the first N events")
+    p.add_argument("--markov-fit", metavar="NPY", help="fit the Markov model on this shard first (e.g. train.tokens.npy)")
+    p.add_argument("--markov-fit-events", type=int, default=None, metavar="N",
+                   help="use only the first N events of --markov-fit")
+    p.add_argument("--context", type=int, default=None,
+                   help="cap the context (default the model's max_len; e.g. the training window + 1)")
+    p.add_argument("--window", type=int, default=None, help="events kept when the context fills (default context/2)")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """0 ok; 2 for a bad model file, an unreadable shard or nothing to score (one line on stderr)."""
+    import sys
+
+    try:
+        data = np.load(args.tokens, mmap_mode="r") if args.tokens else args.data
+        fit = None
+        if args.markov_fit:
+            fit_tokens = np.load(args.markov_fit, mmap_mode="r")
+            if args.markov_fit_events:
+                fit_tokens = fit_tokens[: args.markov_fit_events]
+            fit = np.asarray(fit_tokens)
+        result = evaluate(args.model, data, args.max_events, fit, context=args.context, window=args.window,
+                          threads=args.threads)
+    except (ModelError, OSError, ValueError) as e:
+        print(f"livejam eval: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
+    if result["events"] == 0:
+        print("livejam eval: no events to score" + (f" ({len(result['skipped'])} file(s) skipped)"
+                                                   if result["skipped"] else ""), file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2) if args.json else format_result(result))
+    return 0

@@ -1,0 +1,279 @@
+"""Write the model card (JSON + a short Markdown page) of an exported model.
+
+    python tools/model_card.py --checkpoint runs/main/ckpt.pt --model models/livejam-small.onnx \\
+        --out models/livejam-small.json [--max-events 20000]
+
+Every number comes from a command recorded in the card ("commands"):
+- parameters, model config, data and training history: from the checkpoint
+  tools/train.py wrote (and data/events/meta.json from tools/prepare_data.py);
+- validation NLL per event and per field of the ONNX model and of the Markov
+  continuator on the same first N events of data/events/val.tokens.npy
+  (livejam/evaluate.py: the model teacher-forced through the KV cache, Markov
+  online like a live session; also Markov fitted on training events first);
+- per-event step latency (feed + sample of 4 fields) on one CPU thread:
+  tools/bench_step.py --json, run as a subprocess (its own process, so the
+  card measures what a user's command would);
+- the machine: CPU model and cores from /proc/cpuinfo, and the load while
+  measuring (latency on a machine busy with training is noisy: say so).
+Torch is needed only to read the checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from livejam import evaluate as ev  # noqa: E402
+from livejam.engine import ModelError, load_model  # noqa: E402
+from livejam.markov import FIELDS, MarkovContinuator  # noqa: E402
+
+log = logging.getLogger("model_card")
+
+
+def rel(path: str | Path) -> str:
+    """A path as a command line in the repo root would spell it (commands in the card are run from there)."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def load_checkpoint_meta(path: Path) -> dict:
+    """Everything but the weights of a tools/train.py checkpoint."""
+    import torch
+
+    ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    ckpt.pop("model", None)
+    ckpt.pop("optimizer", None)
+    return ckpt
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import onnxruntime
+
+    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
+            "load_avg_1min": round(os.getloadavg()[0], 2)}
+
+
+def data_section(meta: dict, data_dir: Path) -> dict:
+    """Sources, split and sizes, from the checkpoint's copy of meta.json (plus meta.json itself)."""
+    full = {}
+    meta_path = data_dir / "meta.json"
+    if meta_path.is_file():
+        full = json.loads(meta_path.read_text())
+    out = {"sources": meta.get("sources", full.get("sources"))}
+    for split in ("train", "val"):
+        m = meta.get(split) or full.get(split) or {}
+        out[split] = {"songs": len(m.get("songs", [])), "sequences": m.get("sequences"), "events": m.get("events")}
+    n_songs = out["train"]["songs"] + out["val"]["songs"]
+    out["split"] = ("by song, hash-based: a song goes to val when sha256(f'{seed}:{song_id}') as a fraction "
+                    f"< val_frac (tools/prepare_data.py, defaults seed 0, val_frac 0.1); here "
+                    f"{out['val']['songs']}/{n_songs} songs in val. Each song is written as several sequences "
+                    "(melody->part 0 + accompaniment->part 1, the swap, everything as part 0)")
+    out["skipped_files"] = len(full.get("skipped", []))
+    return out
+
+
+def training_section(ckpt: dict) -> dict:
+    history = ckpt.get("history", [])
+    train = [h for h in history if "train" in h]
+    val = [h for h in history if "val" in h]
+    tc = ckpt.get("train_config", {})
+    return {
+        "steps": ckpt.get("step", history[-1]["step"] if history else 0),
+        "wall_seconds": round(float(ckpt.get("wall_seconds", 0.0)), 1),
+        "final_train_loss": train[-1]["train"] if train else None,
+        "val_history": [{"step": h["step"], **{k: round(v, 4) for k, v in h["val"].items()}} for h in val],
+        "note": "val_history: tools/train.py's periodic loss on fixed random validation windows "
+                f"({tc.get('eval_batches')} batches of {tc.get('batch_size')} x {tc.get('seq_len')} events)",
+        "config": tc,
+    }
+
+
+def train_overrides(used: dict) -> list[str]:
+    """key=value for each training setting that differs from tools/train.py's defaults."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    from train import TrainConfig  # torch is already loaded for the checkpoint
+
+    from livejam.config import to_dict
+
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    default, used = flat(to_dict(TrainConfig())), flat(used)
+    return [f"{k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in sorted(used.items())
+            if default.get(k) != v]
+
+
+def markov_fitted(tokens: np.ndarray, vocab, max_events: int, fit_path: Path, fit_events: int) -> dict:
+    """Markov NLL on the same events after fitting on the first `fit_events` training events."""
+    fit = np.asarray(np.load(fit_path, mmap_mode="r")[:fit_events])
+    t0 = time.perf_counter()
+    markov = MarkovContinuator(vocab).fit(p.tokens for p in ev.token_sequences(fit, vocab))
+    seconds = time.perf_counter() - t0
+    pieces = ev.limit_events(ev.token_sequences(tokens, vocab), max_events, vocab)
+    scores = np.concatenate([ev.markov_scores(markov, p.tokens) for p in pieces])
+    per_field = scores.mean(axis=0)
+    return {"events": int(len(scores)), "fit_events": int(len(fit)), "fit_seconds": round(seconds, 1),
+            "nll": {"event": float(per_field.sum()), **{f: float(v) for f, v in zip(FIELDS, per_field)}}}
+
+
+def bench(model: Path, steps: int) -> tuple[dict | None, str]:
+    cmd = [sys.executable, str(ROOT / "tools" / "bench_step.py"), "--model", str(model), "--json",
+           "--threads", "1", "--steps", str(steps)]
+    text = " ".join(shlex.quote(c) for c in ["python", "tools/bench_step.py", "--model", rel(model), *cmd[4:]])
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        log.warning("bench_step failed (%d): %s", proc.returncode, proc.stderr.strip().splitlines()[-1:])
+        return None, text
+    return json.loads(proc.stdout), text
+
+
+def latency_section(result: dict | None) -> dict | None:
+    if result is None:
+        return None
+    at = {k: {m: round(v["step"][m], 3) for m in ("median_ms", "p99_ms", "max_ms")} | {"n": v["step"]["n"]}
+          for k, v in result["at"].items()}
+    stream = result["stream_across_context_full"]["step"]
+    return {
+        "what": "feed one event + sample its 4 fields (tools/bench_step.py), one intra-op thread",
+        "providers": result["providers"], "intra_op_threads": result["intra_op_threads"],
+        "at_cached_events": at,
+        "stream": {m: round(stream[m], 3) for m in ("median_ms", "p99_ms", "max_ms")} | {"n": stream["n"]},
+        "load_avg_1min": [result["load_avg_1min"], result["load_avg_1min_after"]],
+    }
+
+
+def markdown(card: dict) -> str:
+    v = card["validation"]
+    rows = [("model (ONNX)", v["model_nll"]), ("Markov, online", v["markov_nll"])]
+    if v.get("markov_fitted"):
+        rows.append((f"Markov, fitted on {v['markov_fitted']['fit_events']} train events",
+                     v["markov_fitted"]["nll"]))
+    lines = [f"# {card['name']}", "",
+             f"{card['parameters'] / 1e6:.2f}M parameters; {card['model_config'].get('n_layer')} layers, "
+             f"d={card['model_config'].get('d_model')}, context {card['model_config'].get('max_len')} events. "
+             f"Trained {card['training']['steps']} steps in {card['training']['wall_seconds'] / 60:.0f} min.", "",
+             f"## Validation NLL (nats, first {v['events']} events of the validation split)", "",
+             "| | event | " + " | ".join(FIELDS) + " |", "|---|---|" + "---|" * len(FIELDS)]
+    for name, nll in rows:
+        lines.append(f"| {name} | {nll['event']:.3f} | " + " | ".join(f"{nll[f]:.3f}" for f in FIELDS) + " |")
+    lines += ["", f"Model vs online Markov: {v['markov_minus_model']:+.3f} nats/event. {v['context']['how']}.", ""]
+    lat = card.get("latency")
+    if lat:
+        lines += ["## Step latency (feed + sample, one CPU thread)", "", "| cached events | median ms | p99 ms |",
+                  "|---|---|---|"]
+        lines += [f"| {k} | {s['median_ms']:.3f} | {s['p99_ms']:.3f} |" for k, s in lat["at_cached_events"].items()]
+        lines += ["", f"Load average while measuring: {lat['load_avg_1min']} on {card['machine']['cores']} cores.", ""]
+    d = card["data"]
+    lines += ["## Data", "", f"Sources: {', '.join(d['sources'] or [])}. Train: {d['train']['songs']} songs, "
+              f"{d['train']['events']} events; val: {d['val']['songs']} songs, {d['val']['events']} events. "
+              f"Split {d['split']}.", "", "## Machine", "", f"{card['machine']['cpu']}, {card['machine']['cores']} cores.",
+              "", "## Commands", ""]
+    lines += [f"- {k}: `{c}`" for k, c in card["commands"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", required=True, help="tools/train.py checkpoint (runs/NAME/ckpt.pt)")
+    p.add_argument("--model", required=True, help="the ONNX file exported from it")
+    p.add_argument("--out", required=True, help="card path (.json); a .md is written beside it")
+    p.add_argument("--data", default=str(ROOT / "data" / "events"), help="prepared data folder")
+    p.add_argument("--max-events", type=int, default=20000, help="validation events scored (the first N)")
+    p.add_argument("--context", type=int, default=None, help="cap the model's context (default its max_len)")
+    p.add_argument("--markov-fit-events", type=int, default=1_000_000,
+                   help="training events the fitted Markov baseline learns first (0: skip it)")
+    p.add_argument("--bench-steps", type=int, default=1000, help="steps per context size in the latency bench")
+    p.add_argument("--no-bench", action="store_true", help="leave the latency out")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    ckpt_path, model_path, out = Path(args.checkpoint), Path(args.model), Path(args.out)
+    data_dir = Path(args.data)
+    val_path = data_dir / "val.tokens.npy"
+    try:
+        ckpt = load_checkpoint_meta(ckpt_path)
+        val = np.load(val_path, mmap_mode="r")
+        log.info("evaluating %s on the first %d events of %s", model_path, args.max_events, val_path)
+        result = ev.evaluate(model_path, val, args.max_events, context=args.context)
+    except (OSError, KeyError, ValueError, ModelError) as e:
+        p.exit(2, f"model_card: {str(e).splitlines()[0]}\n")
+    ck, mp, vp, tp = rel(ckpt_path), rel(model_path), rel(val_path), rel(data_dir / "train.tokens.npy")
+    here = f"python tools/model_card.py --checkpoint {ck} --model {mp} --out {rel(out)}"
+    ctx = f" --context {args.context}" if args.context else ""
+    commands = {
+        "data": "python tools/prepare_data.py",
+        "training": "python tools/train.py " + " ".join(train_overrides(ckpt.get("train_config", {})))
+                    + "  (then --resume across sessions)",
+        "export": f"python tools/export_onnx.py --checkpoint {ck} --out {mp}",
+        "validation": f"livejam eval --tokens {vp} --model {mp} --max-events {args.max_events}{ctx} --json",
+        "card": here + f" --max-events {args.max_events}",
+    }
+    validation = {k: result[k] for k in ("events", "sequences", "max_events", "context", "model_nll", "markov",
+                                         "markov_nll", "markov_minus_model", "seconds")}
+    validation["data"] = vp
+    if args.markov_fit_events:
+        log.info("fitting the Markov baseline on %d training events", args.markov_fit_events)
+        validation["markov_fitted"] = markov_fitted(val, load_model(model_path).info.vocab, args.max_events,
+                                                    data_dir / "train.tokens.npy", args.markov_fit_events)
+        commands["markov_fitted"] = (f"livejam eval --tokens {vp} --model {mp} --max-events {args.max_events} "
+                                     f"--markov-fit {tp} "
+                                     f"--markov-fit-events {args.markov_fit_events}")
+    latency = None
+    if not args.no_bench:
+        log.info("measuring the step latency (tools/bench_step.py)")
+        raw, commands["latency"] = bench(model_path, args.bench_steps)
+        latency = latency_section(raw)
+    card = {
+        "name": model_path.stem,
+        "file": model_path.name,
+        "sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
+        "bytes": model_path.stat().st_size,
+        "parameters": ckpt.get("parameters"),
+        "model_config": ckpt.get("model_config", {}),
+        "data": data_section(ckpt.get("data_meta", {}), data_dir),
+        "training": training_section(ckpt),
+        "validation": validation,
+        "latency": latency,
+        "machine": machine(),
+        "written": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "commands": commands,
+    }
+    if result["model_config"] and any(card["model_config"].get(k) != v for k, v in result["model_config"].items()):
+        log.warning("the ONNX model's config %s differs from the checkpoint's", result["model_config"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(card, indent=1) + "\n")
+    out.with_suffix(".md").write_text(markdown(card))
+    v = card["validation"]
+    print(f"wrote {out} and {out.with_suffix('.md')}: val NLL/event model {v['model_nll']['event']:.3f}, "
+          f"Markov {v['markov_nll']['event']:.3f} ({v['events']} events)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
