@@ -1,8 +1,9 @@
 # The two README commands: `make run` (set up, then run the daemon) and `make test` (set up, then the tests).
 VENV ?= .venv
 PY := $(VENV)/bin/python
+ARGS ?=
 
-.PHONY: setup run test
+.PHONY: setup jack run test
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -11,8 +12,23 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[train,dev]'
 	touch $@
 
-run: setup
-	$(VENV)/bin/livejam run
+# Debian jackd2 (jackd, jack_wait): the MIDI transport on machines without an ALSA sequencer.
+jack:
+	@command -v jackd >/dev/null && command -v jack_wait >/dev/null || { \
+	  echo "installing jackd2 (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends jackd2; }
 
-test: setup
+# If no MIDI system is usable, start a dummy-driver JACK server for the session and stop it (by PID) after.
+run: setup jack
+	@if $(PY) -m livejam.cli ports >/dev/null 2>&1; then \
+	  exec $(PY) -m livejam.cli run $(ARGS); \
+	fi; \
+	echo "no usable MIDI system: starting a JACK server (dummy driver, 64 frames)"; \
+	JACK_NO_START_SERVER=1 jackd -S -d dummy -r 48000 -p 64 >/tmp/livejam-jackd.log 2>&1 & jpid=$$!; \
+	trap 'kill $$jpid 2>/dev/null; wait $$jpid 2>/dev/null' EXIT INT TERM; \
+	jack_wait -w -t 20 >/dev/null 2>&1 || { echo "jackd did not start: see /tmp/livejam-jackd.log"; exit 1; }; \
+	$(PY) -m livejam.cli run $(ARGS)
+
+# The tests start and stop their own named JACK server (tests/conftest.py).
+test: setup jack
 	$(PY) -m pytest -q

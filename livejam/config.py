@@ -194,6 +194,10 @@ class SchedulerConfig:
     late_drop_s: float = 0.030  # a note-on later than this is dropped with its note-off
     spin_s: float = 0.001  # sleep until this long before an event, then spin
     watchdog_s: float = 8.0  # a machine note held longer is ended
+    # Python's GIL switch interval while the daemon runs. The default 5 ms let a
+    # CPU-busy thread hold the scheduler ~5 ms late at p99; 0.5 ms measured ~0.8 ms
+    # (tools/bench_engine.py).
+    gil_switch_interval_s: float = 0.0005
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import queue
 import signal
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,6 +151,8 @@ class Daemon:
             raise
         worker = None
         old_handlers = self._install_signals()
+        old_switch = sys.getswitchinterval()
+        sys.setswitchinterval(cfg.scheduler.gil_switch_interval_s)
         try:
             scheduler.panic()  # clear whatever a previous crash left sounding
             scheduler.start()
@@ -174,6 +177,7 @@ class Daemon:
         finally:
             self._shutdown(clock, inq, worker, dispatcher, scheduler, inp, out, recorder)
             self._restore_signals(old_handlers)
+            sys.setswitchinterval(old_switch)
         rc = 0 if self.error is None and self.reason in ("stopped", "SIGINT", "SIGTERM") else 1
         summary = self._summary(scheduler, normaliser, inq, dispatcher)
         return DaemonResult(rc, self.reason, summary, self.recording)
