@@ -17,7 +17,7 @@ from livejam.config import ConfigError, DaemonConfig, load
 
 log = logging.getLogger("livejam")
 
-ENGINES = ("markov", "echo")
+ENGINES = ("neural", "markov", "echo")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -25,8 +25,21 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML config file (unknown keys are errors)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key, e.g. --set performer.phrase_end_silence_s=0.8")
-    p.add_argument("--engine", choices=ENGINES, help="performer engine (default from config: markov)")
+    p.add_argument("--engine", choices=ENGINES,
+                   help="performer engine (default from config: neural; falls back to markov if the model "
+                        "cannot be loaded, unless --engine neural is given)")
     p.add_argument("--seed", type=int, help="random seed (deterministic answers)")
+    n = p.add_argument_group("neural engine")
+    n.add_argument("--model", metavar="PATH", help="ONNX model file (default: the shipped model)")
+    n.add_argument("--mode", choices=("call", "duet"),
+                   help="call: answer when a phrase ends; duet: play along the whole time (default: call)")
+    n.add_argument("--prompt", metavar="FILE.mid", help="prime the model's context with this MIDI file")
+    n.add_argument("--key", metavar="KEY", help="lock to a key, e.g. C:minor, or 'auto' (estimated from you)")
+    n.add_argument("--temperature", type=float, help="sampling temperature (default 0.9; 0 = always the likeliest)")
+    n.add_argument("--top-p", type=float, help="nucleus sampling mass (default 0.95)")
+    n.add_argument("--density", type=float, help="> 0 denser, < 0 sparser (about -2..2; default 0)")
+    n.add_argument("--pitch-range", metavar="LO:HI", help="MIDI notes the machine may play (default 21:108)")
+    n.add_argument("--max-polyphony", type=int, help="most machine notes sounding at once (default 6)")
 
 
 def _config(args: argparse.Namespace, extra: list[str] = ()) -> DaemonConfig:
@@ -36,12 +49,33 @@ def _config(args: argparse.Namespace, extra: list[str] = ()) -> DaemonConfig:
         overrides.append(f'engine="{args.engine}"')
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
+    for flag, key in (("model", "neural.model"), ("mode", "neural.mode"), ("prompt", "neural.prompt"),
+                      ("key", "neural.key")):
+        if getattr(args, flag) is not None:
+            overrides.append(f"{key}={_toml_str(getattr(args, flag))}")
+    for flag, key in (("temperature", "neural.temperature"), ("top_p", "neural.top_p"),
+                      ("density", "neural.density"), ("max_polyphony", "performer.max_polyphony")):
+        if getattr(args, flag) is not None:
+            overrides.append(f"{key}={getattr(args, flag)}")
+    if args.pitch_range:
+        lo, sep, hi = args.pitch_range.partition(":")
+        if not sep or not lo.isdigit() or not hi.isdigit() or not int(lo) <= int(hi) <= 127:
+            raise ConfigError(f"--pitch-range {args.pitch_range!r}: expected LO:HI MIDI notes, e.g. 36:96")
+        overrides += [f"performer.pitch_low={int(lo)}", f"performer.pitch_high={int(hi)}"]
     overrides.extend(extra)
     return load(DaemonConfig, args.config, overrides)
 
 
 def _toml_str(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid TOML basic string
+
+
+def _performer(args: argparse.Namespace, config: DaemonConfig):
+    """Build (and warm up) the performer before any port opens. An unusable model is an
+    error only when --engine neural was asked for; otherwise the Markov continuator plays."""
+    from livejam.daemon import build_performer
+
+    return build_performer(config.engine, config, config.seed, strict=args.engine == "neural")
 
 
 # --- ports -------------------------------------------------------------------------
@@ -99,7 +133,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     def ready(inp: str, out: str, backend: str) -> None:
         print(f"livejam: ready: in={inp} out={out} backend={backend} engine={config.engine}", flush=True)
 
-    result = Daemon(config, record_path=args.record, on_ready=ready).run()
+    performer = _performer(args, config)
+    result = Daemon(config, performer=performer, record_path=args.record, on_ready=ready).run()
     print(f"livejam: stopped ({result.reason})", flush=True)
     if result.recording:
         print(f"livejam: recorded to {result.recording}", flush=True)
@@ -127,7 +162,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     config = _config(args)
     summary = simulate_file(args.human, args.out, args.human_track, config.engine, config.seed, config,
-                            tail_s=args.tail)
+                            tail_s=args.tail, performer=_performer(args, config))
     if args.json:
         print(json.dumps(summary, indent=2, sort_keys=True))
     else:
@@ -138,7 +173,25 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 # --- entry point -------------------------------------------------------------------
 
-SUBCOMMANDS: tuple[Callable, ...] = (_add_ports, _add_run, _add_simulate)
+def _add_eval(sub) -> None:
+    from livejam import evaluate
+
+    evaluate.add_parser(sub)
+
+
+def _add_bench(sub) -> None:
+    from livejam import bench
+
+    bench.add_parser(sub)
+
+
+def _add_learn(sub) -> None:
+    from livejam import learn
+
+    learn.add_parser(sub)
+
+
+SUBCOMMANDS: tuple[Callable, ...] = (_add_ports, _add_run, _add_simulate, _add_eval, _add_bench, _add_learn)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,11 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from livejam.engine.session import ModelError
     from livejam.midi.ports import MidiUnavailable
 
     try:
         return args.func(args)
-    except (ConfigError, MidiUnavailable, ValueError, FileNotFoundError) as e:
+    except (ConfigError, MidiUnavailable, ModelError, ValueError, FileNotFoundError) as e:
         # Expected failures get one line, not a traceback.
         print(f"livejam: error: {e}", file=sys.stderr)
         return 2

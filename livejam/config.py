@@ -171,6 +171,7 @@ def _deep(base: dict[str, Any], path: list[str], table: dict[str, Any]) -> dict[
 # nested here as the [performer] table.
 from dataclasses import dataclass, field  # noqa: E402
 
+from livejam.neural import NeuralConfig  # noqa: E402
 from livejam.performer import PerformerConfig  # noqa: E402
 
 
@@ -208,11 +209,12 @@ class RecordConfig:
 
 @dataclass(frozen=True)
 class DaemonConfig:
-    engine: str = "markov"
+    engine: str = "neural"  # neural | markov | echo
     seed: int | None = None
     midi: MidiConfig = field(default_factory=MidiConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
     performer: PerformerConfig = field(default_factory=PerformerConfig)
+    neural: NeuralConfig = field(default_factory=NeuralConfig)
     # How often the main thread checks the output port and the worker threads.
     health_check_s: float = 0.5

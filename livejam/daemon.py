@@ -30,14 +30,29 @@ from livejam.scheduler import Scheduler
 log = logging.getLogger(__name__)
 
 
-def build_performer(engine: str, config: DaemonConfig, seed: int | None):
-    """The performer for `engine`: "echo" is ours (benchmark/tests), the rest the performer factory's."""
+def build_performer(engine: str, config: DaemonConfig, seed: int | None, strict: bool = True):
+    """The performer for `engine`: "echo" is ours (benchmark/tests), the rest the performer factory's.
+
+    A neural model that is missing or corrupt raises ModelError when `strict`
+    (the user asked for the neural engine); otherwise it is reported in one
+    line and the Markov continuator plays instead.
+    """
     if engine == "echo":
         from livejam.echo import EchoPerformer
 
         return EchoPerformer()
     from livejam.performer import make_performer
 
+    if engine == "neural":
+        from livejam.engine.session import ModelError
+
+        try:
+            return make_performer("neural", config.performer, seed, neural=config.neural)
+        except ModelError as e:
+            if strict:
+                raise
+            log.warning("%s: falling back to the Markov continuator", e)
+            return make_performer("markov", config.performer, seed)
     return make_performer(engine, config.performer, seed)
 
 

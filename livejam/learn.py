@@ -1,0 +1,104 @@
+"""`livejam learn`: MIDI-learn the live controls and write them to a TOML config.
+
+    livejam learn --in "My Keyboard" --out ~/.config/livejam/controls.toml
+    livejam run --config ~/.config/livejam/controls.toml
+
+For each control (temperature, density, pitch centre, mode, reset, panic) it
+asks you to move a knob or press a button and takes the first control change
+that arrives; Enter-less: a control nobody touches within `--timeout` seconds
+keeps its default. The file holds a `[neural.controls]` table, so it is a
+valid `livejam run --config` file on its own.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import queue
+import time
+from pathlib import Path
+from typing import Callable
+
+from livejam.midi.spec import parse
+from livejam.neural import ControlMap
+
+DESCRIPTIONS = {
+    "temperature": "a knob for the temperature (how adventurous)",
+    "density": "a knob for the density (sparser <-> denser)",
+    "pitch_centre": "a knob for the pitch range centre",
+    "mode": "a button/switch for the mode (call <-> duet)",
+    "reset": "a button that resets the model's context",
+    "panic": "a button for panic (all machine notes off)",
+}
+
+
+def learn_mapping(next_cc: Callable[[float], int | None], timeout_s: float,
+                  prompt: Callable[[str], None] = print, defaults: ControlMap | None = None) -> ControlMap:
+    """Ask for each control and take the CC number `next_cc(timeout)` returns (None: keep the default).
+
+    A CC already taken by an earlier control is not taken twice (a knob sends
+    a stream of values: its tail must not be learnt for the next control).
+    """
+    defaults = defaults or ControlMap()
+    learnt: dict[str, int] = {}
+    for f in dataclasses.fields(ControlMap):
+        prompt(f"move {DESCRIPTIONS.get(f.name, f.name)} (or wait {timeout_s:.0f} s to keep CC {getattr(defaults, f.name)})")
+        deadline = time.monotonic() + timeout_s
+        number = None
+        while (left := deadline - time.monotonic()) > 0:
+            cc = next_cc(left)
+            if cc is not None and cc not in learnt.values():
+                number = cc
+                break
+        learnt[f.name] = number if number is not None else getattr(defaults, f.name)
+        prompt(f"  {f.name} = CC {learnt[f.name]}" + ("" if number is not None else " (default)"))
+    return ControlMap(**learnt)
+
+
+def to_toml(mapping: ControlMap) -> str:
+    lines = ["# livejam live controls (written by `livejam learn`): CC number per control, -1 = none",
+             "[neural.controls]"]
+    lines += [f"{f.name} = {getattr(mapping, f.name)}" for f in dataclasses.fields(ControlMap)]
+    return "\n".join(lines) + "\n"
+
+
+def cc_numbers(q: "queue.SimpleQueue") -> Callable[[float], int | None]:
+    """next_cc over a queue of raw MIDI messages (the rtmidi callback fills it)."""
+
+    def next_cc(timeout: float) -> int | None:
+        try:
+            raw = q.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        msg = parse(raw)
+        return msg.a if msg is not None and msg.kind == "control_change" else None
+
+    return next_cc
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("learn", help="MIDI-learn the live controls and write them to a TOML file")
+    p.add_argument("--in", dest="input", metavar="NAME", help="input port name substring (default: virtual 'livejam learn')")
+    p.add_argument("--backend", default="auto", help="auto (default), alsa, jack, ...")
+    p.add_argument("--out", default="~/.config/livejam/controls.toml", metavar="FILE", help="TOML file to write")
+    p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for each control")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from livejam.midi.ports import MidiInput, select_backend
+
+    api = select_backend(args.backend)
+    q: queue.SimpleQueue = queue.SimpleQueue()
+    inp = MidiInput(api, lambda event, data=None: q.put(event[0]), args.input or "", client="livejam learn")
+    print(f"listening on {inp.port_name}")
+    try:
+        mapping = learn_mapping(cc_numbers(q), args.timeout)
+    finally:
+        inp.close()
+    out = Path(args.out).expanduser()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(to_toml(mapping))
+    print(f"wrote {out}: use it with `livejam run --config {out}`")
+    return 0
+
