@@ -17,63 +17,15 @@ import logging
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from livejam.engine import Constraints, Engine, EventSampler, ModelError, NoteTracker, load_model  # noqa: E402
-
-
-def stats(ns: list[int]) -> dict[str, float]:
-    a = np.asarray(ns, np.float64) / 1e6  # ms
-    return {"n": int(len(a)), "median_ms": float(np.median(a)), "p99_ms": float(np.percentile(a, 99)),
-            "p99.9_ms": float(np.percentile(a, 99.9)), "max_ms": float(a.max())}
-
-
-def random_tokens(vocab, n: int, rng: np.random.Generator) -> np.ndarray:
-    return np.stack([rng.integers(0, vocab.n_parts, n), rng.integers(0, vocab.n_dt, n),
-                     rng.integers(0, vocab.n_pitch, n), rng.integers(0, vocab.n_vel, n)], 1).astype(np.int64)
-
-
-def bench_at(engine: Engine, sampler: EventSampler, c: Constraints, n_cached: int, steps: int,
-             rng: np.random.Generator) -> tuple[dict, dict]:
-    """Steps at a fixed context size: rewind to n_cached before each (same position every time)."""
-    engine.reset()
-    engine.prefill(random_tokens(engine.vocab, n_cached - 1, rng))
-    notes = NoteTracker(engine.vocab)
-    total, feed = [], []
-    for _ in range(steps):
-        engine.rewind(n_cached)
-        t0 = time.perf_counter_ns()
-        tok = sampler.sample(engine, c, notes, rng)
-        t1 = time.perf_counter_ns()
-        engine.feed(tok)
-        t2 = time.perf_counter_ns()
-        total.append(t2 - t0)
-        feed.append(t2 - t1)
-    return stats(total), stats(feed)
-
-
-def bench_stream(engine: Engine, sampler: EventSampler, c: Constraints, steps: int,
-                 rng: np.random.Generator) -> tuple[dict, dict]:
-    """A continuous stream from an empty context across context-full boundaries."""
-    engine.reset()
-    notes = NoteTracker(engine.vocab)
-    total, at_swap = [], []
-    for _ in range(steps):
-        swaps = engine.swaps
-        t0 = time.perf_counter_ns()
-        tok = sampler.sample(engine, c, notes, rng)
-        engine.feed(tok)
-        dt = time.perf_counter_ns() - t0
-        notes.observe(tok)
-        total.append(dt)
-        if engine.swaps != swaps:
-            at_swap.append(dt)
-    return stats(total), (stats(at_swap) if at_swap else {"n": 0})
+from livejam.engine import Engine, EventSampler, ModelError, load_model  # noqa: E402
+# the measuring core is shared with `livejam bench`
+from livejam.latency import BENCH_CONSTRAINTS, bench_at, bench_stream, warm_up  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,10 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     info = model.info
     engine = Engine(model, window=args.window)
     sampler = EventSampler(info.vocab)
-    c = Constraints(temperature=1.0, top_p=0.95, max_polyphony=8, pitch_range=(36, 96))
+    c = BENCH_CONSTRAINTS
     rng = np.random.default_rng(args.seed)
-    for _ in range(200):  # warm-up
-        engine.feed(sampler.sample(engine, c, NoteTracker(info.vocab), rng))
+    warm_up(engine, sampler, c, rng)
     result = {"model": str(path), "layers": info.n_layer, "d_model": info.d_model, "max_len": info.max_len,
               "providers": model.providers, "intra_op_threads": args.threads, "window": engine.window,
               "cpus": os.cpu_count(), "load_avg_1min": os.getloadavg()[0], "at": {}}

@@ -1,0 +1,260 @@
+"""`livejam bench`: the latency table of deliverable 7, with its targets.
+
+    livejam bench [--model PATH] [--json] [--threads N] [--events N] [--no-jack | --start-jack]
+
+1. step: feed + sample all four fields at 128 / 512 / 1024 cached events and
+   over a stream crossing the context-full boundary (the performer's deferred
+   shadow, its idle steps untimed);
+2. scheduler lateness: the real Scheduler thread emitting to a null sink while
+   an inference thread steps the model back to back, beside the bare
+   sleep-then-spin floor measured in the same run (idle and under that load);
+3. end to end over JACK (when a server runs, or with --start-jack): a note into
+   livejam's input until the reply leaves its output, through a path that
+   feeds the note and samples one event (livejam/reply.py), minus the bare
+   rtmidi echo's round trip measured in the same run.
+
+The measuring code lives in livejam/latency.py and livejam/transport.py. No
+torch here. Figures taken while other work loads the machine are noisy; the
+table says so with the load average beside them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from livejam import latency
+from livejam.paths import DEFAULT_MODEL
+
+TARGETS_MS = {"step_p99": 1.0, "scheduler_p99": 0.5, "overhead_p99": 1.0}
+LATENESS_SPACING_S = 0.003  # scheduled events this far apart: dense playing, and a short run
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("bench", help="measure step latency, scheduler lateness and end-to-end overhead")
+    p.add_argument("--model", metavar="PATH", help=f"livejam .onnx model (default {DEFAULT_MODEL})")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
+    p.add_argument("--events", type=int, default=2000,
+                   help="steps per context size and scheduled events per lateness run; a third of it "
+                        "round trips per JACK path (default 2000: ~40 s)")
+    jack = p.add_mutually_exclusive_group()
+    jack.add_argument("--no-jack", action="store_true", help="skip the end-to-end section")
+    jack.add_argument("--start-jack", action="store_true",
+                      help="if no JACK server runs, start a private dummy one (-S) for the run and stop it")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from livejam.engine import ModelError, open_engine
+
+    if args.events < 10 or args.threads < 1:
+        print("livejam bench: --events must be >= 10 and --threads >= 1", file=sys.stderr)
+        return 2
+    path = args.model or str(DEFAULT_MODEL)
+    try:
+        engine = open_engine(path, intra_op_threads=args.threads)
+    except ModelError as e:
+        print(f"livejam bench: {e}", file=sys.stderr)
+        return 2
+    engine.defer_shadow = True  # the neural performer's setting: shadow steps in idle time
+    t0 = time.perf_counter()
+    result = {"machine": latency.machine_info(), "model": _model_info(engine, path),
+              "providers": engine.model.providers, "intra_op_threads": args.threads}
+    result["step"] = measure_steps(engine, args.events, args.seed)
+    result["scheduler"] = measure_lateness(engine, args.events, args.seed)
+    result["e2e"] = measure_e2e(path, args)
+    result["targets"] = targets(result)
+    result["machine"]["load_avg_1min_after"] = round(os.getloadavg()[0], 2)
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_table(result))
+    return 0
+
+
+def _model_info(engine, path: str) -> dict:
+    info = engine.info
+    return {"path": str(path), "layers": info.n_layer, "d_model": info.d_model, "heads": info.n_head,
+            "max_len": info.max_len, "window": engine.window}
+
+
+# --- the three measurements --------------------------------------------------------------
+
+def measure_steps(engine, events: int, seed: int) -> dict:
+    from livejam.engine import EventSampler
+
+    sampler = EventSampler(engine.vocab)
+    c = latency.BENCH_CONSTRAINTS
+    rng = np.random.default_rng(seed)
+    latency.warm_up(engine, sampler, c, rng)
+    out = {}
+    for n in latency.context_sizes(engine.max_len):
+        step, feed = latency.bench_at(engine, sampler, c, n, events, rng)
+        out[f"{n} cached"] = {**step, "feed_only_median_ms": feed.get("median_ms")}
+    n_stream = max(events, 2 * engine.max_len)  # from empty: at least one swap (two with the default window)
+    swaps = engine.swaps
+    stream, at_swap = latency.bench_stream(engine, sampler, c, n_stream, rng)
+    out[f"stream {n_stream} events"] = {**stream, "swaps": engine.swaps - swaps, "swap_steps": at_swap}
+    return out
+
+
+def measure_lateness(engine, events: int, seed: int) -> dict:
+    from livejam.engine import EventSampler
+
+    sampler = EventSampler(engine.vocab)
+    switch = _daemon_switch_interval()
+    out = {"events": events, "spacing_ms": LATENESS_SPACING_S * 1e3, "gil_switch_interval_ms": switch * 1e3,
+           "floor_idle": latency.stats_s(latency.floor_loop(events, LATENESS_SPACING_S))}
+    old_switch = sys.getswitchinterval()
+    sys.setswitchinterval(switch)  # what the daemon runs with, so the threads meet as they do live
+    try:
+        with latency.InferenceLoad(engine, sampler, latency.BENCH_CONSTRAINTS, seed + 1) as load:
+            out["floor_under_inference"] = latency.stats_s(latency.floor_loop(events, LATENESS_SPACING_S))
+        out["floor_load_steps_per_s"] = round(load.steps_per_s, 1)
+        with latency.InferenceLoad(engine, sampler, latency.BENCH_CONSTRAINTS, seed + 2) as load:
+            out["scheduler_under_inference"] = latency.stats_s(
+                latency.scheduler_lateness(events, LATENESS_SPACING_S))
+        out["scheduler_load_steps_per_s"] = round(load.steps_per_s, 1)
+    finally:
+        sys.setswitchinterval(old_switch)
+    return out
+
+
+def _daemon_switch_interval() -> float:
+    """The GIL switch interval the daemon sets (its config default), else Python's own."""
+    from livejam.config import DaemonConfig
+
+    return float(getattr(DaemonConfig().scheduler, "gil_switch_interval_s", sys.getswitchinterval()))
+
+
+def measure_e2e(model_path: str, args: argparse.Namespace) -> dict:
+    from livejam import transport
+
+    if args.no_jack:
+        return {"status": "skipped (--no-jack)"}
+    server = None
+    if not transport.jack_running():
+        if not args.start_jack:
+            return {"status": "skipped (no JACK server running; start one or pass --start-jack)"}
+        try:
+            server = transport.JackServer.start()
+        except RuntimeError as e:
+            return {"status": f"skipped ({e})"}
+    try:
+        return _e2e_paths(model_path, args, transport, server)
+    except RuntimeError as e:  # a path that did not come up: say so in the table, keep the rest
+        return {"status": f"failed ({e})"}
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _e2e_paths(model_path: str, args, transport, server) -> dict:
+    n = max(10, args.events // 3)
+    tag = f"{os.getpid()}"
+    out = {"status": "measured", "server": server.name if server else os.environ.get("JACK_DEFAULT_SERVER", "default"),
+           "started_here": server is not None, "round_trips": n}
+    with transport.bare_echo(f"ljb-bare{tag}") as p:
+        out["transport_floor"] = latency.stats_s(transport.round_trips(f"ljb-bare{tag} in:in", f"ljb-bare{tag} out:out", n))
+    with transport.livejam_echo(f"ljb-echo{tag}") as p:
+        out["livejam_echo"] = latency.stats_s(transport.round_trips(f"ljb-echo{tag} in:in", f"ljb-echo{tag} out:out", n))
+    reply_cmd = [sys.executable, "-m", "livejam.reply", "--model", str(model_path), "--client", f"ljb-reply{tag}",
+                 "--threads", str(args.threads), "--seed", str(args.seed)]
+    with transport.EchoPath(reply_cmd) as p:
+        out["reply"] = latency.stats_s(transport.round_trips(f"ljb-reply{tag} in:in", f"ljb-reply{tag} out:out", n))
+    for line in p.lines:  # the reply process's own feed + sample + feed times
+        if line.startswith("stats "):
+            out["reply_step_in_daemon"] = json.loads(line[6:]).get("reply_step")
+    floor = out["transport_floor"]
+    for name in ("livejam_echo", "reply"):
+        s = out[name]
+        out[f"{name}_overhead_ms"] = ({k: s[f"{k}_ms"] - floor[f"{k}_ms"] for k in ("median", "p99")}
+                                      if s["n"] and floor["n"] else {})
+    return out
+
+
+# --- targets and output ------------------------------------------------------------------
+
+def targets(r: dict) -> list[dict]:
+    """Each target beside the figure it judges; PASS only when measured and within it."""
+    step_p99 = max((s["p99_ms"] for s in r["step"].values() if s.get("n")), default=None)
+    sched = r["scheduler"]["scheduler_under_inference"]
+    overhead = r["e2e"].get("reply_overhead_ms", {}).get("p99")
+    rows = [("step p99 (worst context)", step_p99, TARGETS_MS["step_p99"]),
+            ("scheduler lateness p99 under inference", sched.get("p99_ms"), TARGETS_MS["scheduler_p99"]),
+            ("engine overhead over transport p99", overhead, TARGETS_MS["overhead_p99"])]
+    return [{"name": name, "value_ms": value, "target_ms": limit,
+             "verdict": "n/a" if value is None else ("PASS" if value <= limit else "MISS")}
+            for name, value, limit in rows]
+
+
+def _row(name: str, s: dict | None) -> str:
+    if not s or not s.get("n"):
+        return f"  {name:<44} {'-':>8}"
+    cells = [s.get(k) for k in ("median_ms", "p99_ms", "p99.9_ms", "max_ms")]
+    text = " ".join(f"{v:8.3f}" if isinstance(v, float) and math.isfinite(v) else f"{'-':>8}" for v in cells)
+    return f"  {name:<44} {text}  n={s['n']}"
+
+
+def format_table(r: dict) -> str:
+    m, mod = r["machine"], r["model"]
+    lines = [f"livejam bench: {mod['path']} ({mod['layers']} layers, d={mod['d_model']}, max_len={mod['max_len']}, "
+             f"window {mod['window']})",
+             f"providers {r['providers']}, {r['intra_op_threads']} intra-op thread(s); "
+             f"machine {m['cpu']}, {m['cores']} cores, onnxruntime {m['onnxruntime']}, python {m['python']}",
+             f"load avg {m['load_avg_1min']} -> {m['load_avg_1min_after']} (other work on the machine makes "
+             f"every figure noisy)", "",
+             f"  {'ms':<44} {'median':>8} {'p99':>8} {'p99.9':>8} {'max':>8}",
+             "[1] step: feed + sample 4 fields"]
+    for name, s in r["step"].items():
+        lines.append(_row(name, s))
+        if s.get("swap_steps", {}).get("n"):
+            lines.append(_row(f"  the {s['swaps']} swap step(s)", s["swap_steps"]))
+    sch = r["scheduler"]
+    lines.append(f"[2] lateness, {sch['events']} events {sch['spacing_ms']:.0f} ms apart (inference thread: "
+                 f"~{sch['scheduler_load_steps_per_s']:.0f} steps/s; GIL switch {sch['gil_switch_interval_ms']:g} ms)")
+    lines.append(_row("bare sleep-then-spin floor, idle", sch["floor_idle"]))
+    lines.append(_row("bare sleep-then-spin floor, under inference", sch["floor_under_inference"]))
+    lines.append(_row("scheduler thread, under inference", sch["scheduler_under_inference"]))
+    e = r["e2e"]
+    lines.append(f"[3] end to end over JACK: {e['status']}")
+    if e["status"] == "measured":
+        lines.append(_row("transport floor (bare rtmidi echo)", e["transport_floor"]))
+        lines.append(_row("livejam run --engine echo (no model)", e["livejam_echo"]))
+        lines.append(_row("livejam reply (feed + sample + reply)", e["reply"]))
+        if e.get("reply_step_in_daemon"):
+            lines.append(_row("  model work inside the reply path", e["reply_step_in_daemon"]))
+        for name in ("livejam_echo", "reply"):
+            o = e.get(f"{name}_overhead_ms") or {}
+            if o:
+                lines.append(f"  {name + ' minus floor':<44} {o['median']:8.3f} {o['p99']:8.3f}")
+    lines += ["", "targets:"]
+    for t in r["targets"]:
+        value = "-" if t["value_ms"] is None else f"{t['value_ms']:.3f} ms"
+        lines.append(f"  {t['name']:<44} {value:>10}  <= {t['target_ms']} ms  {t['verdict']}")
+    lines.append(f"({r['seconds']} s)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m livejam.bench ...`: the same as `livejam bench ...`."""
+    import logging
+
+    parser = argparse.ArgumentParser(prog="livejam")
+    add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
+    logging.basicConfig(level=logging.WARNING)
+    return run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

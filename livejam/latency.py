@@ -1,0 +1,210 @@
+"""Measuring cores of the benchmarks: step latency, scheduler lateness, the machine.
+
+Shared by `livejam bench` and tools/bench_step.py / tools/bench_engine.py, so
+every figure the project publishes comes from one implementation. No torch,
+no MIDI ports here (the JACK round trips are in livejam/transport.py).
+
+Figures taken while other work runs on the machine are noisy: whoever prints
+them says so beside them (`machine_info` records the load average).
+"""
+from __future__ import annotations
+
+import os
+import platform
+import threading
+import time
+from typing import Iterable
+
+import numpy as np
+
+from livejam.clock import RealClock
+from livejam.engine import Constraints, Engine, EventSampler, NoteTracker
+from livejam.events import TimedNote
+from livejam.scheduler import Scheduler
+
+# The sampling settings of every latency figure: a realistic mask load (range,
+# polyphony, nucleus), not the cheapest path through the sampler.
+BENCH_CONSTRAINTS = Constraints(temperature=1.0, top_p=0.95, max_polyphony=8, pitch_range=(36, 96))
+
+
+def stats(ns: Iterable[int]) -> dict[str, float]:
+    """n / median / p99 / p99.9 / max in ms of durations in nanoseconds ({"n": 0} when empty)."""
+    a = np.asarray(list(ns), np.float64) / 1e6  # ms
+    if a.size == 0:
+        return {"n": 0}
+    return {"n": int(len(a)), "median_ms": float(np.median(a)), "p99_ms": float(np.percentile(a, 99)),
+            "p99.9_ms": float(np.percentile(a, 99.9)), "max_ms": float(a.max())}
+
+
+def stats_s(seconds: Iterable[float]) -> dict[str, float]:
+    """`stats` of durations in seconds."""
+    return stats(np.asarray(list(seconds), np.float64) * 1e9)
+
+
+def random_tokens(vocab, n: int, rng: np.random.Generator) -> np.ndarray:
+    return np.stack([rng.integers(0, vocab.n_parts, n), rng.integers(0, vocab.n_dt, n),
+                     rng.integers(0, vocab.n_pitch, n), rng.integers(0, vocab.n_vel, n)], 1).astype(np.int64)
+
+
+def warm_up(engine: Engine, sampler: EventSampler, c: Constraints, rng: np.random.Generator,
+            steps: int = 200) -> None:
+    """Run the graphs first: onnxruntime's first runs allocate and are not what a player meets."""
+    notes = NoteTracker(engine.vocab)
+    for _ in range(steps):
+        engine.feed(sampler.sample(engine, c, notes, rng))
+    engine.reset()
+
+
+def context_sizes(max_len: int, wanted: Iterable[int] = (128, 512, 1024)) -> list[int]:
+    """The cached-event counts to measure at, capped at max_len - 1 (a full context swaps)."""
+    return sorted({min(n, max_len - 1) for n in wanted})
+
+
+def bench_at(engine: Engine, sampler: EventSampler, c: Constraints, n_cached: int, steps: int,
+             rng: np.random.Generator) -> tuple[dict, dict]:
+    """Steps at a fixed context size: rewind to n_cached before each (same position every time).
+
+    Returns (feed + sample stats, feed-only stats)."""
+    engine.reset()
+    engine.prefill(random_tokens(engine.vocab, n_cached - 1, rng))
+    notes = NoteTracker(engine.vocab)
+    total, feed = [], []
+    for _ in range(steps):
+        engine.rewind(n_cached)
+        t0 = time.perf_counter_ns()
+        tok = sampler.sample(engine, c, notes, rng)
+        t1 = time.perf_counter_ns()
+        engine.feed(tok)
+        t2 = time.perf_counter_ns()
+        total.append(t2 - t0)
+        feed.append(t2 - t1)
+    return stats(total), stats(feed)
+
+
+def bench_stream(engine: Engine, sampler: EventSampler, c: Constraints, steps: int,
+                 rng: np.random.Generator) -> tuple[dict, dict]:
+    """A continuous stream from an empty context across context-full boundaries.
+
+    With a deferred-shadow engine (the performer's), `idle()` runs untimed
+    between steps, as the performer does while it waits for the next event.
+    Returns (all steps' stats, the swap steps' stats)."""
+    engine.reset()
+    notes = NoteTracker(engine.vocab)
+    total, at_swap = [], []
+    for _ in range(steps):
+        swaps = engine.swaps
+        t0 = time.perf_counter_ns()
+        tok = sampler.sample(engine, c, notes, rng)
+        engine.feed(tok)
+        dt = time.perf_counter_ns() - t0
+        notes.observe(tok)
+        total.append(dt)
+        if engine.swaps != swaps:
+            at_swap.append(dt)
+        if engine.defer_shadow:
+            engine.idle(max_steps=4)
+    return stats(total), stats(at_swap)
+
+
+# --- scheduler lateness ------------------------------------------------------------------
+
+def _schedule(n: int, spacing: float, lead: float = 0.05) -> list[float]:
+    start = time.perf_counter() + lead
+    return [start + i * spacing for i in range(n)]
+
+
+def floor_loop(n: int, spacing: float, clock: RealClock | None = None) -> list[float]:
+    """Lateness (s) of a bare sleep-then-spin loop: the machine's own timing floor."""
+    clock = clock or RealClock()
+    late = []
+    for t in _schedule(n, spacing):
+        clock.sleep_until(t)
+        late.append(time.perf_counter() - t)
+    return late
+
+
+def scheduler_lateness(n: int, spacing: float, clock: RealClock | None = None) -> list[float]:
+    """Lateness (s) of the real Scheduler thread emitting n timed notes to a null sink."""
+    clock = clock or RealClock()
+    sched = Scheduler(clock, lambda port, msg, t: None, late_drop_s=1.0)  # drop nothing: measure it all
+    sched.start()
+    # note-on/off pairs on changing pitches so the ledger lets every message through
+    sched.submit(TimedNote(t, 0, 60 + (i // 2) % 12, 100 if i % 2 == 0 else 0)
+                 for i, t in enumerate(_schedule(n, spacing)))
+    while sched.pending() and sched.alive():
+        time.sleep(0.02)
+    sched.stop()
+    if sched.error is not None:
+        raise RuntimeError(f"scheduler failed: {sched.error!r}")
+    return list(sched.counters.lateness)
+
+
+class InferenceLoad:
+    """The performer's pattern in a thread: onnxruntime steps (sample + feed) back to back.
+
+    onnxruntime releases the GIL inside `run`, the sampler's numpy does not
+    always: the scheduler thread meets both, as it does live. `steps` counts
+    what ran, so a report can show the load was real.
+    """
+
+    def __init__(self, engine: Engine, sampler: EventSampler, c: Constraints, seed: int = 1):
+        self.engine, self.sampler, self.c = engine, sampler, c
+        self.rng = np.random.default_rng(seed)
+        self.steps = 0
+        self.seconds = 0.0
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-inference", daemon=True)
+
+    def _run(self) -> None:
+        engine, notes = self.engine, NoteTracker(self.engine.vocab)
+        engine.reset()
+        t0 = time.perf_counter()
+        try:
+            while not self._stop.is_set():
+                tok = self.sampler.sample(engine, self.c, notes, self.rng)
+                engine.feed(tok)
+                notes.observe(tok)
+                self.steps += 1
+        except BaseException as e:  # surfaced by __exit__: a dead load would make the figure a lie
+            self.error = e
+        self.seconds = time.perf_counter() - t0
+
+    def __enter__(self) -> "InferenceLoad":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self.error is not None and exc[0] is None:
+            raise RuntimeError(f"inference thread failed: {self.error!r}")
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.steps / self.seconds if self.seconds > 0 else 0.0
+
+
+# --- the machine ---------------------------------------------------------------------
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict:
+    try:
+        import onnxruntime as ort
+
+        ort_version = ort.__version__
+    except ImportError:
+        ort_version = None
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "onnxruntime": ort_version,
+            "load_avg_1min": round(os.getloadavg()[0], 2)}

@@ -1,0 +1,135 @@
+"""`livejam bench` on a tiny random model: the report's shape, never its timings."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")  # only to export the tiny model
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+
+import export_onnx  # noqa: E402
+from livejam import bench  # noqa: E402
+from livejam.config import from_dict, to_dict  # noqa: E402
+from livejam.engine import open_engine  # noqa: E402
+from livejam.events import TimedNote  # noqa: E402
+from livejam.model import EventTransformer, ModelConfig  # noqa: E402
+from livejam.reply import ReplyPerformer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_model_path(tmp_path_factory) -> Path:
+    cfg = from_dict(ModelConfig, {**to_dict(ModelConfig()), "n_layer": 1, "n_head": 2, "d_model": 32, "d_ff": 64,
+                                  "max_len": 64})
+    torch.manual_seed(0)
+    return export_onnx.export(EventTransformer(cfg).eval(), tmp_path_factory.mktemp("model") / "tiny.onnx",
+                              check=False)
+
+
+def bench_json(capsys, *argv: str) -> dict:
+    parser = argparse.ArgumentParser()
+    bench.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["bench", "--json", *argv])
+    assert args.func(args) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def numbers(obj):
+    """Every number in a nested JSON object."""
+    if isinstance(obj, dict):
+        for v in obj.values():
+            yield from numbers(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from numbers(v)
+    elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
+        yield obj
+
+
+def check_stats(s: dict) -> None:
+    assert s["n"] > 0
+    for key in ("median_ms", "p99_ms", "p99.9_ms", "max_ms"):
+        assert math.isfinite(s[key]) and s[key] >= 0
+    assert s["median_ms"] <= s["p99_ms"] <= s["p99.9_ms"] <= s["max_ms"]
+
+
+def test_bench_json_without_jack(capsys, tiny_model_path):
+    r = bench_json(capsys, "--model", str(tiny_model_path), "--events", "30", "--no-jack")
+    assert set(r) >= {"machine", "model", "providers", "intra_op_threads", "step", "scheduler", "e2e", "targets"}
+    assert r["intra_op_threads"] == 1
+    assert r["providers"] and all(p.endswith("ExecutionProvider") for p in r["providers"])
+    assert r["machine"]["cores"] >= 1 and r["machine"]["cpu"]
+    # max_len 64: every context size is capped at 63 cached events, plus the stream across the boundary
+    assert "63 cached" in r["step"]
+    stream = [v for k, v in r["step"].items() if k.startswith("stream")]
+    assert len(stream) == 1 and stream[0]["swaps"] >= 1 and stream[0]["swap_steps"]["n"] == stream[0]["swaps"]
+    for s in r["step"].values():
+        check_stats(s)
+    for key in ("floor_idle", "floor_under_inference", "scheduler_under_inference"):
+        check_stats(r["scheduler"][key])
+        assert r["scheduler"][key]["n"] == 30
+    assert r["scheduler"]["scheduler_load_steps_per_s"] > 0  # the inference thread really ran
+    assert r["e2e"]["status"].startswith("skipped")
+    assert [t["name"] for t in r["targets"]] == ["step p99 (worst context)", "scheduler lateness p99 under inference",
+                                                 "engine overhead over transport p99"]
+    assert [t["verdict"] in ("PASS", "MISS") for t in r["targets"]] == [True, True, False]
+    assert r["targets"][2]["verdict"] == "n/a"
+    assert all(math.isfinite(x) for x in numbers(r))
+
+
+def test_bench_table_prints_targets(capsys, tiny_model_path):
+    parser = argparse.ArgumentParser()
+    bench.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["bench", "--model", str(tiny_model_path), "--events", "20", "--no-jack"])
+    assert bench.run(args) == 0
+    out = capsys.readouterr().out
+    for text in ("providers ['", "intra-op thread", "cores", "step p99", "<= 0.5 ms", "floor"):
+        assert text in out
+
+
+def test_bench_missing_model_is_one_line(capsys, tmp_path):
+    parser = argparse.ArgumentParser()
+    bench.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["bench", "--model", str(tmp_path / "nope.onnx"), "--no-jack"])
+    assert bench.run(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not found" in err and "\n" not in err
+
+
+def test_reply_performer_answers_each_note_with_a_model_step(tiny_model_path):
+    p = ReplyPerformer(open_engine(tiny_model_path), seed=1)
+    p.warm_up(8)
+    replies = []
+    for i in range(80):  # crosses the tiny model's context-full boundary
+        pitch = 40 + i % 10
+        p.hear(TimedNote(i * 0.01, 0, pitch, 100), i * 0.01)
+        on = p.poll(i * 0.01)
+        p.hear(TimedNote(i * 0.01 + 0.005, 0, pitch, 0), i * 0.01 + 0.005)
+        off = p.poll(i * 0.01 + 0.005)
+        assert len(on) == 1 and len(off) == 1
+        assert on[0].velocity > 0 and off[0].velocity == 0 and on[0].pitch == off[0].pitch
+        assert 84 <= on[0].pitch <= 108  # never one of the pitches the benchmark sends
+        replies.append(on[0].pitch)
+    assert p.counters["replies"] == 160 and len(p.step_ms) == 160
+    assert p.engine.swaps >= 1
+    assert p.close(1.0) == []  # nothing left sounding
+
+
+def test_bench_end_to_end_over_jack(capsys, tiny_model_path, jack_server):
+    r = bench_json(capsys, "--model", str(tiny_model_path), "--events", "30")
+    e = r["e2e"]
+    assert e["status"] == "measured", e["status"]
+    assert not e["started_here"]  # the fixture's server was found, not a new one started
+    for path in ("transport_floor", "livejam_echo", "reply"):
+        assert e[path]["n"] == e["round_trips"] == 10  # every note came back
+        check_stats(e[path])
+        assert e[path]["median_ms"] > 0
+    assert e["reply_step_in_daemon"]["n"] == 10  # the reply path ran the model for each note
+    for key in ("median", "p99"):
+        assert math.isfinite(e["reply_overhead_ms"][key])
+    assert r["targets"][2]["verdict"] in ("PASS", "MISS")
+    assert all(math.isfinite(x) for x in numbers(r))
