@@ -133,6 +133,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     def ready(inp: str, out: str, backend: str) -> None:
         print(f"livejam: ready: in={inp} out={out} backend={backend} engine={config.engine}", flush=True)
 
+    from livejam.midi.ports import select_backend
+
+    select_backend(config.midi.backend)  # no MIDI system: say so before loading a model
     performer = _performer(args, config)
     result = Daemon(config, performer=performer, record_path=args.record, on_ready=ready).run()
     print(f"livejam: stopped ({result.reason})", flush=True)
