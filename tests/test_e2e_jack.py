@@ -104,3 +104,49 @@ def test_no_midi_system_exits_2_with_one_line():
                           timeout=60)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "MIDI" in proc.stderr and not proc.stdout
+
+
+@pytest.fixture(scope="module")
+def neural_model(tmp_path_factory) -> Path:
+    """The shipped model; a small exported one where a checkout has none yet."""
+    from livejam.paths import DEFAULT_MODEL
+
+    if DEFAULT_MODEL.exists():
+        return DEFAULT_MODEL
+    path = tmp_path_factory.mktemp("model") / "small.onnx"
+    subprocess.run([sys.executable, "tools/export_onnx.py", "--random", "--out", str(path), "--no-check",
+                    "n_layer=1", "d_model=32", "n_head=2", "d_ff=64", "max_len=128"], cwd=ROOT, check=True,
+                   capture_output=True)
+    return path
+
+
+@pytest.mark.parametrize("mode, channel", [("call", 0), ("duet", 1)])
+def test_neural_engine_answers_and_accompanies_over_jack(jack_server, neural_model, mode, channel):
+    proc, lines = start_daemon("--engine", "neural", "--model", str(neural_model), "--mode", mode, "--seed", "3",
+                               "--no-record", "--temperature", "0.8")
+    try:
+        result = play(proc, "--signal", "SIGTERM")
+        rc = proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = "".join(lines)
+    assert rc == 0, out
+    note_ons = [m for m in result["received"] if m[0] & 0xF0 == 0x90 and m[2] > 0]
+    assert len(note_ons) >= 2, out
+    assert {m[0] & 0x0F for m in note_ons} == {channel}  # call continues part 0, duet plays part 1
+    assert unmatched_note_ons(result["received"]) == [] and result["panicked"]
+    counters = json.loads(out.split("livejam: counters ", 1)[1].splitlines()[0])
+    assert counters["sounding_at_exit"] == 0
+
+
+def test_neural_engine_with_a_corrupt_model(jack_server, tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07not a model")
+    strict = subprocess.run(livejam_cmd("run", "--engine", "neural", "--model", str(bad), "--no-record"), cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert strict.returncode == 2 and len(strict.stderr.strip().splitlines()) == 1 and "bad.onnx" in strict.stderr
+    proc, lines = start_daemon("--model", str(bad), "--no-record")  # engine from config: falls back to markov
+    proc.terminate()
+    assert proc.wait(60) == 0
+    assert any("falling back to the Markov continuator" in line for line in lines)
