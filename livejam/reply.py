@@ -4,8 +4,9 @@
 
 runs the live daemon (real ports, queue, performer thread, scheduler, ledger)
 with `ReplyPerformer`: on each heard note-on or note-off it feeds the note,
-samples one event (all four fields) and emits a reply note now, then feeds the
-reply (the model hears what it played, as the neural performer's does). A
+samples one event (all four fields) and emits a reply note now; the reply is
+fed to the model (it hears what it played) only after it was handed out, in
+`next_wakeup`, so that step is not on the reply's path. A
 note-on is answered by a note-on at the sampled pitch, the matching note-off
 by that reply's note-off. Minus the bare transport's round trip this is the
 engine's input-to-output overhead including inference, not only the MIDI
@@ -47,7 +48,8 @@ class ReplyPerformer:
         self.coder: EventCoder | None = None
         self.replies: dict[int, int] = {}  # heard pitch -> the reply pitch sounding for it
         self._out: list[TimedNote] = []
-        self.step_ms: deque[float] = deque(maxlen=100_000)  # feed heard + sample + feed reply
+        self._unfed: list[TimedNote] = []  # replies handed out, not yet fed to the model
+        self.step_ms: deque[float] = deque(maxlen=100_000)  # feed the heard note + sample (the reply path)
         self.counters = {"heard": 0, "replies": 0}
 
     def warm_up(self, steps: int = 64) -> None:
@@ -62,6 +64,7 @@ class ReplyPerformer:
         self.counters["heard"] += 1
         if not 0 <= note.pitch < self.vocab.n_pitch:
             return
+        self._feed_replies()  # the context keeps the order things happened in
         if self.coder is None:
             self.coder = EventCoder(self.vocab, note.time)
         coder = self.coder
@@ -79,9 +82,15 @@ class ReplyPerformer:
                 return
             reply = TimedNote(now, MACHINE_PART, pitch, 0)
         self._out.append(reply)
-        self._feed(coder.encode(TimedNote(max(now, coder.time), reply.part, reply.pitch, reply.velocity)))
+        self._unfed.append(reply)
         self.counters["replies"] += 1
         self.step_ms.append((time.perf_counter() - t0) * 1e3)
+
+    def _feed_replies(self) -> None:
+        coder = self.coder
+        for reply in self._unfed:
+            self._feed(coder.encode(TimedNote(max(reply.time, coder.time), reply.part, reply.pitch, reply.velocity)))
+        self._unfed.clear()
 
     def _free_pitch(self, sampled: int) -> int:
         """The sampled pitch if it is in range and silent, else the nearest that is (the ledger would refuse it)."""
@@ -106,6 +115,7 @@ class ReplyPerformer:
     def next_wakeup(self, now: float) -> float:
         if self._out:
             return now
+        self._feed_replies()  # called after poll's output went to the scheduler: off the reply path
         if self.engine.idle(max_steps=4):  # shadow context work, off the reply path
             return now
         return now + 0.25
