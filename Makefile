@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: setup jack run test
+.PHONY: setup jack run test quick-model
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -32,3 +32,12 @@ run: setup jack
 # The tests start and stop their own named JACK server (tests/conftest.py).
 test: setup jack
 	$(PY) -m pytest -q
+
+# Retrain a small model end to end on CPU in a few minutes (40 POP909 songs, configs/quick.toml):
+# data -> training (runs/quick: checkpoint + loss.png) -> ONNX (runs/quick/model.onnx) -> NLL vs Markov.
+QUICK_SONGS ?= 40
+quick-model: setup
+	$(PY) tools/prepare_data.py --limit $(QUICK_SONGS) --out data/quick
+	$(PY) tools/train.py --config configs/quick.toml
+	$(PY) tools/export_onnx.py --checkpoint runs/quick/ckpt.pt --out runs/quick/model.onnx
+	$(PY) -m livejam.cli eval --model runs/quick/model.onnx --tokens data/quick/val.tokens.npy --max-events 5000
