@@ -173,3 +173,18 @@ def test_garbage_input_never_raises_and_nothing_stays_sounding(tiny_model, actio
         now = run_until(p, wire, now, now + dt)
     wire.take(p.close(now))
     assert not wire.sounding
+
+
+def test_prompt_primes_the_context(tiny_model, tmp_path):
+    from livejam.events import Note, write_midi
+
+    prompt = tmp_path / "prompt.mid"
+    write_midi(prompt, [("lead", [Note(0.25 * i, 0.25 * i + 0.2, 60 + i % 5, 80) for i in range(40)])])
+    p = make(tiny_model, "duet", prompt=str(prompt))
+    assert p.engine.pos == 1 + 32  # start marker + the last max_len // 2 events of the prompt
+    assert not p.tracker.sounding[0]  # the prompt's notes do not sound now
+    wire = Wire()
+    t = phrase(p, wire, 0.0)
+    run_until(p, wire, t, t + 1.0)
+    wire.take(p.close(t + 1.0))
+    assert not wire.sounding
