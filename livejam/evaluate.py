@@ -107,20 +107,39 @@ def token_sequences(tokens: np.ndarray, vocab: Vocab, name: str = "tokens") -> l
     return [Piece(f"{name}[{a}:{b}]", tokens[a:b]) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
-def limit_events(seqs: list[Piece], max_events: int | None, vocab: Vocab) -> list[Piece]:
-    """The first `max_events` scored events (start markers do not count), in sequence order."""
+def limit_events(seqs: list[Piece], max_events: int | None, vocab: Vocab,
+                 per_sequence: int | None = None, order_seed: int | None = None) -> list[Piece]:
+    """The first `max_events` scored events (start markers do not count), in sequence order.
+
+    A shard lists a song's variants together, so the first N events alone are a
+    handful of songs: `order_seed` takes the sequences in a random order fixed by
+    that seed instead, and `per_sequence` takes at most that many events of each.
+    """
+    if order_seed is not None:
+        seqs = [seqs[i] for i in np.random.default_rng(order_seed).permutation(len(seqs))]
+    if per_sequence:
+        seqs = [_first_events(s, per_sequence, vocab) for s in seqs]
     if not max_events:
         return seqs
     out, left = [], max_events
     for s in seqs:
         if left <= 0:
             break
-        scored = np.flatnonzero(s.tokens[:, 0] != vocab.bos_part)
-        if len(scored) > left:
-            s = Piece(s.name, s.tokens[: scored[left - 1] + 1])
-        out.append(s)
-        left -= min(left, len(scored))
+        out.append(_first_events(s, left, vocab))
+        left -= _n_scored(out[-1], vocab)
     return out
+
+
+def _n_scored(piece: Piece, vocab: Vocab) -> int:
+    return int((piece.tokens[:, 0] != vocab.bos_part).sum())
+
+
+def _first_events(piece: Piece, n: int, vocab: Vocab) -> Piece:
+    """The piece cut after its n-th scored event."""
+    scored = np.flatnonzero(piece.tokens[:, 0] != vocab.bos_part)
+    if len(scored) <= n:
+        return piece
+    return Piece(piece.name, piece.tokens[: scored[n - 1] + 1])
 
 
 def _check_tokens(piece: Piece, vocab: Vocab) -> None:
@@ -191,12 +210,14 @@ def _summary(scores: np.ndarray) -> dict[str, float]:
 def evaluate(model_path: str | Path | None, data: Sequence[str | Path] | np.ndarray | Sequence[np.ndarray],
              max_events: int | None = None, markov_fit: np.ndarray | Iterable[np.ndarray] | None = None,
              context: int | None = None, window: int | None = None, markov_order: int = 4, threads: int = 1,
+             per_sequence: int | None = None, order_seed: int | None = None,
              return_scores: bool = False) -> dict:
     """Model and Markov NLL on the same events. See the module docstring.
 
     data: MIDI files/folders, or an (N, 4) token array (split at its start
     markers), or a list of token arrays (one sequence each). max_events: score
-    only the first N events. markov_fit: token sequences (or one shard array) the
+    only the first N events; order_seed / per_sequence: which ones (see
+    `limit_events`). markov_fit: token sequences (or one shard array) the
     Markov model learns before scoring (else it starts empty, like the daemon's
     fallback). context: cap the model's context below its max_len (e.g. at the
     training window); window: events kept when it restarts (default context // 2).
@@ -216,7 +237,7 @@ def evaluate(model_path: str | Path | None, data: Sequence[str | Path] | np.ndar
     else:
         seqs, skipped = midi_sequences(data, vocab)
         source, files = "midi", len(seqs)
-    seqs = limit_events(seqs, max_events, vocab)
+    seqs = limit_events(seqs, max_events, vocab, per_sequence, order_seed)
     for s in seqs:
         _check_tokens(s, vocab)
 
@@ -256,6 +277,8 @@ def evaluate(model_path: str | Path | None, data: Sequence[str | Path] | np.ndar
         "sequences": len(seqs),
         "events": int(len(nn_scores)),
         "max_events": max_events,
+        "per_sequence": per_sequence,
+        "order_seed": order_seed,
         "skipped": skipped,
         "context": {
             "max_len": engine.max_len, "context": context, "window": engine.window, "longest_sequence": longest,
@@ -304,7 +327,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     src.add_argument("--tokens", metavar="NPY", help="a prepared shard, e.g. data/events/val.tokens.npy")
     p.add_argument("--model", metavar="PATH", help=f"ONNX model (default {DEFAULT_MODEL})")
     p.add_argument("--max-events", type=int, default=None, metavar="N", help="score only the first N events")
-    p.add_argument("--markov-fit", metavar="NPY", help="fit the Markov model on this shard first (e.g. train.tokens.npy)")
+    p.add_argument("--order-seed", type=int, default=None, metavar="S",
+                   help="take the sequences in a random order fixed by S (a shard lists a song's variants together)")
+    p.add_argument("--per-sequence", type=int, default=None, metavar="N",
+                   help="score at most N events of each sequence")
+    p.add_argument("--markov-fit", metavar="NPY",
+                   help="fit the Markov model on this shard first (e.g. data/events/train.tokens.npy)")
     p.add_argument("--markov-fit-events", type=int, default=None, metavar="N",
                    help="use only the first N events of --markov-fit")
     p.add_argument("--context", type=int, default=None,
@@ -329,7 +357,7 @@ def run(args: argparse.Namespace) -> int:
                 fit_tokens = fit_tokens[: args.markov_fit_events]
             fit = np.asarray(fit_tokens)
         result = evaluate(args.model, data, args.max_events, fit, context=args.context, window=args.window,
-                          threads=args.threads)
+                          threads=args.threads, per_sequence=args.per_sequence, order_seed=args.order_seed)
     except (ModelError, OSError, ValueError) as e:
         print(f"livejam eval: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2

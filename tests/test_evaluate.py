@@ -97,18 +97,25 @@ def test_windows_match_torch_on_the_same_contexts(tiny, midi):
     r = ev.evaluate(path, [tokens], context=context, window=window, return_scores=True)
     got = r["scores"]["model"]
     bos = tokens[:1]
-    ctx, ref = bos, []
+    ctxs, ctx = [], bos  # the context each event is scored after
+    for i in range(1, len(tokens)):
+        ctxs.append(ctx)
+        if len(ctx) >= context:
+            ctx = np.concatenate([bos, tokens[i - (window - 1):i]])
+        ctx = np.concatenate([ctx, tokens[i:i + 1]])
+    # contexts between restarts extend each other: one causal forward per run of them
+    starts = [i for i in range(len(ctxs)) if i == 0 or len(ctxs[i]) != len(ctxs[i - 1]) + 1] + [len(ctxs)]
+    ref = []
     with torch.no_grad():
-        for i in range(1, len(tokens)):
-            h, _ = model.backbone(torch.from_numpy(ctx)[None])
-            target = torch.from_numpy(tokens[i])[None]
-            ref.append([-torch.log_softmax(model.head_logits(h[:, -1], k, target), -1)[0, tokens[i, k]].item()
-                        for k in range(4)])
-            if len(ctx) >= context:
-                ctx = np.concatenate([bos, tokens[i - (window - 1):i]])
-            ctx = np.concatenate([ctx, tokens[i:i + 1]])
+        for a, b in zip(starts[:-1], starts[1:]):
+            h, _ = model.backbone(torch.from_numpy(ctxs[b - 1])[None])  # (1, T, C)
+            at = h[0, [len(ctxs[i]) - 1 for i in range(a, b)]]  # (n, C)
+            target = torch.from_numpy(tokens[a + 1:b + 1])  # (n, 4)
+            ref.append(torch.stack([-torch.log_softmax(model.head_logits(at, k, target), -1)
+                                    .gather(1, target[:, k:k + 1])[:, 0] for k in range(4)], 1).numpy())
+    ref = np.concatenate(ref)
     assert got.shape == (len(tokens) - 1, 4)
-    assert np.abs(got - np.asarray(ref)).max() < 1e-3
+    assert len(starts) > 3 and np.abs(got - ref).max() < 1e-3
     assert r["context"]["restarts"] > 0 and "start-of-sequence" in r["context"]["how"]
 
 
@@ -149,3 +156,12 @@ def test_cli_run_json_and_errors(tiny, midi, capsys, tmp_path):
 def test_no_torch_import():
     code = "import sys, livejam.evaluate; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent).returncode == 0
+
+
+def test_order_seed_and_per_sequence_pick_the_same_events_for_both_models(tiny, midi):
+    seqs = [_tokens(p) for p in midi]
+    order = np.random.default_rng(5).permutation(3)
+    r = ev.evaluate(tiny[0], np.concatenate(seqs), max_events=20, per_sequence=10, order_seed=5)
+    assert r["events"] == 20 and r["sequences"] == 2
+    r2 = ev.evaluate(tiny[0], [seqs[order[0]][:11], seqs[order[1]][:11]])  # start marker + 10 events each
+    assert r2["model_nll"] == r["model_nll"] and r2["markov_nll"] == r["markov_nll"]

@@ -58,7 +58,7 @@ def test_card_from_checkpoint(tmp_path):
                             "--bench-steps", "10"]) == 0
     card = json.loads(out.read_text())
     v = card["validation"]
-    assert v["events"] == 100 and v["markov_fitted"]["events"] == 100
+    assert v["events"] == 100 and v["markov_fitted"]["events"] == 100 and v["order_seed"] == 0
     assert v["model_nll"]["event"] == pytest.approx(sum(v["model_nll"][f] for f in ("part", "dt", "pitch", "vel")))
     assert card["training"]["steps"] == 50 and card["training"]["val_history"][0]["nll"] == 8.5
     assert card["data"]["val"]["songs"] == 1 and "hash" in card["data"]["split"]

@@ -130,13 +130,13 @@ def train_overrides(used: dict) -> list[str]:
             if default.get(k) != v]
 
 
-def markov_fitted(tokens: np.ndarray, vocab, max_events: int, fit_path: Path, fit_events: int) -> dict:
+def markov_fitted(tokens: np.ndarray, vocab, select: dict, fit_path: Path, fit_events: int) -> dict:
     """Markov NLL on the same events after fitting on the first `fit_events` training events."""
     fit = np.asarray(np.load(fit_path, mmap_mode="r")[:fit_events])
     t0 = time.perf_counter()
     markov = MarkovContinuator(vocab).fit(p.tokens for p in ev.token_sequences(fit, vocab))
     seconds = time.perf_counter() - t0
-    pieces = ev.limit_events(ev.token_sequences(tokens, vocab), max_events, vocab)
+    pieces = ev.limit_events(ev.token_sequences(tokens, vocab), vocab=vocab, **select)
     scores = np.concatenate([ev.markov_scores(markov, p.tokens) for p in pieces])
     per_field = scores.mean(axis=0)
     return {"events": int(len(scores)), "fit_events": int(len(fit)), "fit_seconds": round(seconds, 1),
@@ -179,7 +179,7 @@ def markdown(card: dict) -> str:
              f"{card['parameters'] / 1e6:.2f}M parameters; {card['model_config'].get('n_layer')} layers, "
              f"d={card['model_config'].get('d_model')}, context {card['model_config'].get('max_len')} events. "
              f"Trained {card['training']['steps']} steps in {card['training']['wall_seconds'] / 60:.0f} min.", "",
-             f"## Validation NLL (nats, first {v['events']} events of the validation split)", "",
+             f"## Validation NLL (nats, {v['events']} events of {v['sequences']} validation sequences)", "",
              "| | event | " + " | ".join(FIELDS) + " |", "|---|---|" + "---|" * len(FIELDS)]
     for name, nll in rows:
         lines.append(f"| {name} | {nll['event']:.3f} | " + " | ".join(f"{nll[f]:.3f}" for f in FIELDS) + " |")
@@ -193,8 +193,8 @@ def markdown(card: dict) -> str:
     d = card["data"]
     lines += ["## Data", "", f"Sources: {', '.join(d['sources'] or [])}. Train: {d['train']['songs']} songs, "
               f"{d['train']['events']} events; val: {d['val']['songs']} songs, {d['val']['events']} events. "
-              f"Split {d['split']}.", "", "## Machine", "", f"{card['machine']['cpu']}, {card['machine']['cores']} cores.",
-              "", "## Commands", ""]
+              f"Split {d['split']}.", "", "## Machine", "",
+              f"{card['machine']['cpu']}, {card['machine']['cores']} cores.", "", "## Commands", ""]
     lines += [f"- {k}: `{c}`" for k, c in card["commands"].items()]
     return "\n".join(lines) + "\n"
 
@@ -205,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", required=True, help="the ONNX file exported from it")
     p.add_argument("--out", required=True, help="card path (.json); a .md is written beside it")
     p.add_argument("--data", default=str(ROOT / "data" / "events"), help="prepared data folder")
-    p.add_argument("--max-events", type=int, default=20000, help="validation events scored (the first N)")
+    p.add_argument("--max-events", type=int, default=100_000, help="validation events scored")
+    p.add_argument("--order-seed", type=int, default=0, help="validation sequences are taken in a random order "
+                   "fixed by this seed (whole sequences, the last one cut), so the N events span many songs")
     p.add_argument("--context", type=int, default=None, help="cap the model's context (default its max_len)")
     p.add_argument("--markov-fit-events", type=int, default=1_000_000,
                    help="training events the fitted Markov baseline learns first (0: skip it)")
@@ -219,29 +221,30 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ckpt = load_checkpoint_meta(ckpt_path)
         val = np.load(val_path, mmap_mode="r")
-        log.info("evaluating %s on the first %d events of %s", model_path, args.max_events, val_path)
-        result = ev.evaluate(model_path, val, args.max_events, context=args.context)
+        log.info("evaluating %s on %d events of %s", model_path, args.max_events, val_path)
+        result = ev.evaluate(model_path, val, args.max_events, context=args.context, order_seed=args.order_seed)
     except (OSError, KeyError, ValueError, ModelError) as e:
         p.exit(2, f"model_card: {str(e).splitlines()[0]}\n")
     ck, mp, vp, tp = rel(ckpt_path), rel(model_path), rel(val_path), rel(data_dir / "train.tokens.npy")
     here = f"python tools/model_card.py --checkpoint {ck} --model {mp} --out {rel(out)}"
-    ctx = f" --context {args.context}" if args.context else ""
+    ctx = f" --order-seed {args.order_seed}" + (f" --context {args.context}" if args.context else "")
     commands = {
         "data": "python tools/prepare_data.py",
         "training": "python tools/train.py " + " ".join(train_overrides(ckpt.get("train_config", {})))
                     + "  (then --resume across sessions)",
         "export": f"python tools/export_onnx.py --checkpoint {ck} --out {mp}",
         "validation": f"livejam eval --tokens {vp} --model {mp} --max-events {args.max_events}{ctx} --json",
-        "card": here + f" --max-events {args.max_events}",
+        "card": here + f" --max-events {args.max_events} --order-seed {args.order_seed}",
     }
-    validation = {k: result[k] for k in ("events", "sequences", "max_events", "context", "model_nll", "markov",
-                                         "markov_nll", "markov_minus_model", "seconds")}
+    validation = {k: result[k] for k in ("events", "sequences", "max_events", "order_seed", "context", "model_nll",
+                                         "markov", "markov_nll", "markov_minus_model", "seconds")}
     validation["data"] = vp
     if args.markov_fit_events:
         log.info("fitting the Markov baseline on %d training events", args.markov_fit_events)
-        validation["markov_fitted"] = markov_fitted(val, load_model(model_path).info.vocab, args.max_events,
+        select = {"max_events": args.max_events, "order_seed": args.order_seed}
+        validation["markov_fitted"] = markov_fitted(val, load_model(model_path).info.vocab, select,
                                                     data_dir / "train.tokens.npy", args.markov_fit_events)
-        commands["markov_fitted"] = (f"livejam eval --tokens {vp} --model {mp} --max-events {args.max_events} "
+        commands["markov_fitted"] = (f"livejam eval --tokens {vp} --model {mp} --max-events {args.max_events}{ctx} "
                                      f"--markov-fit {tp} "
                                      f"--markov-fit-events {args.markov_fit_events}")
     latency = None
