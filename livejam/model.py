@@ -56,10 +56,12 @@ class Block(nn.Module):
         qh = q.view(B, T, H, C // H).transpose(1, 2)  # (B, H, T, hd)
         kh = k_all.view(B, S, H, C // H).transpose(1, 2)  # (B, H, S, hd)
         vh = v_all.view(B, S, H, C // H).transpose(1, 2)
-        # causal over the new positions, full view of the past
-        mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
-        att = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask,
-                                             dropout_p=self.drop.p if self.training else 0.0)
+        dropout = self.drop.p if self.training else 0.0
+        if S == T:  # no past (training): the fused causal kernel, no mask tensor
+            att = F.scaled_dot_product_attention(qh, kh, vh, is_causal=True, dropout_p=dropout)
+        else:  # causal over the new positions, full view of the past
+            mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
+            att = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask, dropout_p=dropout)
         y = att.transpose(1, 2).reshape(B, T, C)
         x = x + self.drop(self.proj(y))
         x = x + self.drop(self.ff2(F.gelu(self.ff1(self.ln2(x)))))
