@@ -107,6 +107,15 @@ def list_ports(api: int) -> tuple[list[str], list[str]]:
         midi_out.delete()
 
 
+def _open_virtual(midi, name: str) -> None:
+    """A virtual port; Windows' MIDI API has none, so say what to do instead."""
+    try:
+        midi.open_virtual_port(name)
+    except (NotImplementedError, rtmidi.RtMidiError) as e:
+        raise MidiUnavailable(f"this MIDI backend cannot create virtual ports ({type(e).__name__}): create ports "
+                              "with loopMIDI (Windows) or the IAC driver (macOS) and pass --in NAME --out NAME") from None
+
+
 def _find(ports: list[str], wanted: str, own_prefix: str) -> int:
     """Index of the first port whose name contains `wanted`, skipping our own ports."""
     for i, name in enumerate(ports):
@@ -165,7 +174,7 @@ class MidiInput:
             self._midi.open_port(_find(self._midi.get_ports(), name, client), name="in")
             self.port_name = name
         else:
-            self._midi.open_virtual_port("in")
+            _open_virtual(self._midi, "in")
             self.port_name = f"{client}:in"
 
     def close(self) -> None:
@@ -188,7 +197,7 @@ class MidiOutput:
             self._midi.open_port(index, name="out")
             self.port_name = self._target
         else:
-            self._midi.open_virtual_port("out")
+            _open_virtual(self._midi, "out")
             self.port_name = f"{client}:out"
 
     def send(self, msg: Message) -> None:
