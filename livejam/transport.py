@@ -72,7 +72,7 @@ class JackServer:
         jackd, jack_wait = shutil.which("jackd"), shutil.which("jack_wait")
         if not jackd or not jack_wait:
             raise RuntimeError("jackd/jack_wait not found: install Debian jackd2")
-        name = f"livejam-bench-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        name = f"livejam-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         env = dict(os.environ, JACK_NO_START_SERVER="1")
         proc = subprocess.Popen([jackd, "-n", name, "-S", "-d", "dummy", "-r", str(rate), "-p", str(period)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
