@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             machine = score(track(out, "machine"), song_dir, duration)
             piano = score(track(midi, "PIANO"), song_dir, duration)
             rows.append({"song": song, "machine": machine, "reference_piano": piano,
-                         "still_sounding": summary.get("still_sounding", summary.get("notes_still_sounding"))})
+                         "still_sounding": summary["sounding_at_end"]})
     keys = ("in_key", "chord_tone", "on_grid", "notes_per_s")
     mean = {who: {k: float(np.mean([r[who][k] for r in rows])) for k in keys} for who in ("machine", "reference_piano")}
     result = {"mode": args.mode, "engine": args.engine, "songs": songs, "mean": mean, "per_song": rows}
