@@ -40,6 +40,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     n.add_argument("--density", type=float, help="> 0 denser, < 0 sparser (about -2..2; default 0)")
     n.add_argument("--pitch-range", metavar="LO:HI", help="MIDI notes the machine may play (default 21:108)")
     n.add_argument("--max-polyphony", type=int, help="most machine notes sounding at once (default 6)")
+    n.add_argument("--grid", type=float, metavar="BEATS",
+                   help="tempo sync: while MIDI clock comes in, put machine notes on this grid "
+                        "(0.5 = eighths, 0.25 = sixteenths; default 0 = free time)")
 
 
 def _config(args: argparse.Namespace, extra: list[str] = ()) -> DaemonConfig:
@@ -54,7 +57,8 @@ def _config(args: argparse.Namespace, extra: list[str] = ()) -> DaemonConfig:
         if getattr(args, flag) is not None:
             overrides.append(f"{key}={_toml_str(getattr(args, flag))}")
     for flag, key in (("temperature", "neural.temperature"), ("top_p", "neural.top_p"),
-                      ("density", "neural.density"), ("max_polyphony", "performer.max_polyphony")):
+                      ("density", "neural.density"), ("max_polyphony", "performer.max_polyphony"),
+                      ("grid", "neural.grid_beats")):
         if getattr(args, flag) is not None:
             overrides.append(f"{key}={getattr(args, flag)}")
     if args.pitch_range:

@@ -7,6 +7,7 @@ which the input layer feeds; tempo sync builds on it later.
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -102,3 +103,17 @@ class MidiClockFollower:
                 return None
             tick = span / (len(self._times) - 1)
         return 60.0 / (tick * self.TICKS_PER_BEAT)
+
+    def next_grid(self, t: float, division_beats: float) -> float | None:
+        """The first grid line (every `division_beats` beats) at or after time `t`, or
+        None while the clock is stopped or its tempo unknown. After Start, the first
+        tick is beat 0 (the downbeat), as MIDI defines it."""
+        bpm = self.bpm
+        with self._lock:
+            if not self.running or bpm is None or not self._times or division_beats <= 0:
+                return None
+            last_beat = (self.ticks - 1) / self.TICKS_PER_BEAT
+            last_time = self._times[-1]
+        beat = last_beat + (t - last_time) * bpm / 60.0
+        line = math.ceil(beat / division_beats - 1e-9) * division_beats
+        return last_time + (line - last_beat) * 60.0 / bpm

@@ -70,6 +70,8 @@ class Dispatcher:
         self.normaliser = normaliser
         self.recorder = recorder
         self.clock_follower = clock_follower or MidiClockFollower()
+        if hasattr(performer, "follow_clock"):  # tempo sync: the performer may snap to the MIDI clock's grid
+            performer.follow_clock(self.clock_follower)
         self.cancels = 0
 
     def feed(self, t: float, raw, now: float) -> None:

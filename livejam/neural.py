@@ -68,6 +68,9 @@ class NeuralConfig:
     prompt: str = ""  # a MIDI file that primes the context
     intra_op_threads: int = 1
     max_events_per_poll: int = 64  # a model stuck on dt = 0 cannot hold the performer thread
+    # Tempo sync: while MIDI clock runs on the input, machine note-ons land on this grid
+    # (in beats: 0.5 = eighth notes, 0.25 = sixteenths); 0 = free time.
+    grid_beats: float = 0.0
     controls: ControlMap = field(default_factory=ControlMap)
 
 
@@ -101,6 +104,7 @@ class NeuralPerformer:
         self.last_human: float | None = None  # duet mode: time of the human's last note
         self.human_pitches: deque[int] = deque(maxlen=64)  # for key = "auto"
         self.step_ms: deque[float] = deque(maxlen=4096)  # feed + sample latency, for the counters
+        self.clock_follower = None  # a MidiClockFollower, given by the dispatcher
         self.counters = {"heard": 0, "ignored": 0, "played": 0, "cancels": 0, "resampled": 0, "answers": 0,
                          "controls": 0}
         self._warm_up()
@@ -183,6 +187,10 @@ class NeuralPerformer:
             return
         self.counters["controls"] += 1
         self.pending = None  # sample again under the new settings
+
+    def follow_clock(self, follower) -> None:
+        """Snap note-ons to `follower`'s grid while its MIDI clock runs (NeuralConfig.grid_beats)."""
+        self.clock_follower = follower
 
     def set_mode(self, mode: str, now: float) -> None:
         if mode not in MODES:
@@ -273,7 +281,11 @@ class NeuralPerformer:
         coder = self._coder(now)
         note = coder.decode(token)
         play_time = max(now, note.time)
-        if play_time - note.time > 0.05:  # a rest longer than the dt bins: resync the timeline
+        if note.velocity > 0 and self.neural.grid_beats > 0 and self.clock_follower is not None:
+            play_time = self.clock_follower.next_grid(play_time, self.neural.grid_beats) or play_time
+        elif note.velocity == 0 and (note.part, note.pitch) in self.sounding:  # never before its (snapped) on
+            play_time = max(play_time, self.sounding[(note.part, note.pitch)] + self.neural.min_note_ms / 1000)
+        if play_time > note.time:  # late, a long rest, or a grid snap: the model's timeline follows the wire
             coder.time = play_time
         self._feed(token)
         self.step_ms.append((time.perf_counter() - t0) * 1e3)

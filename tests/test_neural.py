@@ -188,3 +188,53 @@ def test_prompt_primes_the_context(tiny_model, tmp_path):
     run_until(p, wire, t, t + 1.0)
     wire.take(p.close(t + 1.0))
     assert not wire.sounding
+
+
+def test_tempo_sync_puts_note_ons_on_the_midi_clock_grid(tiny_model):
+    from livejam.clock import MidiClockFollower
+
+    clock = MidiClockFollower()
+    p, wire = make(tiny_model, "duet", grid_beats=0.5), Wire()
+    p.follow_clock(clock)
+    tick = 0.5 / 24  # 120 bpm
+    t0 = 0.013
+    clock.handle("start", t0)
+    ticks = iter(range(10_000))
+
+    def advance_clock(now: float) -> None:
+        while clock.ticks == 0 or clock._times[-1] + tick <= now:
+            clock.handle("clock", t0 + next(ticks) * tick)
+
+    t = 0.05
+    for pitch in (60, 64, 67, 72):
+        advance_clock(t)
+        p.hear(TimedNote(t, 0, pitch, 90), t)
+        wire.take(p.poll(t))
+        t += 0.3
+    end = t + 2.0
+    while t < end:
+        t = min(end, max(t + 1e-3, p.next_wakeup(t)))
+        advance_clock(t)
+        wire.take(p.poll(t))
+    ons = [n for n in wire.notes if n.velocity > 0]
+    assert ons
+    for n in ons:  # eighth notes at 120 bpm: every 0.25 s from the first tick
+        phase = (n.time - t0) / 0.25
+        assert abs(phase - round(phase)) < 1e-6, n
+    wire.take(p.close(t))
+    assert not wire.sounding
+
+
+def test_midi_clock_follower_grid():
+    from livejam.clock import MidiClockFollower
+
+    clock = MidiClockFollower()
+    assert clock.next_grid(1.0, 0.5) is None  # stopped
+    clock.handle("start", 0.0)
+    for i in range(48):
+        clock.handle("clock", 1.0 + i * 0.5 / 24)  # 120 bpm, beat 0 at t = 1.0
+    assert clock.bpm == pytest.approx(120.0)
+    assert clock.next_grid(1.1, 0.5) == pytest.approx(1.25)
+    assert clock.next_grid(2.0, 1.0) == pytest.approx(2.0)
+    clock.handle("stop", 2.0)
+    assert clock.next_grid(2.1, 0.5) is None
