@@ -150,3 +150,30 @@ def test_neural_engine_with_a_corrupt_model(jack_server, tmp_path):
     proc.terminate()
     assert proc.wait(60) == 0
     assert any("falling back to the Markov continuator" in line for line in lines)
+
+
+SYNTH = """
+import signal, rtmidi
+inp = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="test synth")
+inp.open_virtual_port("in")
+print("ready", flush=True)
+signal.sigwait({signal.SIGTERM})
+"""
+
+
+def test_vanished_output_port_ends_the_session_cleanly(jack_server):
+    synth = subprocess.Popen([sys.executable, "-c", SYNTH], stdout=subprocess.PIPE, text=True)
+    try:
+        assert synth.stdout.readline().strip() == "ready"
+        proc, lines = start_daemon("--engine", "markov", "--out", "test synth", "--no-record")
+        synth.kill()  # the synth crashes: its port is gone
+        synth.wait(10)
+        rc = proc.wait(30)
+    finally:
+        for p in (synth,):
+            if p.poll() is None:
+                p.kill()
+    out = "".join(lines)
+    assert rc == 1 and "stopped (output port vanished)" in out, out
+    counters = json.loads(out.split("livejam: counters ", 1)[1].splitlines()[0])
+    assert counters["sounding_at_exit"] == 0
