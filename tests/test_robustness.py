@@ -3,7 +3,11 @@ sounding after shutdown: random byte streams, hypothesis sequences (offs without
 ons, repeated ons, all 16 channels), and a burst of 10,000 messages."""
 from __future__ import annotations
 
+import functools
 import random
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,11 +21,29 @@ from tests.fakes import FakeCallResponse
 
 # Short answers keep the virtual runs small; behaviour is the same.
 CFG = load(DaemonConfig, None, ["performer.max_answer_s=3.0"])
-ENGINES = ["markov", "fake"]
+ENGINES = ["markov", "neural", "fake"]
+
+
+@functools.lru_cache(maxsize=1)
+def tiny_model() -> str:
+    """A small random ONNX model (exported once per test session)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+    import export_onnx
+
+    cfg = ["n_layer=1", "n_head=2", "d_model=32", "d_ff=64", "max_len=128"]
+    path = Path(tempfile.mkdtemp()) / "tiny.onnx"
+    assert export_onnx.main(["--random", "--no-check", "--out", str(path), *cfg]) == 0
+    return str(path)
 
 
 def performer(engine, seed=0):
-    return FakeCallResponse() if engine == "fake" else build_performer(engine, CFG, seed)
+    if engine == "fake":
+        return FakeCallResponse()
+    if engine == "neural":  # duet: it plays the whole time, so the garbage meets a busy machine part
+        cfg = load(DaemonConfig, None, ["performer.max_answer_s=3.0", f"neural.model={tiny_model()!r}",
+                                        "neural.mode='duet'"])
+        return build_performer(engine, cfg, seed)
+    return build_performer(engine, CFG, seed)
 
 
 def check(run):
