@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -113,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--songs", nargs="*", help="POP909 song numbers (default: held-out songs from --meta)")
     p.add_argument("--meta", default="data/events/meta.json", help="prepare_data's meta.json (for the held-out list)")
     p.add_argument("--max-songs", type=int, default=8)
+    p.add_argument("--skip-songs", type=int, default=0, help="start this far into the held-out list (tune on "
+                   "one slice of held-out songs, report on another)")
+    p.add_argument("--sim-args", default="", help='more `livejam simulate` options, e.g. "--temperature 0.7"')
     p.add_argument("--pop909", default=str(POP909))
     p.add_argument("--mode", default="duet", choices=["duet", "call"])
     p.add_argument("--engine", default="neural")
@@ -120,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    songs = args.songs or held_out_songs(Path(args.meta))[: args.max_songs]
+    songs = args.songs or held_out_songs(Path(args.meta))[args.skip_songs: args.skip_songs + args.max_songs]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for song in songs:
@@ -131,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                    "--out", str(out), "--engine", args.engine, "--mode", args.mode, "--seed", str(args.seed), "--json"]
             if args.model:
                 cmd += ["--model", args.model]
+            cmd += shlex.split(args.sim_args)
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 print(f"{song}: simulate failed: {proc.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
@@ -144,11 +149,13 @@ def main(argv: list[str] | None = None) -> int:
                          "still_sounding": summary["sounding_at_end"]})
     keys = ("in_key", "chord_tone", "on_grid", "notes_per_s")
     mean = {who: {k: float(np.mean([r[who][k] for r in rows])) for k in keys} for who in ("machine", "reference_piano")}
-    result = {"mode": args.mode, "engine": args.engine, "songs": songs, "mean": mean, "per_song": rows}
+    result = {"mode": args.mode, "engine": args.engine, "sim_args": args.sim_args, "songs": songs, "mean": mean,
+              "per_song": rows}
     if args.json:
         print(json.dumps(result, indent=1))
     else:
-        print(f"mode {args.mode}, engine {args.engine}, {len(songs)} held-out POP909 songs: {' '.join(songs)}")
+        print(f"mode {args.mode}, engine {args.engine} {args.sim_args}, {len(songs)} held-out POP909 songs: "
+              f"{' '.join(songs)}")
         print(f"{'':18}" + "".join(f"{k:>12}" for k in keys))
         for who in ("machine", "reference_piano"):
             print(f"{who:18}" + "".join(f"{mean[who][k]:12.3f}" for k in keys))
