@@ -222,6 +222,8 @@ class NeuralPerformer:
         if self._active(now):
             if self.pending is None:
                 return now
+            if self._expects_human():
+                return max(now, min(self.pending_time, idle))
             due = self.pending_time - self.config.lookahead_s
             if self.answer_end is not None:
                 due = min(due, self.answer_end)
@@ -256,23 +258,48 @@ class NeuralPerformer:
         for _ in range(self.neural.max_events_per_poll):
             if self.pending is None:
                 self._sample(now)
+            if self._expects_human():
+                # The model said the human plays next, by pending_time. Until then there is
+                # nothing to do; once it passed in silence, ask again given that silence.
+                if self.pending_time > now:
+                    return
+                self.pending = None
+                self.counters["resampled"] += 1
+                continue
             if self.pending_time > horizon:
                 return
             if self.answer_end is not None and self.pending_time > self.answer_end:
                 return
             self._commit(now)
 
+    def _expects_human(self) -> bool:
+        """The pending event is the human's (duet turn-taking), not one the machine plays."""
+        return self.mode == "duet" and self.pending is not None and int(self.pending[0]) == HUMAN_PART
+
     def _sample(self, now: float) -> None:
+        """The next event after `now`. In duet the model also predicts the human's events: the machine
+        plays only when its own part comes next, so it does not crowd every gap the human leaves."""
         t0 = time.perf_counter()
         coder = self._coder(now)
-        parts = (HUMAN_PART,) if self.mode == "call" else (MACHINE_PART,)
-        # only future times: the silence since the last event is already known
-        min_dt = self.vocab.dt_bin(now - coder.time)
-        if self.vocab.dt_seconds(min_dt) < now - coder.time:
+        silence = now - coder.time
+        last_bin = self.vocab.dt_seconds(self.vocab.n_dt - 1)
+        if silence >= last_bin:  # longer than the dt bins reach: the model cannot be told; keep it in range
+            coder.time = now - last_bin / 2
+            silence = last_bin / 2
+        # only future times (strictly after now): the silence so far is known
+        min_dt = self.vocab.dt_bin(silence)
+        if self.vocab.dt_seconds(min_dt) <= silence:
             min_dt = min(min_dt + 1, self.vocab.n_dt - 1)
+        parts = (HUMAN_PART,) if self.mode == "call" else (HUMAN_PART, MACHINE_PART)
         c = replace(self.constraints, parts=parts, min_dt_bin=min_dt)
         self.pending = self.sampler.sample(self.engine, c, self.tracker, self.rng)
         self.pending_time = coder.peek_time(int(self.pending[1]))
+        if self._expects_human() and self.sounding:
+            deadline = min(self.sounding.values()) + self.config.max_note_s
+            if self.pending_time > deadline:  # its held notes must end before then: the machine moves
+                c = replace(c, parts=(MACHINE_PART,))
+                self.pending = self.sampler.sample(self.engine, c, self.tracker, self.rng)
+                self.pending_time = coder.peek_time(int(self.pending[1]))
         self.step_ms.append((time.perf_counter() - t0) * 1e3)
 
     def _commit(self, now: float) -> None:
