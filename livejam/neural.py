@@ -65,6 +65,9 @@ class NeuralConfig:
     min_note_ms: float = 30.0
     pitch_span: int = 18  # half-width of the pitch range when the pitch-centre control moves it
     duet_idle_stop_s: float = 8.0
+    # Duet: the model predicts whose event comes next, and the machine plays only its own
+    # turns (False: every sample is the machine's, which crowds the human's gaps).
+    duet_turn_taking: bool = True
     prompt: str = ""  # a MIDI file that primes the context
     intra_op_threads: int = 1
     max_events_per_poll: int = 64  # a model stuck on dt = 0 cannot hold the performer thread
@@ -290,7 +293,10 @@ class NeuralPerformer:
         min_dt = self.vocab.dt_bin(silence)
         if self.vocab.dt_seconds(min_dt) <= silence:
             min_dt = min(min_dt + 1, self.vocab.n_dt - 1)
-        parts = (HUMAN_PART,) if self.mode == "call" else (HUMAN_PART, MACHINE_PART)
+        if self.mode == "call":
+            parts = (HUMAN_PART,)
+        else:
+            parts = (HUMAN_PART, MACHINE_PART) if self.neural.duet_turn_taking else (MACHINE_PART,)
         c = replace(self.constraints, parts=parts, min_dt_bin=min_dt)
         self.pending = self.sampler.sample(self.engine, c, self.tracker, self.rng)
         self.pending_time = coder.peek_time(int(self.pending[1]))
