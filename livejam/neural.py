@@ -57,7 +57,8 @@ class NeuralConfig:
 
     model: str = ""  # model file; "" = the shipped default
     mode: Literal["call", "duet"] = "call"
-    temperature: float = 0.9
+    temperature: float = 0.9  # part, pitch, velocity
+    dt_temperature: float = 1.0  # timing (see Constraints.dt_temperature)
     top_p: float = 0.95
     min_p: float = 0.0
     key: str = ""  # "" = no key lock, "auto" = estimated from the human, or e.g. "C:minor"
@@ -68,6 +69,9 @@ class NeuralConfig:
     # Duet: the model predicts whose event comes next, and the machine plays only its own
     # turns (False: every sample is the machine's, which crowds the human's gaps).
     duet_turn_taking: bool = True
+    # ... but a context of the human alone reads as a solo piece, where the other part never
+    # comes: with nothing of its own for this long, the machine takes the next turn itself.
+    duet_restart_s: float = 1.5
     prompt: str = ""  # a MIDI file that primes the context
     intra_op_threads: int = 1
     max_events_per_poll: int = 64  # a model stuck on dt = 0 cannot hold the performer thread
@@ -94,7 +98,8 @@ class NeuralPerformer:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {neural.mode!r}")
         self.constraints = Constraints(
-            temperature=neural.temperature, top_p=neural.top_p, min_p=neural.min_p,
+            temperature=neural.temperature, dt_temperature=neural.dt_temperature, top_p=neural.top_p,
+            min_p=neural.min_p,
             pitch_range=(config.pitch_low, config.pitch_high), max_polyphony=config.max_polyphony,
             min_note_ms=neural.min_note_ms, max_note_ms=config.max_note_s * 1000.0, density=neural.density,
             key=neural.key if neural.key not in ("", "auto") else None)
@@ -105,6 +110,7 @@ class NeuralPerformer:
         self.sounding: dict[tuple[int, int], float] = {}  # machine (part, pitch) -> note-on time
         self.answer_end: float | None = None  # call mode: answering until then
         self.last_human: float | None = None  # duet mode: time of the human's last note
+        self.last_machine_on = -np.inf  # time of the machine's last note-on
         self.human_pitches: deque[int] = deque(maxlen=64)  # for key = "auto"
         self.step_ms: deque[float] = deque(maxlen=4096)  # feed + sample latency, for the counters
         self.clock_follower = None  # a MidiClockFollower, given by the dispatcher
@@ -295,8 +301,11 @@ class NeuralPerformer:
             min_dt = min(min_dt + 1, self.vocab.n_dt - 1)
         if self.mode == "call":
             parts = (HUMAN_PART,)
+        elif not self.neural.duet_turn_taking or (
+                not self.sounding and now - self.last_machine_on > self.neural.duet_restart_s):
+            parts = (MACHINE_PART,)
         else:
-            parts = (HUMAN_PART, MACHINE_PART) if self.neural.duet_turn_taking else (MACHINE_PART,)
+            parts = (HUMAN_PART, MACHINE_PART)
         c = replace(self.constraints, parts=parts, min_dt_bin=min_dt)
         self.pending = self.sampler.sample(self.engine, c, self.tracker, self.rng)
         self.pending_time = coder.peek_time(int(self.pending[1]))
@@ -326,6 +335,7 @@ class NeuralPerformer:
         if note.velocity > 0:
             if key not in self.sounding:
                 self.sounding[key] = play_time
+                self.last_machine_on = play_time
                 self._emit(TimedNote(play_time, note.part, note.pitch, note.velocity))
         elif key in self.sounding:
             del self.sounding[key]

@@ -95,9 +95,10 @@ def score(notes: list[Note], song_dir: Path, duration: float) -> dict:
             chord_total += 1
             chord_hit += (n.pitch % 12) in tones
         on_grid += bool(len(grid)) and bool(np.min(np.abs(grid - n.start)) <= 0.060)
-    count = max(1, len(notes))
-    return {"notes": len(notes), "in_key": in_key / count, "chord_tone": chord_hit / max(1, chord_total),
-            "on_grid": on_grid / count, "notes_per_s": len(notes) / max(duration, 1e-9)}
+    count = len(notes)
+    ratio = (lambda a, b: a / b if b else None)  # noqa: E731  no notes: nothing to score, not a zero
+    return {"notes": count, "in_key": ratio(in_key, count), "chord_tone": ratio(chord_hit, chord_total),
+            "on_grid": ratio(on_grid, count), "notes_per_s": count / max(duration, 1e-9)}
 
 
 def track(path: Path, name: str) -> list[Note]:
@@ -148,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"song": song, "machine": machine, "reference_piano": piano,
                          "still_sounding": summary["sounding_at_end"]})
     keys = ("in_key", "chord_tone", "on_grid", "notes_per_s")
-    mean = {who: {k: float(np.mean([r[who][k] for r in rows])) for k in keys} for who in ("machine", "reference_piano")}
+    mean = {who: {k: float(np.mean([r[who][k] for r in rows if r[who][k] is not None] or [np.nan])) for k in keys}
+            for who in ("machine", "reference_piano")}
     result = {"mode": args.mode, "engine": args.engine, "sim_args": args.sim_args, "songs": songs, "mean": mean,
               "per_song": rows}
     if args.json:
@@ -159,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'':18}" + "".join(f"{k:>12}" for k in keys))
         for who in ("machine", "reference_piano"):
             print(f"{who:18}" + "".join(f"{mean[who][k]:12.3f}" for k in keys))
+        print("machine notes per song:", [r["machine"]["notes"] for r in rows])
         print("notes still sounding at the end:", [r["still_sounding"] for r in rows])
     return 0
 

@@ -30,6 +30,10 @@ class Constraints:
     """What the sampler may produce. Times in milliseconds."""
 
     temperature: float = 1.0  # 0 = argmax
+    # The timing field's own temperature (None: `temperature`). A low temperature on dt
+    # collapses it to its mode (often 0: chords), which crowds the output; rhythm keeps
+    # its variety at 1 while pitches are sampled more conservatively.
+    dt_temperature: float | None = None
     top_p: float = 1.0  # nucleus: smallest set with this much probability (1 = off)
     min_p: float = 0.0  # drop tokens below min_p * p(best) (0 = off)
     parts: tuple[int, ...] | None = None  # allowed parts (None: every playable part)
@@ -133,7 +137,8 @@ class EventSampler:
         self._on = np.arange(vocab.n_vel) > 0  # (n_vel,) note-on bins
         self._off = ~self._on
 
-    def _pick(self, logits: np.ndarray, masks, c: Constraints, rng: np.random.Generator) -> int:
+    def _pick(self, logits: np.ndarray, masks, c: Constraints, rng: np.random.Generator,
+              temperature: float | None = None) -> int:
         allowed = None
         for name, m in masks:
             if m is None:
@@ -145,7 +150,8 @@ class EventSampler:
                 self.fallbacks[name] += 1
         if allowed is None:
             allowed = np.ones(len(logits), bool)
-        return sample_logits(logits, allowed, c.temperature, c.top_p, c.min_p, rng)
+        t = c.temperature if temperature is None else temperature
+        return sample_logits(logits, allowed, t, c.top_p, c.min_p, rng)
 
     def sample(self, engine, c: Constraints, notes: NoteTracker, rng: np.random.Generator) -> np.ndarray:
         """(4,) int64 token (part, dt, pitch, vel) for the event after the engine's context."""
@@ -165,7 +171,7 @@ class EventSampler:
         if c.max_note_ms is not None and sounding:
             slack = min(sounding.values()) + c.max_note_ms - notes.time_ms  # ms until the oldest is due
             deadline_mask = dt_ms <= max(slack, 0.0)
-        dt = self._pick(lg, (("min_dt", min_dt), ("max_note", deadline_mask)), c, rng)
+        dt = self._pick(lg, (("min_dt", min_dt), ("max_note", deadline_mask)), c, rng, c.dt_temperature)
         token[1] = dt
 
         masks = []
