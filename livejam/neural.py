@@ -57,12 +57,12 @@ class NeuralConfig:
 
     model: str = ""  # model file; "" = the shipped default
     mode: Literal["call", "duet"] = "call"
-    temperature: float = 0.9  # part, pitch, velocity
+    temperature: float = 0.7  # part, pitch, velocity
     dt_temperature: float = 1.0  # timing (see Constraints.dt_temperature)
-    top_p: float = 0.95
+    top_p: float = 0.9
     min_p: float = 0.0
-    key: str = ""  # "" = no key lock, "auto" = estimated from the human, or e.g. "C:minor"
-    density: float = 0.0
+    key: str = "auto"  # "" = no key lock, "auto" = estimated from the human, or e.g. "C:minor"
+    density: float = -1.0  # chosen on held-out POP909 songs (tools/quality.py): 0 was ~30 notes/s in duet
     min_note_ms: float = 30.0
     pitch_span: int = 18  # half-width of the pitch range when the pitch-centre control moves it
     duet_idle_stop_s: float = 8.0
