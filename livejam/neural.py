@@ -32,7 +32,8 @@ from typing import Literal
 import numpy as np
 
 from livejam.events import EventCoder, TimedNote, notes_to_events, read_midi_tracks
-from livejam.performer import ALL_OFF_CCS, HUMAN_PART, MACHINE_PART, Cancel, PerformerConfig, PhraseDetector
+from livejam.performer import (ALL_OFF_CCS, HUMAN_PART, MACHINE_PART, Cancel, PerformerConfig, PhraseDetector,
+                               human_note)
 
 log = logging.getLogger(__name__)
 
@@ -146,10 +147,10 @@ class NeuralPerformer:
 
     def hear(self, note: TimedNote, now: float) -> None:
         self.counters["heard"] += 1
-        if not 0 <= note.pitch < self.vocab.n_pitch:
+        note = human_note(note, self.vocab.n_pitch)
+        if note is None:
             self.counters["ignored"] += 1
             return
-        note = TimedNote(note.time, HUMAN_PART, note.pitch, max(0, min(127, note.velocity)))
         valid, _ = self.detector.note(note)
         if not valid:
             self.counters["ignored"] += 1

@@ -90,6 +90,13 @@ class Performer(Protocol):
     def close(self, now: float) -> list[TimedNote]: ...
 
 
+def human_note(note: TimedNote, n_pitch: int) -> TimedNote | None:
+    """A heard note as the human's part with its velocity clamped to MIDI's range; None off the keyboard."""
+    if not 0 <= note.pitch < n_pitch:
+        return None
+    return TimedNote(note.time, HUMAN_PART, note.pitch, max(0, min(127, note.velocity)))
+
+
 @dataclass(frozen=True)
 class Phrase:
     """A finished human phrase: first note-on to last activity."""
@@ -245,10 +252,10 @@ class MarkovPerformer:
 
     def hear(self, note: TimedNote, now: float) -> None:
         self.counters["heard"] += 1
-        if not 0 <= note.pitch < self.vocab.n_pitch:
+        note = human_note(note, self.vocab.n_pitch)
+        if note is None:
             self.counters["ignored"] += 1
             return
-        note = TimedNote(note.time, HUMAN_PART, note.pitch, max(0, min(127, note.velocity)))
         valid, _ = self.detector.note(note)
         if note.velocity > 0 and (self.answer_end is not None or self.busy_until > now):
             self._cancel(now)
