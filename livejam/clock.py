@@ -7,6 +7,7 @@ which the input layer feeds; tempo sync builds on it later.
 """
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 import time
@@ -117,3 +118,131 @@ class MidiClockFollower:
         beat = last_beat + (t - last_time) * bpm / 60.0
         line = math.ceil(beat / division_beats - 1e-9) * division_beats
         return last_time + (line - last_beat) * 60.0 / bpm
+
+
+# --- where the beat is --------------------------------------------------------------
+# The event coder, the performers and `simulate` read beats through a BeatMap: time
+# (seconds, on the Clock's timeline) <-> beats, the bar, the tempo. Free time is a map
+# too (a nominal 120 bpm with no bar), so the event encoding is the same with or
+# without a tempo source; only the bar position and the tempo say "unknown".
+
+NOMINAL_BPM = 120.0  # free time counts beats at this rate (0.5 s a beat)
+
+
+class BeatMap(Protocol):
+    def beat_at(self, t: float) -> float:
+        """Beats since the map's beat 0 at time t (may be negative before it)."""
+        ...
+
+    def time_at(self, beat: float) -> float:
+        """The inverse of beat_at."""
+        ...
+
+    def bar_at(self, beat: float) -> tuple[float, int] | None:
+        """(position in the bar in beats, beats per bar) at `beat`; None in free time."""
+        ...
+
+    def bpm_at(self, t: float) -> float | None:
+        """The tempo at time t; None in free time."""
+        ...
+
+
+class FreeTime:
+    """No tempo source: beats at NOMINAL_BPM from `origin`, no bar, no tempo."""
+
+    def __init__(self, origin: float = 0.0):
+        self.origin = origin
+
+    def beat_at(self, t: float) -> float:
+        return (t - self.origin) * NOMINAL_BPM / 60.0
+
+    def time_at(self, beat: float) -> float:
+        return self.origin + beat * 60.0 / NOMINAL_BPM
+
+    def bar_at(self, beat: float) -> None:
+        return None
+
+    def bpm_at(self, t: float) -> None:
+        return None
+
+
+class BeatGrid:
+    """A BeatMap from a list of beat times (a click track, POP909's beat_midi.txt, a MIDI
+    file's tempo map): piecewise linear between beats, extended before the first and
+    after the last beat at the tempo of the nearest interval.
+
+    `downbeats[i]` is True where beat i starts a bar; with none, every `meter` beats
+    from beat 0 start a bar. Bars may have any length (a 2/4 bar in a 4/4 song).
+    """
+
+    def __init__(self, times, downbeats=None, meter: int = 4):
+        import numpy as np
+
+        t = np.asarray(times, dtype=np.float64)
+        if t.ndim != 1 or len(t) < 2 or not np.all(np.diff(t) > 0):
+            raise ValueError("a beat grid needs at least two strictly increasing beat times")
+        self.times = t
+        n = len(t)
+        if downbeats is None or not any(downbeats):
+            starts = list(range(0, n, max(1, meter)))
+        else:
+            starts = [i for i, d in enumerate(downbeats) if d]
+        # bar starts as beat indices, extended with `meter`-beat bars (the first bar's
+        # length before the first downbeat, the last bar's after the last one)
+        first_len = starts[1] - starts[0] if len(starts) > 1 else meter
+        while starts[0] > 0:
+            starts.insert(0, starts[0] - first_len)
+        self.bar_starts = np.asarray(starts, dtype=np.float64)
+        self.meter = meter
+
+    @classmethod
+    def from_file(cls, path, meter: int = 4) -> "BeatGrid":
+        """Beat times in seconds, first column of each line; a third column (POP909's
+        downbeat flag) marks bar starts. ValueError (one line) on anything unreadable."""
+        times, downs = [], []
+        try:
+            lines = open(path).read().splitlines()
+        except OSError as e:
+            raise ValueError(f"{path}: cannot read the beat file ({e.strerror})") from None
+        for number, line in enumerate(lines, 1):
+            cols = line.replace(",", " ").split()
+            if not cols or cols[0].startswith("#"):
+                continue
+            try:
+                times.append(float(cols[0]))
+                downs.append(len(cols) >= 3 and float(cols[2]) > 0)
+            except ValueError:
+                raise ValueError(f"{path}:{number}: not a beat time: {line.strip()[:40]!r}") from None
+        try:
+            return cls(times, downs if any(downs) else None, meter)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+
+    def beat_at(self, t: float) -> float:
+        ts = self.times
+        i = min(max(int(bisect.bisect_right(ts, t)) - 1, 0), len(ts) - 2)  # interval i..i+1 (extended at the ends)
+        return i + (t - ts[i]) / (ts[i + 1] - ts[i])
+
+    def time_at(self, beat: float) -> float:
+        ts = self.times
+        i = min(max(int(math.floor(beat)), 0), len(ts) - 2)
+        return float(ts[i] + (beat - i) * (ts[i + 1] - ts[i]))
+
+    def bar_at(self, beat: float) -> tuple[float, int]:
+        starts = self.bar_starts
+        j = int(bisect.bisect_right(starts, beat + 1e-9)) - 1
+        if j < 0:  # before the first bar: bars of the first bar's length
+            length = int(starts[1] - starts[0]) if len(starts) > 1 else self.meter
+            return float((beat - starts[0]) % length), length
+        if j + 1 < len(starts):
+            length = int(starts[j + 1] - starts[j])
+        else:
+            length = int(starts[j] - starts[j - 1]) if j > 0 else self.meter
+        return float((beat - starts[j]) % length), length
+
+    def bpm_at(self, t: float) -> float:
+        b = self.beat_at(t)
+        ts = self.times
+        i = min(max(int(math.floor(b)), 0), len(ts) - 2)
+        lo, hi = max(0, i - 1), min(len(ts) - 1, i + 2)  # the local tempo over ~3 beats
+        return float(60.0 * (hi - lo) / (ts[hi] - ts[lo]))
