@@ -13,43 +13,44 @@ import logging
 import sys
 from typing import Callable
 
-from livejam.config import ConfigError, DaemonConfig, load
+from livejam.config import ConfigError, DaemonConfig, NeuralConfig, PerformerConfig, load
 
 log = logging.getLogger("livejam")
 
-ENGINES = ("neural", "markov", "echo")
+PERFORMERS = ("neural", "markov", "echo")
+_NEURAL, _PERFORMER = NeuralConfig(), PerformerConfig()  # help texts show the real defaults
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    """Options every engine-running subcommand shares."""
+    """Options every performer-running subcommand shares."""
     p.add_argument("--config", metavar="FILE", help="TOML config file (unknown keys are errors)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key, e.g. --set performer.phrase_end_silence_s=0.8")
-    p.add_argument("--engine", choices=ENGINES,
-                   help="performer engine (default from config: neural; falls back to markov if the model "
-                        "cannot be loaded, unless --engine neural is given)")
+    p.add_argument("--performer", "--engine", dest="performer", choices=PERFORMERS,
+                   help=f"who plays (default {_PERFORMER.kind}; the neural performer falls back to markov if "
+                        "the model cannot be loaded, unless --performer neural is given)")
     p.add_argument("--seed", type=int, help="random seed (deterministic answers)")
-    n = p.add_argument_group("neural engine")
+    n = p.add_argument_group("neural performer")
     n.add_argument("--model", metavar="PATH", help="ONNX model file (default: the shipped model)")
     n.add_argument("--mode", choices=("call", "duet"),
-                   help="call: answer when a phrase ends; duet: play along the whole time (default: call)")
+                   help=f"call: answer when a phrase ends; duet: play along the whole time (default: {_NEURAL.mode})")
     n.add_argument("--prompt", metavar="FILE.mid", help="prime the model's context with this MIDI file")
-    n.add_argument("--key", metavar="KEY", help="lock to a key, e.g. C:minor, or 'auto' (estimated from you)")
-    n.add_argument("--temperature", type=float, help="sampling temperature (default 0.9; 0 = always the likeliest)")
-    n.add_argument("--top-p", type=float, help="nucleus sampling mass (default 0.95)")
-    n.add_argument("--density", type=float, help="> 0 denser, < 0 sparser (about -2..2; default 0)")
-    n.add_argument("--pitch-range", metavar="LO:HI", help="MIDI notes the machine may play (default 21:108)")
-    n.add_argument("--max-polyphony", type=int, help="most machine notes sounding at once (default 6)")
+    n.add_argument("--key", metavar="KEY", help=f"lock to a key, e.g. C:minor, 'auto' (estimated from you), '' (off); default {_NEURAL.key!r}")
+    n.add_argument("--temperature", type=float, help=f"sampling temperature (default {_NEURAL.temperature}; 0 = always the likeliest)")
+    n.add_argument("--top-p", type=float, help=f"nucleus sampling mass (default {_NEURAL.top_p})")
+    n.add_argument("--density", type=float, help=f"> 0 denser, < 0 sparser (about -2..2; default {_NEURAL.density})")
+    n.add_argument("--pitch-range", metavar="LO:HI", help=f"MIDI notes the machine may play (default {_PERFORMER.pitch_low}:{_PERFORMER.pitch_high})")
+    n.add_argument("--max-polyphony", type=int, help=f"most machine notes sounding at once (default {_PERFORMER.max_polyphony})")
     n.add_argument("--grid", type=float, metavar="BEATS",
                    help="tempo sync: while MIDI clock comes in, put machine notes on this grid "
-                        "(0.5 = eighths, 0.25 = sixteenths; default 0 = free time)")
+                        f"(0.5 = eighths, 0.25 = sixteenths; default {_NEURAL.grid_beats} = free time)")
 
 
 def _config(args: argparse.Namespace, extra: list[str] = ()) -> DaemonConfig:
     """Config file, then --set overrides, then the dedicated flags (most specific wins)."""
     overrides = list(args.overrides)
-    if args.engine:
-        overrides.append(f'engine="{args.engine}"')
+    if args.performer:
+        overrides.append(f'performer.kind="{args.performer}"')
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
     for flag, key in (("model", "neural.model"), ("mode", "neural.mode"), ("prompt", "neural.prompt"),
@@ -76,10 +77,10 @@ def _toml_str(value: str) -> str:
 
 def _performer(args: argparse.Namespace, config: DaemonConfig):
     """Build (and warm up) the performer before any port opens. An unusable model is an
-    error only when --engine neural was asked for; otherwise the Markov continuator plays."""
+    error only when --performer neural was asked for; otherwise the Markov continuator plays."""
     from livejam.daemon import build_performer
 
-    return build_performer(config.engine, config, config.seed, strict=args.engine == "neural")
+    return build_performer(config, strict=args.performer == "neural")
 
 
 # --- ports -------------------------------------------------------------------------
@@ -135,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _config(args, extra)
 
     def ready(inp: str, out: str, backend: str) -> None:
-        print(f"livejam: ready: in={inp} out={out} backend={backend} engine={config.engine}", flush=True)
+        print(f"livejam: ready: in={inp} out={out} backend={backend} performer={config.performer.kind}", flush=True)
 
     from livejam.midi.ports import select_backend
 
@@ -168,7 +169,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from livejam.simulate import simulate_file
 
     config = _config(args)
-    summary = simulate_file(args.human, args.out, args.human_track, config.engine, config.seed, config,
+    summary = simulate_file(args.human, args.out, args.human_track, config,
                             tail_s=args.tail, performer=_performer(args, config))
     if args.json:
         print(json.dumps(summary, indent=2, sort_keys=True))
@@ -181,13 +182,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 # --- entry point -------------------------------------------------------------------
 
 def _add_eval(sub) -> None:
-    from livejam import evaluate
+    from livejam.measure import evaluate
 
     evaluate.add_parser(sub)
 
 
 def _add_bench(sub) -> None:
-    from livejam import bench
+    from livejam.measure import bench
 
     bench.add_parser(sub)
 

@@ -11,8 +11,9 @@ import dataclasses
 import tomllib
 import types
 import typing
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
 
@@ -165,14 +166,96 @@ def _deep(base: dict[str, Any], path: list[str], table: dict[str, Any]) -> dict[
     return base
 
 
-# --- daemon config ---------------------------------------------------------------
-# Appended below the generic loader: the settings of `livejam run` / `simulate`.
-# Performer settings live with the performer (livejam/performer.py) and are
-# nested here as the [performer] table.
-from dataclasses import dataclass, field  # noqa: E402
+# --- the settings of `livejam run` / `simulate` ---------------------------------------
+# Every component's settings live here, so config is the ground floor of the package:
+# it imports nothing else of livejam, and every other module may import it.
 
-from livejam.neural import NeuralConfig  # noqa: E402
-from livejam.performer import PerformerConfig  # noqa: E402
+# The shipped default model: package data, so a `pip install` has it too.
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "livejam-small.onnx"
+MODES = ("call", "duet")
+
+
+def model_path(configured: str) -> Path:
+    """The model file a setting names ("" = the shipped default)."""
+    return Path(configured).expanduser() if configured else DEFAULT_MODEL
+
+
+@dataclass(frozen=True)
+class PerformerConfig:
+    """Settings shared by every performer."""
+
+    kind: Literal["neural", "markov", "echo"] = "neural"  # which performer plays (`--performer`)
+    # A phrase ends after this much silence with all keys up ...
+    phrase_end_silence_s: float = 0.5
+    # ... or at once when this controller is pressed (value >= 64). CC 80 is
+    # "General Purpose 5", an on/off button nothing else uses; CC 64 (sustain)
+    # would cut every pedalled phrase. -1 turns the CC off.
+    phrase_end_cc: int = 80
+    # The answer lasts phrase duration * ratio, clamped to [min, max] seconds.
+    answer_length_ratio: float = 1.0
+    min_answer_s: float = 1.0
+    max_answer_s: float = 16.0
+    # How far ahead of its play time a note is handed to the scheduler
+    # (>= p99 step + p99 scheduler lateness, see DESIGN.md).
+    lookahead_s: float = 0.015
+    # A machine note is ended after this long even if the model holds it.
+    max_note_s: float = 4.0
+    max_polyphony: int = 6
+    pitch_low: int = 21
+    pitch_high: int = 108
+    # Longest context (in events) the Markov continuator conditions on.
+    markov_order: int = 4
+    # Cap on events in one answer: a model stuck on dt = 0 cannot spin forever.
+    max_answer_events: int = 2000
+    # Wake-up interval when nothing is pending (keeps the engine loop alive).
+    idle_wakeup_s: float = 0.25
+    # Keys "held" this long with no other input are taken as lost note-offs,
+    # so a dropped message cannot stop phrases from ever ending.
+    held_key_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class ControlMap:
+    """CC number of each live control (-1: not mapped). Defaults: the first knobs of common controllers."""
+
+    temperature: int = 21  # 0..127 -> temperature 0.05..1.5
+    density: int = 22  # 0..127 -> density -2 (sparser) .. +2 (denser); 64 = as the model likes
+    pitch_centre: int = 23  # 0..127 -> centre of the machine's pitch range, MIDI note 30..90
+    mode: int = 24  # < 64 call, >= 64 duet
+    reset: int = 25  # >= 64: forget the context
+    panic: int = 26  # >= 64: end every machine note now
+
+
+@dataclass(frozen=True)
+class NeuralConfig:
+    """Settings of the neural performer (sampling constraints, mode, controls)."""
+
+    model: str = ""  # model file; "" = the shipped default
+    mode: Literal["call", "duet"] = "call"
+    temperature: float = 0.7  # part, pitch, velocity
+    dt_temperature: float = 1.0  # timing (see Constraints.dt_temperature)
+    top_p: float = 0.9
+    min_p: float = 0.0
+    key: str = "auto"  # "" = no key lock, "auto" = estimated from the human, or e.g. "C:minor"
+    density: float = -1.0  # chosen on held-out POP909 songs (tools/quality.py): 0 was ~30 notes/s in duet
+    min_note_ms: float = 30.0
+    pitch_span: int = 18  # half-width of the pitch range when the pitch-centre control moves it
+    duet_idle_stop_s: float = 8.0
+    # Duet: the model predicts whose event comes next, and the machine plays only its own
+    # turns (False: every sample is the machine's, which crowds the human's gaps).
+    duet_turn_taking: bool = True
+    # ... but a context of the human alone reads as a solo piece, where the other part never
+    # comes: with nothing of its own for this long, the machine takes the next turn itself.
+    duet_restart_s: float = 1.5
+    prompt: str = ""  # a MIDI file that primes the context
+    intra_op_threads: int = 1
+    max_events_per_poll: int = 64  # a model stuck on dt = 0 cannot hold the performer thread
+    # Tempo sync: while MIDI clock runs on the input, machine note-ons land on this grid
+    # (in beats: 0.5 = eighth notes, 0.25 = sixteenths); 0 = free time.
+    grid_beats: float = 0.0
+    controls: ControlMap = field(default_factory=ControlMap)
+
+
 
 
 @dataclass(frozen=True)
@@ -197,7 +280,7 @@ class SchedulerConfig:
     watchdog_s: float = 8.0  # a machine note held longer is ended
     # Python's GIL switch interval while the daemon runs. The default 5 ms let a
     # CPU-busy thread hold the scheduler ~5 ms late at p99; 0.5 ms measured ~0.8 ms
-    # (tools/bench_engine.py).
+    # (`livejam bench --sections lateness` measures it under the model's inference).
     gil_switch_interval_s: float = 0.0005
 
 
@@ -209,7 +292,6 @@ class RecordConfig:
 
 @dataclass(frozen=True)
 class DaemonConfig:
-    engine: str = "neural"  # neural | markov | echo
     seed: int | None = None
     midi: MidiConfig = field(default_factory=MidiConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)

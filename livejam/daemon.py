@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from livejam.clock import MidiClockFollower, RealClock
-from livejam.config import DaemonConfig
+from livejam.config import DaemonConfig, model_path
 from livejam.events import TimedNote
 from livejam.midi.normalise import EchoFilter, InputNormaliser
 from livejam.midi.ports import InputQueue, MidiInput, MidiOutput, api_name, select_backend
@@ -30,30 +30,33 @@ from livejam.scheduler import Scheduler
 log = logging.getLogger(__name__)
 
 
-def build_performer(engine: str, config: DaemonConfig, seed: int | None, strict: bool = True):
-    """The performer for `engine`: "echo" is ours (benchmark/tests), the rest the performer factory's.
+def build_performer(config: DaemonConfig, strict: bool = True):
+    """The one performer factory: `config.performer.kind` with its settings.
 
-    A neural model that is missing or corrupt raises ModelError when `strict`
-    (the user asked for the neural engine); otherwise it is reported in one
-    line and the Markov continuator plays instead.
+    The neural performer loads its model file here. A missing or corrupt model
+    raises ModelError (one line) when `strict` (the user asked for the neural
+    performer); otherwise it is reported in one line and the Markov performer
+    plays instead.
     """
-    if engine == "echo":
-        from livejam.echo import EchoPerformer
+    kind, seed = config.performer.kind, config.seed
+    if kind == "echo":  # the benchmark's immediate echo path: plumbing, no music
+        from livejam.performers.echo import EchoPerformer
 
         return EchoPerformer()
-    from livejam.performer import make_performer
-
-    if engine == "neural":
-        from livejam.engine.session import ModelError
+    if kind == "neural":
+        from livejam.engine.session import ModelError, load_model
+        from livejam.performers.neural import NeuralPerformer
 
         try:
-            return make_performer("neural", config.performer, seed, neural=config.neural)
+            model = load_model(model_path(config.neural.model), intra_op_threads=config.neural.intra_op_threads)
+            return NeuralPerformer(config.performer, config.neural, model, seed)
         except ModelError as e:
             if strict:
                 raise
             log.warning("%s: falling back to the Markov continuator", e)
-            return make_performer("markov", config.performer, seed)
-    return make_performer(engine, config.performer, seed)
+    from livejam.performers.markov import MarkovPerformer
+
+    return MarkovPerformer(config.performer, seed)
 
 
 class Dispatcher:
@@ -145,7 +148,7 @@ class Daemon:
         cfg = self.config
         api = select_backend(cfg.midi.backend)
         clock = RealClock(cfg.scheduler.spin_s)
-        performer = self.performer or build_performer(cfg.engine, cfg, cfg.seed)
+        performer = self.performer or build_performer(cfg)
         recorder = Recorder(clock.now())
         echo = EchoFilter(cfg.midi.echo_window_s)
         out = MidiOutput(api, cfg.midi.output, client=f"{cfg.midi.client_name} out")

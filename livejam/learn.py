@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from livejam.midi.spec import parse
-from livejam.neural import ControlMap
+from livejam.config import ControlMap
 
 DESCRIPTIONS = {
     "temperature": "a knob for the temperature (how adventurous)",

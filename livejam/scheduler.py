@@ -26,11 +26,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-import numpy as np
-
 from livejam.events import TimedNote
 from livejam.midi.ledger import NoteLedger
 from livejam.midi.spec import Message, note_off, note_on
+from livejam.stats import summary_ms
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +49,8 @@ class SchedulerCounters:
 
     def summary(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k != "lateness"}
-        out["lateness_ms"] = lateness_stats(self.lateness)
+        out["lateness"] = summary_ms(self.lateness, 1e3)
         return out
-
-
-def lateness_stats(values: Iterable[float]) -> dict:
-    """median / p99 / max in milliseconds (0s when empty)."""
-    a = np.asarray(list(values), dtype=float) * 1000.0
-    if a.size == 0:
-        return {"n": 0, "median": 0.0, "p99": 0.0, "max": 0.0}
-    return {"n": int(a.size), "median": round(float(np.median(a)), 3),
-            "p99": round(float(np.percentile(a, 99)), 3), "max": round(float(a.max()), 3)}
 
 
 class Scheduler:

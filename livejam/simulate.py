@@ -144,19 +144,18 @@ def human_events(notes: Sequence[Note]) -> list[tuple[float, list[int]]]:
     return out
 
 
-def simulate_file(human: str | Path, out: str | Path, tracks: Sequence[str] = (), engine: str = "markov",
-                  seed: int | None = None, config: DaemonConfig | None = None, tail_s: float | None = None,
-                  performer=None) -> dict:
+def simulate_file(human: str | Path, out: str | Path, tracks: Sequence[str] = (), config: DaemonConfig | None = None,
+                  tail_s: float | None = None, performer=None) -> dict:
     config = config or DaemonConfig()
     chosen = select_tracks(read_midi_tracks(human), tracks)
     notes = sorted((n for _, ns in chosen for n in ns), key=lambda n: (n.start, n.pitch))
     if tail_s is None:  # room for the answer to the last phrase
         tail_s = config.performer.max_answer_s + config.performer.phrase_end_silence_s + 1.0
-    performer = performer or build_performer(engine, config, seed)
+    performer = performer or build_performer(config)
     run = run_virtual(human_events(notes), performer, config, tail_s=tail_s)
     machine = timed_to_notes(run.machine_notes())
     write_midi(out, [("human", notes), ("machine", machine)])
     summary = dict(run.summary)
     summary.update({"human_file": str(human), "human_tracks": [name for name, _ in chosen], "out": str(out),
-                    "engine": engine, "seed": seed, "human_notes": len(notes), "machine_notes": len(machine)})
+                    "performer": type(performer).__name__, "seed": config.seed, "human_notes": len(notes), "machine_notes": len(machine)})
     return summary

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def jack_server():
-    from livejam.transport import JackServer
+    from livejam.measure.jack import JackServer
 
     try:
         server = JackServer.start(period=64)

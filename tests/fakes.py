@@ -4,7 +4,7 @@ phrase's own notes shifted up an octave, and cancels on barge-in."""
 from __future__ import annotations
 
 from livejam.events import TimedNote
-from livejam.performer import Cancel
+from livejam.performers.base import Cancel
 
 
 class FakeCallResponse:

@@ -109,7 +109,7 @@ def test_no_midi_system_exits_2_with_one_line():
 @pytest.fixture(scope="module")
 def neural_model(tmp_path_factory) -> Path:
     """The shipped model; a small exported one where a checkout has none yet."""
-    from livejam.paths import DEFAULT_MODEL
+    from livejam.config import DEFAULT_MODEL
 
     if DEFAULT_MODEL.exists():
         return DEFAULT_MODEL

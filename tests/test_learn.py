@@ -5,7 +5,7 @@ import queue
 
 from livejam.config import DaemonConfig, load
 from livejam.learn import cc_numbers, learn_mapping, to_toml
-from livejam.neural import ControlMap
+from livejam.config import ControlMap
 
 
 def test_learnt_mapping_round_trips_through_a_config_file(tmp_path):

@@ -16,8 +16,9 @@ from livejam.config import from_dict, to_dict  # noqa: E402
 from livejam.engine.session import load_model  # noqa: E402
 from livejam.events import TimedNote  # noqa: E402
 from livejam.model import EventTransformer, ModelConfig  # noqa: E402
-from livejam.neural import ControlMap, NeuralConfig, NeuralPerformer  # noqa: E402
-from livejam.performer import Cancel, PerformerConfig  # noqa: E402
+from livejam.config import ControlMap, NeuralConfig, PerformerConfig  # noqa: E402
+from livejam.performers.base import Cancel  # noqa: E402
+from livejam.performers.neural import NeuralPerformer  # noqa: E402
 
 
 @pytest.fixture(scope="module")

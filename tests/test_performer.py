@@ -6,8 +6,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from livejam.events import TimedNote
-from livejam.performer import (Cancel, MarkovPerformer, Performer, PerformerConfig, PhraseDetector,
-                               make_performer)
+from livejam.config import ConfigError, DaemonConfig, PerformerConfig, load
+from livejam.daemon import build_performer
+from livejam.performers.base import Cancel, Performer, PhraseDetector
+from livejam.performers.markov import MarkovPerformer
 
 CONFIG = PerformerConfig()
 
@@ -217,10 +219,10 @@ def test_close_ends_every_machine_note():
 
 
 def test_factory():
-    performer = make_performer("markov", None, 0)
-    assert isinstance(performer, Performer)
-    with pytest.raises(ValueError):
-        make_performer("nope", CONFIG, 0)
+    performer = build_performer(load(DaemonConfig, None, ["performer.kind='markov'", "seed=0"]))
+    assert isinstance(performer, Performer) and isinstance(performer, MarkovPerformer)
+    with pytest.raises(ConfigError):
+        load(DaemonConfig, None, ["performer.kind='nope'"])
 
 
 # --- robustness ------------------------------------------------------------------------------------

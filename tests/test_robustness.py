@@ -4,6 +4,7 @@ ons, repeated ons, all 16 channels), and a burst of 10,000 messages."""
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 import random
 import sys
 import tempfile
@@ -42,8 +43,8 @@ def performer(engine, seed=0):
     if engine == "neural":  # duet: it plays the whole time, so the garbage meets a busy machine part
         cfg = load(DaemonConfig, None, ["performer.max_answer_s=3.0", f"neural.model={tiny_model()!r}",
                                         "neural.mode='duet'"])
-        return build_performer(engine, cfg, seed)
-    return build_performer(engine, CFG, seed)
+        return build_performer(replace(cfg, seed=seed, performer=replace(cfg.performer, kind=engine)))
+    return build_performer(replace(CFG, seed=seed, performer=replace(CFG.performer, kind=engine)))
 
 
 def check(run):

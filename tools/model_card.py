@@ -8,10 +8,10 @@ Every number comes from a command recorded in the card ("commands"):
   tools/train.py wrote (and data/events/meta.json from tools/prepare_data.py);
 - validation NLL per event and per field of the ONNX model and of the Markov
   continuator on the same first N events of data/events/val.tokens.npy
-  (livejam/evaluate.py: the model teacher-forced through the KV cache, Markov
+  (livejam/measure/evaluate.py: the model teacher-forced through the KV cache, Markov
   online like a live session; also Markov fitted on training events first);
 - per-event step latency (feed + sample of 4 fields) on one CPU thread:
-  tools/bench_step.py --json, run as a subprocess (its own process, so the
+  `livejam bench --sections step --json`, run as a subprocess (its own process, so the
   card measures what a user's command would);
 - the machine: CPU model and cores from /proc/cpuinfo, and the load while
   measuring (latency on a machine busy with training is noisy: say so).
@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from livejam import evaluate as ev  # noqa: E402
+from livejam.measure import evaluate as ev  # noqa: E402
 from livejam.engine import ModelError, load_model  # noqa: E402
 from livejam.markov import FIELDS, MarkovContinuator  # noqa: E402
 
@@ -144,12 +144,13 @@ def markov_fitted(tokens: np.ndarray, vocab, select: dict, fit_path: Path, fit_e
 
 
 def bench(model: Path, steps: int) -> tuple[dict | None, str]:
-    cmd = [sys.executable, str(ROOT / "tools" / "bench_step.py"), "--model", str(model), "--json",
-           "--threads", "1", "--steps", str(steps)]
-    text = " ".join(shlex.quote(c) for c in ["python", "tools/bench_step.py", "--model", rel(model), *cmd[4:]])
+    """`livejam bench --sections step` on the model, in a subprocess (the card's latency figures)."""
+    args = ["bench", "--model", str(model), "--json", "--threads", "1", "--events", str(steps), "--sections", "step"]
+    cmd = [sys.executable, "-m", "livejam.cli", *args]
+    text = " ".join(shlex.quote(c) for c in ["livejam", *args[:2], rel(model), *args[3:]])
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
-        log.warning("bench_step failed (%d): %s", proc.returncode, proc.stderr.strip().splitlines()[-1:])
+        log.warning("livejam bench failed (%d): %s", proc.returncode, proc.stderr.strip().splitlines()[-1:])
         return None, text
     return json.loads(proc.stdout), text
 
@@ -157,15 +158,17 @@ def bench(model: Path, steps: int) -> tuple[dict | None, str]:
 def latency_section(result: dict | None) -> dict | None:
     if result is None:
         return None
-    at = {k: {m: round(v["step"][m], 3) for m in ("median_ms", "p99_ms", "max_ms")} | {"n": v["step"]["n"]}
-          for k, v in result["at"].items()}
-    stream = result["stream_across_context_full"]["step"]
+    keep = ("n", "median_ms", "p99_ms", "max_ms")
+    steps = result["step"]
+    at = {k.split()[0]: {m: round(v[m], 3) for m in keep} for k, v in steps.items() if k.endswith(" cached")}
+    stream = next(v for k, v in steps.items() if k.startswith("stream"))
+    m = result["machine"]
     return {
-        "what": "feed one event + sample its 4 fields (tools/bench_step.py), one intra-op thread",
+        "what": "feed one event + sample every field (livejam bench --sections step), one intra-op thread",
         "providers": result["providers"], "intra_op_threads": result["intra_op_threads"],
         "at_cached_events": at,
-        "stream": {m: round(stream[m], 3) for m in ("median_ms", "p99_ms", "max_ms")} | {"n": stream["n"]},
-        "load_avg_1min": [result["load_avg_1min"], result["load_avg_1min_after"]],
+        "stream": {k: round(stream[k], 3) for k in keep},
+        "load_avg_1min": [m["load_avg_1min"], m["load_avg_1min_after"]],
     }
 
 
@@ -249,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                                      f"--markov-fit-events {args.markov_fit_events}")
     latency = None
     if not args.no_bench:
-        log.info("measuring the step latency (tools/bench_step.py)")
+        log.info("measuring the step latency (livejam bench --sections step)")
         raw, commands["latency"] = bench(model_path, args.bench_steps)
         latency = latency_section(raw)
     card = {

@@ -1,8 +1,9 @@
-"""The whole engine (Dispatcher + performer + Scheduler + ledger) on the virtual
+"""The whole daemon (Dispatcher + performer + Scheduler + ledger) on the virtual
 clock: call and response, barge-in, determinism, the simulate command."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import mido
 
@@ -53,7 +54,8 @@ def test_barge_in_cancels_queued_and_ends_sounding_notes():
 def test_markov_answers_deterministically_under_a_seed():
     cfg = DaemonConfig()
     events = phrase(0.5, [60, 62, 64, 65, 67, 65, 64, 62, 60]) + phrase(5.0, [67, 65, 64, 62, 60])
-    runs = [run_virtual(events, build_performer("markov", cfg, seed=3), cfg, tail_s=4.0) for _ in range(2)]
+    markov = replace(cfg, seed=3, performer=replace(cfg.performer, kind="markov"))
+    runs = [run_virtual(events, build_performer(markov), cfg, tail_s=4.0) for _ in range(2)]
     assert machine_notes(runs[0]) == machine_notes(runs[1])
     assert runs[0].summary["machine_notes"] > 0
     first_answer = [t for t, k, _ in machine_notes(runs[0]) if k == "note_on"][0]
@@ -63,9 +65,9 @@ def test_markov_answers_deterministically_under_a_seed():
 
 def test_config_file_and_overrides(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text('engine = "echo"\n[scheduler]\nlate_drop_s = 0.05\n[performer]\nmin_answer_s = 2.0\n')
+    path.write_text('[scheduler]\nlate_drop_s = 0.05\n[performer]\nkind = "echo"\nmin_answer_s = 2.0\n')
     cfg = load(DaemonConfig, path, ["midi.channels=[3, 4]"])
-    assert cfg.engine == "echo" and cfg.scheduler.late_drop_s == 0.05 and cfg.midi.channels == (3, 4)
+    assert cfg.performer.kind == "echo" and cfg.scheduler.late_drop_s == 0.05 and cfg.midi.channels == (3, 4)
     assert cfg.performer.min_answer_s == 2.0
     path.write_text("[scheduler]\nlate_drop = 1\n")
     assert main(["simulate", "--human", "x.mid", "--out", "y.mid", "--config", str(path)]) == 2

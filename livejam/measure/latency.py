@@ -1,8 +1,8 @@
 """Measuring cores of the benchmarks: step latency, scheduler lateness, the machine.
 
-Shared by `livejam bench` and tools/bench_step.py / tools/bench_engine.py, so
+Used by `livejam bench` (and the model card through it), so
 every figure the project publishes comes from one implementation. No torch,
-no MIDI ports here (the JACK round trips are in livejam/transport.py).
+no MIDI ports here (the JACK round trips are in livejam/measure/jack.py).
 
 Figures taken while other work runs on the machine are noisy: whoever prints
 them says so beside them (`machine_info` records the load average).
@@ -21,6 +21,7 @@ from livejam.clock import RealClock
 from livejam.engine import Constraints, Engine, EventSampler, NoteTracker
 from livejam.events import TimedNote
 from livejam.scheduler import Scheduler
+from livejam.stats import summary_ms
 
 # The sampling settings of every latency figure: a realistic mask load (range,
 # polyphony, nucleus), not the cheapest path through the sampler.
@@ -28,17 +29,13 @@ BENCH_CONSTRAINTS = Constraints(temperature=1.0, top_p=0.95, max_polyphony=8, pi
 
 
 def stats(ns: Iterable[int]) -> dict[str, float]:
-    """n / median / p99 / p99.9 / max in ms of durations in nanoseconds ({"n": 0} when empty)."""
-    a = np.asarray(list(ns), np.float64) / 1e6  # ms
-    if a.size == 0:
-        return {"n": 0}
-    return {"n": int(len(a)), "median_ms": float(np.median(a)), "p99_ms": float(np.percentile(a, 99)),
-            "p99.9_ms": float(np.percentile(a, 99.9)), "max_ms": float(a.max())}
+    """The percentile summary (livejam.stats) of durations in nanoseconds."""
+    return summary_ms(ns, 1e-6)
 
 
 def stats_s(seconds: Iterable[float]) -> dict[str, float]:
-    """`stats` of durations in seconds."""
-    return stats(np.asarray(list(seconds), np.float64) * 1e9)
+    """The percentile summary of durations in seconds."""
+    return summary_ms(seconds, 1e3)
 
 
 def random_tokens(vocab, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -17,7 +17,7 @@ Modes:
 - duet: from the human's first note on, play part 1 alongside, through the
   human's rests, until the human has been silent for `duet_idle_stop_s`.
 
-Contract as in livejam/performer.py: no clock reads for musical time (only
+Contract as in livejam/performers/base.py: no clock reads for musical time (only
 `now` arguments), never raises on odd input. `perf_counter` is read only to
 measure inference latency for the counters.
 """
@@ -26,61 +26,16 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
-from typing import Literal
+from dataclasses import replace
 
 import numpy as np
 
+from livejam.config import MODES, NeuralConfig, PerformerConfig
 from livejam.events import EventCoder, TimedNote, notes_to_events, read_midi_tracks
-from livejam.performer import (ALL_OFF_CCS, HUMAN_PART, MACHINE_PART, Cancel, PerformerConfig, PhraseDetector,
-                               human_note)
+from livejam.performers.base import ALL_OFF_CCS, HUMAN_PART, MACHINE_PART, Cancel, PhraseDetector, human_note
+from livejam.stats import summary_ms
 
 log = logging.getLogger(__name__)
-
-MODES = ("call", "duet")
-
-
-@dataclass(frozen=True)
-class ControlMap:
-    """CC number of each live control (-1: not mapped). Defaults: the first knobs of common controllers."""
-
-    temperature: int = 21  # 0..127 -> temperature 0.05..1.5
-    density: int = 22  # 0..127 -> density -2 (sparser) .. +2 (denser); 64 = as the model likes
-    pitch_centre: int = 23  # 0..127 -> centre of the machine's pitch range, MIDI note 30..90
-    mode: int = 24  # < 64 call, >= 64 duet
-    reset: int = 25  # >= 64: forget the context
-    panic: int = 26  # >= 64: end every machine note now
-
-
-@dataclass(frozen=True)
-class NeuralConfig:
-    """Settings of the neural performer (sampling constraints, mode, controls)."""
-
-    model: str = ""  # model file; "" = the shipped default
-    mode: Literal["call", "duet"] = "call"
-    temperature: float = 0.7  # part, pitch, velocity
-    dt_temperature: float = 1.0  # timing (see Constraints.dt_temperature)
-    top_p: float = 0.9
-    min_p: float = 0.0
-    key: str = "auto"  # "" = no key lock, "auto" = estimated from the human, or e.g. "C:minor"
-    density: float = -1.0  # chosen on held-out POP909 songs (tools/quality.py): 0 was ~30 notes/s in duet
-    min_note_ms: float = 30.0
-    pitch_span: int = 18  # half-width of the pitch range when the pitch-centre control moves it
-    duet_idle_stop_s: float = 8.0
-    # Duet: the model predicts whose event comes next, and the machine plays only its own
-    # turns (False: every sample is the machine's, which crowds the human's gaps).
-    duet_turn_taking: bool = True
-    # ... but a context of the human alone reads as a solo piece, where the other part never
-    # comes: with nothing of its own for this long, the machine takes the next turn itself.
-    duet_restart_s: float = 1.5
-    prompt: str = ""  # a MIDI file that primes the context
-    intra_op_threads: int = 1
-    max_events_per_poll: int = 64  # a model stuck on dt = 0 cannot hold the performer thread
-    # Tempo sync: while MIDI clock runs on the input, machine note-ons land on this grid
-    # (in beats: 0.5 = eighth notes, 0.25 = sixteenths); 0 = free time.
-    grid_beats: float = 0.0
-    controls: ControlMap = field(default_factory=ControlMap)
-
 
 class NeuralPerformer:
     def __init__(self, config: PerformerConfig, neural: NeuralConfig, model, seed: int | None = None):
@@ -381,7 +336,4 @@ class NeuralPerformer:
 
     def latency_stats(self) -> dict[str, float]:
         """Median / p99 / max of feed-or-sample times in ms (the per-event cost)."""
-        if not self.step_ms:
-            return {}
-        a = np.asarray(self.step_ms)
-        return {"median_ms": float(np.median(a)), "p99_ms": float(np.percentile(a, 99)), "max_ms": float(a.max())}
+        return summary_ms(self.step_ms)

@@ -27,10 +27,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from livejam.config import DEFAULT_MODEL
 from livejam.engine import Engine, ModelError, load_model
 from livejam.events import Note, Vocab, notes_to_events, read_midi_tracks
 from livejam.markov import FIELDS, MarkovContinuator
-from livejam.paths import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 

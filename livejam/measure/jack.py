@@ -23,7 +23,6 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from livejam.paths import REPO_ROOT
 
 BARE_ECHO = """
 import rtmidi, signal, sys
@@ -110,7 +109,7 @@ class EchoPath:
 
     def __init__(self, cmd: list[str], timeout: float = 60.0):
         self._err = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=self._err, text=True)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err, text=True)
         self.lines: list[str] = []  # what it printed after 'ready' (read once it stopped)
         lines: queue.Queue = queue.Queue()
 
@@ -171,8 +170,8 @@ def bare_echo(client: str) -> EchoPath:
 
 
 def livejam_echo(client: str) -> EchoPath:
-    """`livejam run --engine echo`: the daemon's plumbing (queue, threads, scheduler, ledger), no model."""
-    return EchoPath([sys.executable, "-m", "livejam.cli", "run", "--engine", "echo", "--no-record", "--backend", "jack",
+    """`livejam run --performer echo`: the daemon's plumbing (queue, threads, scheduler, ledger), no model."""
+    return EchoPath([sys.executable, "-m", "livejam.cli", "run", "--performer", "echo", "--no-record", "--backend", "jack",
                   "--set", f'midi.client_name="{client}"'])
 
 

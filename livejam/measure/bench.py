@@ -10,10 +10,10 @@
    sleep-then-spin floor measured in the same run (idle and under that load);
 3. end to end over JACK (when a server runs, or with --start-jack): a note into
    livejam's input until the reply leaves its output, through a path that
-   feeds the note and samples one event (livejam/reply.py), minus the bare
+   feeds the note and samples one event (livejam/measure/reply.py), minus the bare
    rtmidi echo's round trip measured in the same run.
 
-The measuring code lives in livejam/latency.py and livejam/transport.py. No
+The measuring code lives in livejam/measure/latency.py and livejam/measure/jack.py. No
 torch here. Figures taken while other work loads the machine are noisy; the
 table says so with the load average beside them.
 """
@@ -28,10 +28,11 @@ import time
 
 import numpy as np
 
-from livejam import latency
-from livejam.paths import DEFAULT_MODEL
+from livejam.config import DEFAULT_MODEL
+from livejam.measure import latency
 
 TARGETS_MS = {"step_p99": 1.0, "scheduler_p99": 0.5, "overhead_p99": 1.0}
+SECTIONS = ("step", "lateness", "jack")  # [1] [2] [3] of the table
 LATENESS_SPACING_S = 0.003  # scheduled events this far apart: dense playing, and a short run
 
 
@@ -47,6 +48,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     jack.add_argument("--no-jack", action="store_true", help="skip the end-to-end section")
     jack.add_argument("--start-jack", action="store_true",
                       help="if no JACK server runs, start a private dummy one (-S) for the run and stop it")
+    p.add_argument("--sections", default=",".join(SECTIONS), metavar="LIST",
+                   help=f"comma-separated sections to run, of {', '.join(SECTIONS)} (default: all)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
     return p
@@ -55,9 +58,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from livejam.engine import ModelError, open_engine
 
-    if args.events < 10 or args.threads < 1:
-        print("livejam bench: --events must be >= 10 and --threads >= 1", file=sys.stderr)
+    sections = {s.strip() for s in args.sections.split(",") if s.strip()}
+    if args.events < 10 or args.threads < 1 or not sections or not sections <= set(SECTIONS):
+        print(f"livejam bench: --events must be >= 10, --threads >= 1, --sections a list of {', '.join(SECTIONS)}",
+              file=sys.stderr)
         return 2
+    if args.no_jack:
+        sections.discard("jack")
     path = args.model or str(DEFAULT_MODEL)
     try:
         engine = open_engine(path, intra_op_threads=args.threads)
@@ -68,9 +75,9 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     result = {"machine": latency.machine_info(), "model": _model_info(engine, path),
               "providers": engine.model.providers, "intra_op_threads": args.threads}
-    result["step"] = measure_steps(engine, args.events, args.seed)
-    result["scheduler"] = measure_lateness(engine, args.events, args.seed)
-    result["e2e"] = measure_e2e(path, args)
+    result["step"] = measure_steps(engine, args.events, args.seed) if "step" in sections else {}
+    result["scheduler"] = measure_lateness(engine, args.events, args.seed) if "lateness" in sections else {}
+    result["e2e"] = measure_e2e(path, args) if "jack" in sections else {"status": "skipped (not in --sections)"}
     result["targets"] = targets(result)
     result["machine"]["load_avg_1min_after"] = round(os.getloadavg()[0], 2)
     result["seconds"] = round(time.perf_counter() - t0, 1)
@@ -137,10 +144,8 @@ def _daemon_switch_interval() -> float:
 
 
 def measure_e2e(model_path: str, args: argparse.Namespace) -> dict:
-    from livejam import transport
+    from livejam.measure import jack as transport
 
-    if args.no_jack:
-        return {"status": "skipped (--no-jack)"}
     server = None
     if not transport.jack_running():
         if not args.start_jack:
@@ -167,7 +172,7 @@ def _e2e_paths(model_path: str, args, transport, server) -> dict:
         out["transport_floor"] = latency.stats_s(transport.round_trips(f"ljb-bare{tag} in:in", f"ljb-bare{tag} out:out", n))
     with transport.livejam_echo(f"ljb-echo{tag}") as p:
         out["livejam_echo"] = latency.stats_s(transport.round_trips(f"ljb-echo{tag} in:in", f"ljb-echo{tag} out:out", n))
-    reply_cmd = [sys.executable, "-m", "livejam.reply", "--model", str(model_path), "--client", f"ljb-reply{tag}",
+    reply_cmd = [sys.executable, "-m", "livejam.measure.reply", "--model", str(model_path), "--client", f"ljb-reply{tag}",
                  "--threads", str(args.threads), "--seed", str(args.seed)]
     with transport.EchoPath(reply_cmd) as p:
         out["reply"] = latency.stats_s(transport.round_trips(f"ljb-reply{tag} in:in", f"ljb-reply{tag} out:out", n))
@@ -177,7 +182,7 @@ def _e2e_paths(model_path: str, args, transport, server) -> dict:
     floor = out["transport_floor"]
     for name in ("livejam_echo", "reply"):
         s = out[name]
-        out[f"{name}_overhead_ms"] = ({k: s[f"{k}_ms"] - floor[f"{k}_ms"] for k in ("median", "p99")}
+        out[f"{name}_overhead"] = ({k: s[k] - floor[k] for k in ("median_ms", "p99_ms")}
                                       if s["n"] and floor["n"] else {})
     return out
 
@@ -187,11 +192,11 @@ def _e2e_paths(model_path: str, args, transport, server) -> dict:
 def targets(r: dict) -> list[dict]:
     """Each target beside the figure it judges; PASS only when measured and within it."""
     step_p99 = max((s["p99_ms"] for s in r["step"].values() if s.get("n")), default=None)
-    sched = r["scheduler"]["scheduler_under_inference"]
-    overhead = r["e2e"].get("reply_overhead_ms", {}).get("p99")
+    sched = r["scheduler"].get("scheduler_under_inference", {})
+    overhead = r["e2e"].get("reply_overhead", {}).get("p99_ms")
     rows = [("step p99 (worst context)", step_p99, TARGETS_MS["step_p99"]),
             ("scheduler lateness p99 under inference", sched.get("p99_ms"), TARGETS_MS["scheduler_p99"]),
-            ("engine overhead over transport p99", overhead, TARGETS_MS["overhead_p99"])]
+            ("daemon overhead over transport p99", overhead, TARGETS_MS["overhead_p99"])]
     return [{"name": name, "value_ms": value, "target_ms": limit,
              "verdict": "n/a" if value is None else ("PASS" if value <= limit else "MISS")}
             for name, value, limit in rows]
@@ -214,29 +219,28 @@ def format_table(r: dict) -> str:
              f"load avg {m['load_avg_1min']} -> {m['load_avg_1min_after']} (other work on the machine makes "
              f"every figure noisy)", "",
              f"  {'ms':<44} {'median':>8} {'p99':>8} {'p99.9':>8} {'max':>8}",
-             "[1] step: feed + sample 4 fields"]
+             "[1] step: feed + sample every field" if r["step"] else "[1] step: skipped (not in --sections)"]
     for name, s in r["step"].items():
         lines.append(_row(name, s))
         if s.get("swap_steps", {}).get("n"):
             lines.append(_row(f"  the {s['swaps']} swap step(s)", s["swap_steps"]))
     sch = r["scheduler"]
-    lines.append(f"[2] lateness, {sch['events']} events {sch['spacing_ms']:.0f} ms apart (inference thread: "
-                 f"~{sch['scheduler_load_steps_per_s']:.0f} steps/s; GIL switch {sch['gil_switch_interval_ms']:g} ms)")
-    lines.append(_row("bare sleep-then-spin floor, idle", sch["floor_idle"]))
-    lines.append(_row("bare sleep-then-spin floor, under inference", sch["floor_under_inference"]))
-    lines.append(_row("scheduler thread, under inference", sch["scheduler_under_inference"]))
+    if not sch:
+        lines.append("[2] lateness: skipped (not in --sections)")
+    else:
+        lines += _lateness_rows(sch)
     e = r["e2e"]
     lines.append(f"[3] end to end over JACK: {e['status']}")
     if e["status"] == "measured":
         lines.append(_row("transport floor (bare rtmidi echo)", e["transport_floor"]))
-        lines.append(_row("livejam run --engine echo (no model)", e["livejam_echo"]))
+        lines.append(_row("livejam run --performer echo (no model)", e["livejam_echo"]))
         lines.append(_row("livejam reply (feed + sample + reply)", e["reply"]))
         if e.get("reply_step_in_daemon"):
             lines.append(_row("  model work inside the reply path", e["reply_step_in_daemon"]))
         for name in ("livejam_echo", "reply"):
-            o = e.get(f"{name}_overhead_ms") or {}
+            o = e.get(f"{name}_overhead") or {}
             if o:
-                lines.append(f"  {name + ' minus floor':<44} {o['median']:8.3f} {o['p99']:8.3f}")
+                lines.append(f"  {name + ' minus floor':<44} {o['median_ms']:8.3f} {o['p99_ms']:8.3f}")
     lines += ["", "targets:"]
     for t in r["targets"]:
         value = "-" if t["value_ms"] is None else f"{t['value_ms']:.3f} ms"
@@ -245,8 +249,18 @@ def format_table(r: dict) -> str:
     return "\n".join(lines)
 
 
+def _lateness_rows(sch: dict) -> list[str]:
+    lines = []
+    lines.append(f"[2] lateness, {sch['events']} events {sch['spacing_ms']:.0f} ms apart (inference thread: "
+                 f"~{sch['scheduler_load_steps_per_s']:.0f} steps/s; GIL switch {sch['gil_switch_interval_ms']:g} ms)")
+    lines.append(_row("bare sleep-then-spin floor, idle", sch["floor_idle"]))
+    lines.append(_row("bare sleep-then-spin floor, under inference", sch["floor_under_inference"]))
+    lines.append(_row("scheduler thread, under inference", sch["scheduler_under_inference"]))
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`python -m livejam.bench ...`: the same as `livejam bench ...`."""
+    """`python -m livejam.measure.bench ...`: the same as `livejam bench ...`."""
     import logging
 
     parser = argparse.ArgumentParser(prog="livejam")

@@ -1,6 +1,6 @@
 """The benchmark's "immediate reply" path: every heard note costs a model step, then a reply at once.
 
-    python -m livejam.reply --model PATH [--client NAME] [--threads N]
+    python -m livejam.measure.reply --model PATH [--client NAME] [--threads N]
 
 runs the live daemon (real ports, queue, performer thread, scheduler, ledger)
 with `ReplyPerformer`: on each heard note-on or note-off it feeds the note,
@@ -10,7 +10,7 @@ fed to the model (it hears what it played) only after it was handed out, in
 note-on is answered by a note-on at the sampled pitch, the matching note-off
 by that reply's note-off. Minus the bare transport's round trip this is the
 engine's input-to-output overhead including inference, not only the MIDI
-plumbing (`livejam run --engine echo` measures that part).
+plumbing (`livejam run --performer echo` measures that part).
 
 Not a musical engine. Replies stay in `reply_range`, away from the pitches the
 benchmark sends (40..79), so the daemon's echo filter never takes a sent note
@@ -29,7 +29,8 @@ import numpy as np
 
 from livejam.engine import Constraints, Engine, EventSampler, NoteTracker
 from livejam.events import EventCoder, TimedNote
-from livejam.performer import HUMAN_PART, MACHINE_PART
+from livejam.stats import summary_ms
+from livejam.performers.base import HUMAN_PART, MACHINE_PART
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +127,7 @@ class ReplyPerformer:
         return offs
 
     def latency_stats(self) -> dict:
-        if not self.step_ms:
-            return {"n": 0}
-        a = np.asarray(self.step_ms)
-        return {"n": int(a.size), "median_ms": float(np.median(a)), "p99_ms": float(np.percentile(a, 99)),
-                "max_ms": float(a.max())}
+        return summary_ms(self.step_ms)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,60 @@
+"""The layout is the architecture: each layer imports only the layers below it.
+
+Each subpackage is imported alone in a fresh interpreter and the livejam
+modules that came with it are compared with what that layer may use. An import
+circle or a live module reaching into measurement or training shows up here.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GROUND = {"livejam", "livejam.config"}
+MIDI = {"livejam.midi", "livejam.midi.spec", "livejam.midi.ledger", "livejam.midi.normalise", "livejam.midi.ports"}
+EVENTS = {"livejam.events", "livejam.clock"}
+ENGINE = {"livejam.engine", "livejam.engine.keys", "livejam.engine.kv", "livejam.engine.sampling",
+          "livejam.engine.session"}
+
+# module -> the livejam modules it may bring in (itself included); None: anything but torch
+ALLOWED = {
+    "livejam.config": GROUND,
+    "livejam.midi.ledger": GROUND | MIDI,
+    "livejam.events": GROUND | EVENTS,
+    "livejam.engine": GROUND | EVENTS | ENGINE | {"livejam.harmony"},
+    "livejam.performers.base": GROUND | EVENTS | {"livejam.performers", "livejam.performers.base"},
+    "livejam.daemon": None,
+}
+# a live session never loads these
+NEVER_LIVE = ("livejam.measure", "livejam.cli", "tools")
+
+
+def loaded_after_import(module: str) -> set[str]:
+    code = (f"import sys, json, {module}; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('livejam', 'tools', 'torch'))))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return set(json.loads(out.stdout))
+
+
+@pytest.mark.parametrize("module", sorted(ALLOWED))
+def test_each_layer_imports_only_the_layers_below(module):
+    loaded = loaded_after_import(module)
+    assert not any(m == "torch" or m.startswith("torch.") for m in loaded), "the runtime never imports torch"
+    allowed = ALLOWED[module]
+    if allowed is None:
+        bad = {m for m in loaded if m.startswith(NEVER_LIVE)}
+    else:
+        bad = loaded - allowed
+    assert not bad, f"{module} brings in {sorted(bad)}"
+
+
+def test_every_module_stays_under_400_lines():
+    long = {str(p.relative_to(ROOT)): n for p in (ROOT / "livejam").rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 400}
+    assert not long, f"split these by responsibility: {long}"
