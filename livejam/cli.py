@@ -1,6 +1,6 @@
 """The `livejam` command. One function per subcommand (`cmd_<name>`), each
-registered by `_add_<name>` on the shared parser, so later subcommands (eval,
-bench, learn) and options (--mode, --model) slot in without restructuring.
+registered by `_add_<name>` on the shared parser; the measuring subcommands
+(eval, bench) keep their parsers beside their code in livejam/measure/.
 
 Exit status: 0 ok, 1 failure while running, 2 usage/config error or no usable
 MIDI system (one line on stderr, no traceback).
@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import replace
 from typing import Callable
 
 from livejam.config import ConfigError, DaemonConfig, NeuralConfig, PerformerConfig, load
@@ -53,8 +54,7 @@ def _config(args: argparse.Namespace, extra: list[str] = ()) -> DaemonConfig:
         overrides.append(f'performer.kind="{args.performer}"')
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
-    for flag, key in (("model", "neural.model"), ("mode", "neural.mode"), ("prompt", "neural.prompt"),
-                      ("key", "neural.key")):
+    for flag, key in (("mode", "neural.mode"), ("prompt", "neural.prompt"), ("key", "neural.key")):
         if getattr(args, flag) is not None:
             overrides.append(f"{key}={_toml_str(getattr(args, flag))}")
     for flag, key in (("temperature", "neural.temperature"), ("top_p", "neural.top_p"),
@@ -68,7 +68,10 @@ def _config(args: argparse.Namespace, extra: list[str] = ()) -> DaemonConfig:
             raise ConfigError(f"--pitch-range {args.pitch_range!r}: expected LO:HI MIDI notes, e.g. 36:96")
         overrides += [f"performer.pitch_low={int(lo)}", f"performer.pitch_high={int(hi)}"]
     overrides.extend(extra)
-    return load(DaemonConfig, args.config, overrides)
+    config = load(DaemonConfig, args.config, overrides)
+    if args.model is not None:  # a path is no TOML value: set it on the loaded config
+        config = replace(config, neural=replace(config.neural, model=args.model))
+    return config
 
 
 def _toml_str(value: str) -> str:

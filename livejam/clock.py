@@ -3,7 +3,7 @@
 Everything in the engine reads time through a Clock so the same performer and
 scheduler code runs live or faster than real time, deterministically.
 Also holds the follower for incoming MIDI clock (24 ticks per quarter note),
-which the input layer feeds; tempo sync builds on it later.
+which the input layer feeds, and the BeatMaps (where the beat is).
 """
 from __future__ import annotations
 

@@ -70,7 +70,7 @@ def cc_numbers(q: "queue.SimpleQueue") -> Callable[[float], int | None]:
         except queue.Empty:
             return None
         msg = parse(raw)
-        return msg.a if msg is not None and msg.kind == "control_change" else None
+        return msg.control if msg is not None and msg.kind == "control_change" else None
 
     return next_cc
 

@@ -24,10 +24,10 @@ class Recorder:
 
     @staticmethod
     def _note(msg: Message, t: float) -> TimedNote | None:
-        if msg.kind == "note_on" and msg.b > 0:
-            return TimedNote(t, msg.channel, msg.a, msg.b)  # part = channel: pairs ons/offs per channel
+        if msg.kind == "note_on" and msg.velocity > 0:
+            return TimedNote(t, msg.channel, msg.note, msg.velocity)  # part = channel: pairs ons/offs per channel
         if msg.kind in ("note_on", "note_off"):
-            return TimedNote(t, msg.channel, msg.a, 0)
+            return TimedNote(t, msg.channel, msg.note, 0)
         return None
 
     def record_human(self, msg: Message, t: float) -> None:

@@ -37,7 +37,7 @@ class VirtualRun:
         out = []
         for t, msg in self.sent:
             if msg.kind in ("note_on", "note_off"):
-                out.append(TimedNote(t, msg.channel, msg.a, msg.b if msg.kind == "note_on" else 0))
+                out.append(TimedNote(t, msg.channel, msg.note, msg.velocity if msg.kind == "note_on" else 0))
         return out
 
 
@@ -46,12 +46,12 @@ def sounding_after(sent: Sequence[tuple[float, Message]]) -> int:
     (independent of the ledger): note-ons minus note-offs per (channel, note)."""
     on: set[tuple[int, int]] = set()
     for _, msg in sent:
-        key = (msg.channel, msg.a)
-        if msg.kind == "note_on" and msg.b > 0:
+        key = (msg.channel, msg.note)
+        if msg.kind == "note_on" and msg.velocity > 0:
             on.add(key)
         elif msg.kind in ("note_on", "note_off"):
             on.discard(key)
-        elif msg.kind == "control_change" and msg.a == 123:
+        elif msg.kind == "control_change" and msg.control == 123:
             on = {k for k in on if k[0] != msg.channel}
     return len(on)
 
@@ -106,7 +106,7 @@ def run_virtual(events: Sequence[tuple[float, Sequence[int]]], performer, config
         "events_in": len(events),
         "input": {"received": inc.received, "invalid": inc.invalid, "ignored": inc.ignored, "by_kind": inc.by_kind},
         "events_out": len(run.sent),
-        "machine_notes": sum(1 for _, m in run.sent if m.kind == "note_on" and m.b > 0),
+        "machine_notes": sum(1 for _, m in run.sent if m.kind == "note_on" and m.velocity > 0),
         "sounding_before_panic": sounding_before_panic,
         "sounding_at_end": sounding_after(run.sent),
         "cancels": dispatcher.cancels,

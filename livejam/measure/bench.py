@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from livejam.config import DEFAULT_MODEL
+from livejam.config import DEFAULT_MODEL, model_path
 from livejam.measure import latency
 
 TARGETS_MS = {"step_p99": 1.0, "scheduler_p99": 0.5, "overhead_p99": 1.0}
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.no_jack:
         sections.discard("jack")
-    path = args.model or str(DEFAULT_MODEL)
+    path = str(model_path(args.model or ""))
     try:
         engine = open_engine(path, intra_op_threads=args.threads)
     except ModelError as e:

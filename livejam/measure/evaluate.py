@@ -27,7 +27,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from livejam.config import DEFAULT_MODEL
+from livejam.config import DEFAULT_MODEL, model_path as resolve_model
 from livejam.engine import Engine, ModelError, load_model
 from livejam.events import Note, Vocab, notes_to_events, read_midi_tracks
 from livejam.markov import FIELDS, MarkovContinuator
@@ -225,7 +225,7 @@ def evaluate(model_path: str | Path | None, data: Sequence[str | Path] | np.ndar
     also holds the (M, 4) arrays under "scores" (for tests).
     """
     t0 = time.perf_counter()
-    model = load_model(model_path or DEFAULT_MODEL, intra_op_threads=threads)
+    model = load_model(resolve_model(str(model_path or "")), intra_op_threads=threads)
     vocab = model.info.vocab
     skipped: list[dict] = []
     files = None

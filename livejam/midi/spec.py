@@ -56,6 +56,23 @@ class Message:
         if not 0 <= self.channel <= 15 or not 0 <= self.a <= 127 or not 0 <= self.b <= 127:
             raise ValueError(f"MIDI value out of range in {self}")
 
+    # mido's names for the data bytes, so code reads as MIDI does
+    @property
+    def note(self) -> int:
+        return self.a
+
+    @property
+    def velocity(self) -> int:
+        return self.b
+
+    @property
+    def control(self) -> int:
+        return self.a
+
+    @property
+    def value(self) -> int:
+        return self.b
+
     def bytes(self) -> list[int]:
         if self.kind in STATUS:
             status = STATUS[self.kind] | self.channel
