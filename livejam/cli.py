@@ -39,6 +39,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     n.add_argument("--key", metavar="KEY", help=f"lock to a key, e.g. C:minor, 'auto' (estimated from you), '' (off); default {_NEURAL.key!r}")
     n.add_argument("--temperature", type=float, help=f"sampling temperature (default {_NEURAL.temperature}; 0 = always the likeliest)")
     n.add_argument("--top-p", type=float, help=f"nucleus sampling mass (default {_NEURAL.top_p})")
+    n.add_argument("--harmony", type=float, help=f"0 = off .. 1 = strong: note-ons lean to the tones of the chord "
+                   f"the model hears (default {_NEURAL.harmony})")
     n.add_argument("--density", type=float, help=f"> 0 denser, < 0 sparser (about -2..2; default {_NEURAL.density})")
     n.add_argument("--pitch-range", metavar="LO:HI", help=f"MIDI notes the machine may play (default {_PERFORMER.pitch_low}:{_PERFORMER.pitch_high})")
     n.add_argument("--max-polyphony", type=int, help=f"most machine notes sounding at once (default {_PERFORMER.max_polyphony})")
@@ -58,7 +60,8 @@ def _config(args: argparse.Namespace, extra: list[str] = ()) -> DaemonConfig:
         if getattr(args, flag) is not None:
             overrides.append(f"{key}={_toml_str(getattr(args, flag))}")
     for flag, key in (("temperature", "neural.temperature"), ("top_p", "neural.top_p"),
-                      ("density", "neural.density"), ("max_polyphony", "performer.max_polyphony"),
+                      ("density", "neural.density"), ("harmony", "neural.harmony"),
+                      ("max_polyphony", "performer.max_polyphony"),
                       ("grid", "neural.grid_beats")):
         if getattr(args, flag) is not None:
             overrides.append(f"{key}={getattr(args, flag)}")
@@ -162,6 +165,11 @@ def _add_simulate(sub) -> None:
     p.add_argument("--human-track", action="append", default=[], metavar="NAME_OR_INDEX",
                    help="track name, or index among tracks with notes (repeatable; default: the first)")
     p.add_argument("--out", required=True, metavar="OUT.mid", help="output file: tracks 'human' and 'machine'")
+    tempo = p.add_mutually_exclusive_group()
+    tempo.add_argument("--beats", metavar="FILE", help="the beat clock: beat times in seconds, one per line "
+                       "(first column; a third column marks downbeats, as POP909's beat_midi.txt); "
+                       "default: the input file's tempo map")
+    tempo.add_argument("--free", action="store_true", help="no beat clock: free time")
     p.add_argument("--tail", type=float, metavar="SECONDS",
                    help="keep running this long after the last input (default: room for one answer)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
@@ -172,8 +180,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from livejam.simulate import simulate_file
 
     config = _config(args)
+    from livejam.simulate import beat_source
+
+    beats = beat_source(args.human, args.beats, args.free)
     summary = simulate_file(args.human, args.out, args.human_track, config,
-                            tail_s=args.tail, performer=_performer(args, config))
+                            tail_s=args.tail, performer=_performer(args, config), beats=beats)
     if args.json:
         print(json.dumps(summary, indent=2, sort_keys=True))
     else:

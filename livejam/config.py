@@ -224,6 +224,7 @@ class ControlMap:
     mode: int = 24  # < 64 call, >= 64 duet
     reset: int = 25  # >= 64: forget the context
     panic: int = 26  # >= 64: end every machine note now
+    harmony: int = 27  # 0..127 -> harmony 0 (off) .. 1 (strong lean to the chord's tones)
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,9 @@ class NeuralConfig:
     min_p: float = 0.0
     key: str = "auto"  # "" = no key lock, "auto" = estimated from the human, or e.g. "C:minor"
     density: float = -1.0  # chosen on held-out POP909 songs (tools/quality.py): 0 was ~30 notes/s in duet
+    # 0 = off .. 1 = strong: machine note-ons lean toward the tones of the chord the model
+    # predicts for that moment (on top of `key`)
+    harmony: float = 0.5
     min_note_ms: float = 30.0
     pitch_span: int = 18  # half-width of the pitch range when the pitch-centre control moves it
     duet_idle_stop_s: float = 8.0

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from livejam.clock import VirtualClock
+from livejam.clock import BeatGrid, VirtualClock, beat_grid_from_midi
 from livejam.config import DaemonConfig
 from livejam.daemon import Dispatcher, build_performer
 from livejam.events import Note, TimedNote, notes_to_timed, read_midi_tracks, timed_to_notes, write_midi
@@ -144,14 +144,28 @@ def human_events(notes: Sequence[Note]) -> list[tuple[float, list[int]]]:
     return out
 
 
+def beat_source(human: str | Path, beats: str | None = None, free: bool = False):
+    """The BeatMap `simulate` plays on, on the file's own timeline: a click track (`beats`:
+    one beat time per line, POP909's beat_midi.txt works as it is), free time, or by
+    default the file's tempo map and time signatures, as a DAW would send clock."""
+    if free:
+        return None
+    if beats:
+        return BeatGrid.from_file(beats)
+    return beat_grid_from_midi(human)
+
+
 def simulate_file(human: str | Path, out: str | Path, tracks: Sequence[str] = (), config: DaemonConfig | None = None,
-                  tail_s: float | None = None, performer=None) -> dict:
+                  tail_s: float | None = None, performer=None, beats=None) -> dict:
+    """`beats`: the BeatMap of the file's timeline (beat_source), None for free time."""
     config = config or DaemonConfig()
     chosen = select_tracks(read_midi_tracks(human), tracks)
     notes = sorted((n for _, ns in chosen for n in ns), key=lambda n: (n.start, n.pitch))
     if tail_s is None:  # room for the answer to the last phrase
         tail_s = config.performer.max_answer_s + config.performer.phrase_end_silence_s + 1.0
     performer = performer or build_performer(config)
+    if hasattr(performer, "set_beats"):
+        performer.set_beats(beats)
     run = run_virtual(human_events(notes), performer, config, tail_s=tail_s)
     machine = timed_to_notes(run.machine_notes())
     write_midi(out, [("human", notes), ("machine", machine)])

@@ -1,170 +1,227 @@
-"""Musical quality of the machine's part, checked against POP909's annotations.
+"""Musicianship of the machine's part, scored against POP909's own annotations.
 
-    python tools/quality.py --mode duet --engine neural          # held-out songs of data/events/meta.json
-    python tools/quality.py --mode call --engine markov --songs 003 017 --json
+    python -m tools.quality                               # 24 held-out songs, every row of the table
+    python -m tools.quality --songs 004 005 --rows duet   # a quick look
+    python -m tools.quality --json > quality.json
 
-For each song, runs `livejam simulate` with the song's MELODY as the human
-(in duet mode; in call mode the melody too, so the machine answers its
-phrases), then scores the machine track against the song's own annotations:
-- in_key:     share of machine note-ons whose pitch class is in the annotated key
-- chord_tone: share of machine note-ons (under a chord) that are tones of the annotated chord
-- on_grid:    share of machine onsets within 60 ms of the annotated eighth-note grid
-- notes_per_s: machine notes per second of the song
-The same scores of the song's real accompaniment (PIANO) are printed beside,
-as the bar a human arranger sets; `--engine markov` gives the baseline.
+For each held-out song (prepare_data's meta.json `held_out`, never trained on), the
+song's MELODY plays the human in `livejam simulate` with the song's annotated beats as
+the beat clock (`--beats beat_midi.txt`, as a drummer or a DAW would give it), and the
+machine's note-ons are scored:
+- in_key:     pitch class in the annotated key (key_audio.txt)
+- chord_tone: pitch class a tone of the annotated chord at the onset (chord_midi.txt;
+              onsets under "N" are not counted)
+- on_grid:    onset within 35 ms of the song's 16th-note grid (each annotated beat in four)
+- notes_per_s: note-ons per second of the melody's span
+Rows: the neural performer in duet and in call mode, the Markov continuator (call), the
+song's real PIANO part (the bar a human arranger sets) and random in-key notes (as many
+as the piano plays, at random times: what chance gives). `grid_vs_piano` and
+`nps_vs_piano` are the machine's rates over the piano's on the same song, averaged.
+
+The bars of the musicianship issue (duet, mean over songs): chord_tone >= 0.85,
+grid_vs_piano >= 0.9, nps_vs_piano in 0.6..1.5, nothing sounding at the end.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import subprocess
+import logging
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from livejam.events import Note, read_midi_tracks  # noqa: E402
+from livejam.clock import BeatGrid
+from livejam.config import DaemonConfig, load
+from livejam.daemon import build_performer
+from livejam.events import Note, read_midi_tracks
+from livejam.harmony import chord_tones, parse_chord, root_pc
 
+log = logging.getLogger("quality")
 POP909 = Path(__file__).resolve().parents[2] / "shared" / "data" / "pop909"
-NOTE_NAMES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-CHORD_INTERVALS = {
-    "maj": (0, 4, 7), "min": (0, 3, 7), "7": (0, 4, 7, 10), "maj7": (0, 4, 7, 11), "min7": (0, 3, 7, 10),
-    "dim": (0, 3, 6), "dim7": (0, 3, 6, 9), "hdim7": (0, 3, 6, 10), "aug": (0, 4, 8), "sus2": (0, 2, 7),
-    "sus4": (0, 5, 7), "maj6": (0, 4, 7, 9), "min6": (0, 3, 7, 9), "minmaj7": (0, 3, 7, 11), "9": (0, 4, 7, 10, 2),
-}
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 MINOR = (0, 2, 3, 5, 7, 8, 10, 11)  # natural minor plus the harmonic leading tone
+GRID_TOLERANCE_S = 0.035
+ROWS = ("duet", "call", "markov", "piano", "random")
+BARS = {"chord_tone": 0.85, "grid_vs_piano": 0.9, "nps_vs_piano": (0.6, 1.5)}
 
 
-def pitch_class(name: str) -> int:
-    pc = NOTE_NAMES[name[0].upper()]
-    for accidental in name[1:]:
-        pc += 1 if accidental == "#" else -1 if accidental == "b" else 0
-    return pc % 12
+class Song:
+    """One POP909 song's file and annotations."""
+
+    def __init__(self, folder: Path):
+        self.id = folder.name
+        self.midi = folder / f"{folder.name}.mid"
+        self.beat_file = folder / "beat_midi.txt"
+        self.beats = BeatGrid.from_file(self.beat_file)
+        self.chords = []
+        for line in (folder / "chord_midi.txt").read_text().splitlines():
+            start, end, label = line.split("\t")
+            self.chords.append((float(start), float(end), chord_tones(parse_chord(label.strip())) or None))
+        self.keys = []
+        for line in (folder / "key_audio.txt").read_text().splitlines():
+            start, end, label = line.split("\t")
+            root, mode = label.strip().split(":")
+            scale = MINOR if mode.startswith("min") else MAJOR
+            self.keys.append((float(start), float(end), frozenset((root_pc(root) + i) % 12 for i in scale)))
+        tracks = dict(read_midi_tracks(self.midi))
+        self.melody, self.piano = tracks.get("MELODY", []), tracks.get("PIANO", [])
+        self.start = min(n.start for n in self.melody)
+        self.duration = max(n.end for n in self.melody) - self.start
+
+    def on_grid(self, t: float) -> bool:
+        sixteenth = round(self.beats.beat_at(t) * 4) / 4
+        return abs(self.beats.time_at(sixteenth) - t) <= GRID_TOLERANCE_S
+
+    def score(self, notes: list[Note]) -> dict:
+        in_key = chord_hit = chord_total = grid = 0
+        for n in notes:
+            scale = _at(self.keys, n.start)
+            in_key += scale is None or (n.pitch % 12) in scale
+            tones = _at(self.chords, n.start)
+            if tones is not None:
+                chord_total += 1
+                chord_hit += (n.pitch % 12) in tones
+            grid += self.on_grid(n.start)
+        count = len(notes)
+        ratio = (lambda a, b: a / b if b else None)  # noqa: E731  no notes: nothing to score, not a zero
+        return {"notes": count, "in_key": ratio(in_key, count), "chord_tone": ratio(chord_hit, chord_total),
+                "on_grid": ratio(grid, count), "notes_per_s": count / max(self.duration, 1e-9)}
+
+    def random_in_key(self, count: int, rng: np.random.Generator) -> list[Note]:
+        """`count` notes at uniform random times over the melody's span, random pitches of the key."""
+        out = []
+        for t in np.sort(rng.uniform(self.start, self.start + self.duration, count)):
+            scale = sorted(_at(self.keys, t) or MAJOR)
+            pitch = 48 + int(rng.integers(0, 2)) * 12 + int(rng.choice(scale))
+            out.append(Note(float(t), float(t) + 0.25, pitch, 80))
+        return out
 
 
-def chord_tones(label: str) -> frozenset[int] | None:
-    """'G:maj', 'E:min7', 'C:maj/3', 'A:sus4(b7)' -> pitch classes; None for 'N' or unknown."""
-    if label == "N" or ":" not in label:
-        return None
-    root, quality = label.split(":", 1)
-    quality = quality.split("/")[0]
-    extra = ()
-    if "(" in quality:
-        quality, ext = quality.split("(", 1)
-        extra = (10,) if "b7" in ext else (11,) if "7" in ext else ()
-    intervals = CHORD_INTERVALS.get(quality) or (CHORD_INTERVALS["min"] if quality.startswith("min") else CHORD_INTERVALS["maj"])
-    r = pitch_class(root)
-    return frozenset((r + i) % 12 for i in intervals + extra)
-
-
-def read_annotations(song_dir: Path):
-    beats = np.loadtxt(song_dir / "beat_midi.txt", ndmin=2)[:, 0]
-    chords = []
-    for line in (song_dir / "chord_midi.txt").read_text().splitlines():
-        start, end, label = line.split("\t")
-        chords.append((float(start), float(end), chord_tones(label.strip())))
-    keys = []
-    for line in (song_dir / "key_audio.txt").read_text().splitlines():
-        start, end, label = line.split("\t")
-        root, mode = label.strip().split(":")
-        scale = MINOR if mode.startswith("min") else MAJOR
-        keys.append((float(start), float(end), frozenset((pitch_class(root) + i) % 12 for i in scale)))
-    return beats, chords, keys
-
-
-def at(segments, t: float):
+def _at(segments, t: float):
     for start, end, value in segments:
         if start <= t < end:
             return value
     return None
 
 
-def score(notes: list[Note], song_dir: Path, duration: float) -> dict:
-    beats, chords, keys = read_annotations(song_dir)
-    grid = np.sort(np.concatenate([beats, (beats[1:] + beats[:-1]) / 2]))
-    in_key, chord_hit, chord_total, on_grid = 0, 0, 0, 0
-    for n in notes:
-        scale = at(keys, n.start)
-        in_key += scale is None or (n.pitch % 12) in scale
-        tones = at(chords, n.start)
-        if tones is not None:
-            chord_total += 1
-            chord_hit += (n.pitch % 12) in tones
-        on_grid += bool(len(grid)) and bool(np.min(np.abs(grid - n.start)) <= 0.060)
-    count = len(notes)
-    ratio = (lambda a, b: a / b if b else None)  # noqa: E731  no notes: nothing to score, not a zero
-    return {"notes": count, "in_key": ratio(in_key, count), "chord_tone": ratio(chord_hit, chord_total),
-            "on_grid": ratio(on_grid, count), "notes_per_s": count / max(duration, 1e-9)}
+def simulate(song: Song, config: DaemonConfig, out: Path) -> tuple[list[Note], int]:
+    """The machine's notes of `livejam simulate --human-track MELODY --beats beat_midi.txt`."""
+    from livejam.simulate import simulate_file
+
+    summary = simulate_file(song.midi, out, ["MELODY"], config, performer=build_performer(config, strict=True),
+                            beats=song.beats)
+    machine = [n for name, notes in read_midi_tracks(out) if name == "machine" for n in notes]
+    return machine, int(summary["sounding_at_end"])
 
 
-def track(path: Path, name: str) -> list[Note]:
-    return [n for track_name, notes in read_midi_tracks(path) if track_name == name for n in notes]
+def row_config(row: str, base: DaemonConfig) -> DaemonConfig:
+    if row == "markov":
+        return replace(base, performer=replace(base.performer, kind="markov"))
+    return replace(base, performer=replace(base.performer, kind="neural"), neural=replace(base.neural, mode=row))
 
 
-def held_out_songs(meta: Path) -> list[str]:
-    songs = json.loads(meta.read_text())["val"]["songs"]
-    return [s.split("/")[1] for s in songs if s.startswith("pop909/")]
+def held_out(meta: Path) -> list[str]:
+    data = json.loads(meta.read_text())
+    songs = data.get("held_out") or data["val"]["songs"]
+    return [s.split("/")[-1] for s in songs]
+
+
+def summarise(per_song: list[dict], rows: list[str]) -> dict:
+    mean = {}
+    for row in rows:
+        cells = [s[row] for s in per_song if row in s]
+        keys = ("in_key", "chord_tone", "on_grid", "notes_per_s", "grid_vs_piano", "nps_vs_piano")
+        mean[row] = {k: _mean([c.get(k) for c in cells]) for k in keys}
+        mean[row]["sounding_at_end"] = int(sum(c.get("sounding_at_end", 0) for c in cells))
+    return mean
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def verdicts(mean: dict) -> list[str]:
+    d = mean.get("duet")
+    if not d:
+        return []
+    lo, hi = BARS["nps_vs_piano"]
+    checks = [("chord tones >= 0.85", d["chord_tone"], d["chord_tone"] is not None and d["chord_tone"] >= 0.85),
+              ("onsets on the 16th grid >= 0.9x the piano's", d["grid_vs_piano"],
+               d["grid_vs_piano"] is not None and d["grid_vs_piano"] >= 0.9),
+              ("notes/s 0.6x..1.5x the piano's", d["nps_vs_piano"],
+               d["nps_vs_piano"] is not None and lo <= d["nps_vs_piano"] <= hi),
+              ("nothing sounding at the end", d["sounding_at_end"], d["sounding_at_end"] == 0)]
+    return [f"  duet: {name:<44} {value if value is None else round(value, 3)!s:>8}  {'MET' if ok else 'MISSED'}"
+            for name, value, ok in checks]
+
+
+def format_table(result: dict) -> str:
+    cols = ("in_key", "chord_tone", "on_grid", "grid_vs_piano", "notes_per_s", "nps_vs_piano")
+    lines = [f"{len(result['songs'])} held-out POP909 songs: {' '.join(result['songs'])}",
+             f"settings: {result['settings']}", "",
+             f"{'':16}" + "".join(f"{c:>14}" for c in cols) + f"{'sounding':>10}"]
+    for row, m in result["mean"].items():
+        cells = "".join(f"{m[c]:14.3f}" if m[c] is not None else f"{'-':>14}" for c in cols)
+        lines.append(f"{row:16}{cells}{m['sounding_at_end']:>10}")
+    lines += ["", *verdicts(result["mean"])]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--songs", nargs="*", help="POP909 song numbers (default: held-out songs from --meta)")
-    p.add_argument("--meta", default="data/events/meta.json", help="prepare_data's meta.json (for the held-out list)")
-    p.add_argument("--max-songs", type=int, default=8)
-    p.add_argument("--skip-songs", type=int, default=0, help="start this far into the held-out list (tune on "
-                   "one slice of held-out songs, report on another)")
-    p.add_argument("--sim-args", default="", help='more `livejam simulate` options, e.g. "--temperature 0.7"')
+    p.add_argument("--meta", default="data/events/meta.json", help="prepare_data's meta.json (the held-out list)")
+    p.add_argument("--max-songs", type=int, default=24)
+    p.add_argument("--skip-songs", type=int, default=0,
+                   help="start this far into the held-out list (tune on one slice, report on another)")
+    p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, of {', '.join(ROWS)}")
     p.add_argument("--pop909", default=str(POP909))
-    p.add_argument("--mode", default="duet", choices=["duet", "call"])
-    p.add_argument("--engine", default="neural")
-    p.add_argument("--model", help="model file for the neural engine")
+    p.add_argument("--config", help="a livejam TOML config (sampling settings)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="livejam settings, e.g. --set neural.harmony=0.8")
+    p.add_argument("--model", help="model file (default: the shipped model)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    songs = args.songs or held_out_songs(Path(args.meta))[args.skip_songs: args.skip_songs + args.max_songs]
-    rows = []
+    logging.basicConfig(level=logging.WARNING)
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    if not rows or set(rows) - set(ROWS):
+        p.error(f"--rows takes a list of {', '.join(ROWS)}")
+    songs = args.songs or held_out(Path(args.meta))[args.skip_songs: args.skip_songs + args.max_songs]
+    base = load(DaemonConfig, args.config, [*args.overrides, f"seed={args.seed}", "record.enabled=false"])
+    if args.model:
+        base = replace(base, neural=replace(base.neural, model=args.model))
+    rng = np.random.default_rng(args.seed)
+    per_song = []
     with tempfile.TemporaryDirectory() as tmp:
-        for song in songs:
-            song_dir = Path(args.pop909) / song
-            midi = song_dir / f"{song}.mid"
-            out = Path(tmp) / f"{song}.mid"
-            cmd = [sys.executable, "-m", "livejam.cli", "simulate", "--human", str(midi), "--human-track", "MELODY",
-                   "--out", str(out), "--engine", args.engine, "--mode", args.mode, "--seed", str(args.seed), "--json"]
-            if args.model:
-                cmd += ["--model", args.model]
-            cmd += shlex.split(args.sim_args)
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                print(f"{song}: simulate failed: {proc.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
-                return 1
-            summary = json.loads(proc.stdout)
-            melody = track(midi, "MELODY")
-            duration = max(n.end for n in melody) - min(n.start for n in melody)
-            machine = score(track(out, "machine"), song_dir, duration)
-            piano = score(track(midi, "PIANO"), song_dir, duration)
-            rows.append({"song": song, "machine": machine, "reference_piano": piano,
-                         "still_sounding": summary["sounding_at_end"]})
-    keys = ("in_key", "chord_tone", "on_grid", "notes_per_s")
-    mean = {who: {k: float(np.mean([r[who][k] for r in rows if r[who][k] is not None] or [np.nan])) for k in keys}
-            for who in ("machine", "reference_piano")}
-    result = {"mode": args.mode, "engine": args.engine, "sim_args": args.sim_args, "songs": songs, "mean": mean,
-              "per_song": rows}
-    if args.json:
-        print(json.dumps(result, indent=1))
-    else:
-        print(f"mode {args.mode}, engine {args.engine} {args.sim_args}, {len(songs)} held-out POP909 songs: "
-              f"{' '.join(songs)}")
-        print(f"{'':18}" + "".join(f"{k:>12}" for k in keys))
-        for who in ("machine", "reference_piano"):
-            print(f"{who:18}" + "".join(f"{mean[who][k]:12.3f}" for k in keys))
-        print("machine notes per song:", [r["machine"]["notes"] for r in rows])
-        print("notes still sounding at the end:", [r["still_sounding"] for r in rows])
+        for sid in songs:
+            song = Song(Path(args.pop909) / sid)
+            piano = song.score(song.piano)
+            cells = {"song": sid, "piano": {**piano, "grid_vs_piano": 1.0, "nps_vs_piano": 1.0}}
+            for row in rows:
+                if row == "piano":
+                    continue
+                if row == "random":
+                    notes, sounding = song.random_in_key(len(song.piano), rng), 0
+                else:
+                    notes, sounding = simulate(song, row_config(row, base), Path(tmp) / f"{sid}-{row}.mid")
+                s = song.score(notes)
+                s["sounding_at_end"] = sounding
+                s["grid_vs_piano"] = s["on_grid"] / piano["on_grid"] if s["on_grid"] is not None else None
+                s["nps_vs_piano"] = s["notes_per_s"] / piano["notes_per_s"] if piano["notes_per_s"] else None
+                cells[row] = s
+            per_song.append(cells)
+            log.info("%s done", sid)
+    settings = " ".join(args.overrides) or "defaults"
+    result = {"songs": songs, "settings": settings, "model": args.model or "shipped",
+              "mean": summarise(per_song, [r for r in ROWS if r in rows or r == "piano"]), "per_song": per_song}
+    print(json.dumps(result, indent=1) if args.json else format_table(result))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -3,9 +3,10 @@
 Knows token ids only (no MIDI). One backbone run per event:
 
     engine.reset()                 # position 0, then the start-of-sequence event
-    engine.prefill(prompt)         # (N, 4) ids, one run
-    engine.feed(token)             # one cached step; engine.h is the new state
-    engine.logits(k, chosen)       # (V_k,) logits of field k of the next event
+    engine.prefill(prompt)         # (N, 7) rows (livejam.events.COLUMNS), one run
+    engine.feed(row)               # one cached step; engine.h is the new state
+    engine.logits(k, cond)         # (V_k,) logits of field k of the next event, given the
+                                   # next event's known fields cond = (part, dt, pos, chord, pitch)
 
 KV cache: per layer and kind one (1, H, L, hd) float32 buffer (L = max_len) that
 is both the past input and the present output of GroupQueryAttention, bound
@@ -30,7 +31,10 @@ import time
 
 import numpy as np
 
-from livejam.engine.session import N_FIELDS, LoadedModel, ModelError
+from livejam.engine.session import LoadedModel, ModelError
+from livejam.events import COLUMNS, COND_COUNTS
+
+WIDTH = len(COLUMNS)  # token ids per event
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +61,12 @@ class _Context:
                 self.binding.bind_ortvalue_output(f"present_{kind}_{i}", self.kv[j])
         # the step's inputs/output live in arrays shared with the engine: bound once, written in place
         self._ev_np, self._pos_np = step_events, step_pos
-        self._ev = ort.OrtValue.ortvalue_from_numpy(step_events)  # (1, 1, 4) int64
+        self._ev = ort.OrtValue.ortvalue_from_numpy(step_events)  # (1, 1, WIDTH) int64
         self._pos = ort.OrtValue.ortvalue_from_numpy(step_pos)  # (1, 1) int64
         self._h = ort.OrtValue.ortvalue_from_numpy(h_out)  # (1, C) float32
         self.binding.bind_ortvalue_output("h", self._h)
         self._bind_step()
-        self.tokens = np.zeros((info.max_len, 4), np.int64)  # what each position holds
+        self.tokens = np.zeros((info.max_len, WIDTH), np.int64)  # what each position holds
         self.pos = 0
 
     def _bind_step(self) -> None:
@@ -70,7 +74,7 @@ class _Context:
         self.binding.bind_ortvalue_input("positions", self._pos)
 
     def step(self, token) -> None:
-        """One event at position pos, through the bound (1, 1, 4) / (1, 1) arrays."""
+        """One event at position pos, through the bound (1, 1, WIDTH) / (1, 1) arrays."""
         self._ev_np[0, 0] = token  # the arrays the bound OrtValues wrap (no copy)
         self._pos_np[0, 0] = self.pos
         self.sess.run_with_iobinding(self.binding)
@@ -78,9 +82,9 @@ class _Context:
         self.pos += 1
 
     def run_chunk(self, tokens: np.ndarray) -> None:
-        """tokens: (T, 4) at positions pos..pos+T-1 (T >= 1; a T = 1 chunk is a step)."""
+        """tokens: (T, WIDTH) at positions pos..pos+T-1 (T >= 1; a T = 1 chunk is a step)."""
         T = len(tokens)
-        self.binding.bind_cpu_input("events", np.ascontiguousarray(tokens, dtype=np.int64)[None])  # (1, T, 4)
+        self.binding.bind_cpu_input("events", np.ascontiguousarray(tokens, dtype=np.int64)[None])  # (1, T, WIDTH)
         self.binding.bind_cpu_input("positions", np.arange(self.pos, self.pos + T, dtype=np.int64)[None])
         self.sess.run_with_iobinding(self.binding)
         self._bind_step()
@@ -101,15 +105,15 @@ class Engine:
         if not 2 <= self.window <= self.max_len - 1:
             raise ValueError(f"window {self.window} must be in 2..{self.max_len - 1}")
         self.defer_shadow = defer_shadow
-        self.bos = np.array([self.vocab.bos_part, 0, 0, 0], np.int64)
+        self.bos = np.array(self.vocab.bos_row(), np.int64)
         self.h = np.zeros((1, info.d_model), np.float32)  # (1, C) state after the last fed event
         self._shadow_h = np.zeros((1, info.d_model), np.float32)  # the shadow's (unused)
-        self._step_ev = np.zeros((1, 1, 4), np.int64)
+        self._step_ev = np.zeros((1, 1, WIDTH), np.int64)
         self._step_pos = np.zeros((1, 1), np.int64)
         self._main = _Context(model, self.h, self._step_ev, self._step_pos)
         self._shadow = _Context(model, self._shadow_h, self._step_ev, self._step_pos)
         self._shadow_on = False  # the shadow holds [BOS] + tokens[shadow_from:shadow_from + shadow.pos - 1]
-        self._chosen = [np.zeros((1, k), np.int64) for k in range(N_FIELDS)]  # (1, k) head inputs
+        self._cond = [np.zeros((1, n), np.int64) for n in COND_COUNTS]  # (1, n_k) head inputs
         self._head_out = [h.get_outputs()[0].name for h in model.heads]
         self.swaps = 0
         self._self_check()
@@ -117,7 +121,8 @@ class Engine:
 
     def _self_check(self) -> None:
         """Steps must match a prefill of the same events (catches a provider that breaks the shared cache)."""
-        probe = np.array([self.bos, [0, 1, 60, 5], [1, 2, 64, 0]], np.int64)
+        v = self.vocab
+        probe = np.array([self.bos, [0, 1, 1, 60, 5, 1, 0], [1, 2, 0, 64, 0, v.pos_unknown, 0]], np.int64)
         self.reset(start=False)
         self.prefill(probe)
         ref = self.h.copy()
@@ -141,7 +146,7 @@ class Engine:
         return self.max_len - self.window + 1
 
     def tokens(self) -> np.ndarray:
-        """(pos, 4) the events in the context, oldest first (a view: copy to keep)."""
+        """(pos, WIDTH) the events in the context, oldest first (a view: copy to keep)."""
         return self._main.tokens[:self._main.pos]
 
     def reset(self, start: bool = True) -> None:
@@ -166,7 +171,7 @@ class Engine:
 
     # --- feeding -------------------------------------------------------------
     def feed(self, token) -> None:
-        """One cached step: token (part, dt, pitch, vel) ids; updates `h`."""
+        """One cached step: an event row (COLUMNS ids); updates `h`."""
         if self._main.pos >= self.max_len:
             self._swap()
         self._main.step(token)
@@ -178,8 +183,8 @@ class Engine:
                 self._catch_up(limit=behind, chunk=False)
 
     def prefill(self, tokens) -> None:
-        """Feed many events at once (a prompt): (N, 4) ids; chunked runs, not per-event steps."""
-        tokens = np.asarray(tokens, np.int64).reshape(-1, 4)
+        """Feed many events at once (a prompt): (N, WIDTH) rows; chunked runs, not per-event steps."""
+        tokens = np.asarray(tokens, np.int64).reshape(-1, WIDTH)
         i = 0
         while i < len(tokens):
             if self._main.pos >= self.max_len:
@@ -237,13 +242,15 @@ class Engine:
                   self._main.pos, (time.perf_counter() - t0) * 1e3)
 
     # --- heads ---------------------------------------------------------------
-    def logits(self, k: int, chosen=None) -> np.ndarray:
-        """(V_k,) float32 logits of field k of the next event, given fields 0..k-1 in `chosen`."""
+    def logits(self, k: int, cond=None) -> np.ndarray:
+        """(V_k,) float32 logits of field k of the next event. cond: the next event's known
+        fields (part, dt, pos, chord, pitch); head k reads the first COND_COUNTS[k]."""
         feed = {"h": self.h}
-        if k > 0:
-            c = self._chosen[k]
-            c[0] = np.asarray(chosen, np.int64)[:k]
-            feed["chosen"] = c
+        n = COND_COUNTS[k]
+        if n:
+            c = self._cond[k]
+            c[0] = np.asarray(cond, np.int64)[:n]
+            feed["cond"] = c
         return self.model.heads[k].run([self._head_out[k]], feed)[0][0]
 
 

@@ -1,8 +1,10 @@
 """Per-field sampling with the musician's constraints as masks.
 
-One event is sampled field by field in the heads' order part -> dt -> pitch ->
-vel; before each field is drawn its logits are masked by the constraints that
-concern it, so a later field always sees the earlier choices. Masks are applied
+One event is sampled field by field in the heads' order part -> dt -> chord ->
+pitch -> vel; before each field is drawn its logits are masked (or biased) by the
+constraints that concern it, so a later field always sees the earlier choices.
+The chord head is sampled like any field: the model's own idea of the harmony
+at that moment, which the `harmony` control then leans the pitch toward. Masks are applied
 in priority order; a mask that would leave nothing to sample is dropped (and
 counted in `EventSampler.fallbacks`), and if nothing at all is allowed the
 argmax of the unmasked logits is taken. Sampling never raises on a constraint.
@@ -16,11 +18,15 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 
 from livejam.engine.keys import key_pitch_mask
-from livejam.events import Vocab
+from livejam.events import COLUMNS, Vocab
+from livejam.harmony import NO_CHORD, tone_table
+
+HARMONY_NATS = 4.0  # the pitch bias toward chord tones at harmony = 1 (e^4: ~55x more likely)
 
 log = logging.getLogger(__name__)
 
@@ -44,27 +50,30 @@ class Constraints:
     min_note_ms: float = 0.0  # a note may not end earlier than this
     max_note_ms: float | None = None  # a note must end by this
     density: float = 0.0  # > 0 biases dt shorter (denser), < 0 longer (sparser); ~1 is strong
-    min_dt_bin: int = 0  # only-future: dt bin >= this (e.g. the silence since the last event)
+    min_dt_bin: int = 0  # only-future: dt (ticks) >= this (e.g. the silence since the last event)
+    harmony: float = 0.0  # 0 = off .. 1 = strong: note-on pitches lean to the tones of the sampled chord
 
 
 class NoteTracker:
     """Which pitches sound in each part and since when, on the events' own timeline (ms).
 
-    Observe every event fed to the engine (heard and played) in order.
+    Observe every event fed to the engine (heard and played) in order. dt is in
+    ticks of a beat; `ms_per_tick` (set by the performer from the tempo it plays
+    at; the nominal 120 bpm in free time) turns it into milliseconds.
     """
 
     def __init__(self, vocab: Vocab):
         self.vocab = vocab
-        self._dt_ms = np.asarray(vocab.dt_ms, np.float64)
+        self.ms_per_tick = 60000.0 / (120.0 * vocab.ticks_per_beat)
         self.reset()
 
     def reset(self) -> None:
         self.time_ms = 0.0
         self.sounding: list[dict[int, float]] = [{} for _ in range(self.vocab.n_parts)]  # pitch -> onset
 
-    def observe(self, token) -> None:
-        part, dt, pitch, vel = (int(x) for x in token)
-        self.time_ms += float(self._dt_ms[dt])
+    def observe(self, row) -> None:
+        part, dt, pitch, vel = int(row[0]), int(row[1]), int(row[3]), int(row[4])
+        self.time_ms += dt * self.ms_per_tick
         if part >= self.vocab.n_parts:  # start-of-sequence marker
             return
         if vel > 0:
@@ -110,11 +119,11 @@ def _static_masks(vocab: Vocab, parts: tuple[int, ...] | None, pitch_range: tupl
     if parts is not None:
         allowed_parts = np.zeros(vocab.part_size, bool)
         allowed_parts[[p for p in parts if 0 <= p < vocab.n_parts]] = True
-    dt_ms = np.asarray(vocab.dt_ms, np.float64)
-    min_dt = np.arange(vocab.n_dt) >= min_dt_bin if min_dt_bin > 0 else None
+    ticks = np.arange(vocab.n_dt, dtype=np.float64)
+    min_dt = ticks >= min_dt_bin if min_dt_bin > 0 else None
     dt_bias = None
     if density != 0.0:
-        ld = np.log(dt_ms + 10.0)
+        ld = np.log(ticks + 1.0)
         dt_bias = (-density * (ld - ld.mean()) / (ld.std() + 1e-9)).astype(np.float32)  # (n_dt,)
     lo, hi = pitch_range
     pitches = np.arange(vocab.n_pitch)
@@ -125,7 +134,7 @@ def _static_masks(vocab: Vocab, parts: tuple[int, ...] | None, pitch_range: tupl
             in_key = key_pitch_mask(key, vocab.n_pitch)
         except ValueError as e:
             log.warning("ignoring key constraint: %s", e)
-    return playable, allowed_parts, dt_ms, min_dt, dt_bias, in_range, in_key
+    return playable, allowed_parts, ticks, min_dt, dt_bias, in_range, in_key
 
 
 class EventSampler:
@@ -136,6 +145,9 @@ class EventSampler:
         self.fallbacks: Counter[str] = Counter()  # constraint name -> times it was dropped
         self._on = np.arange(vocab.n_vel) > 0  # (n_vel,) note-on bins
         self._off = ~self._on
+        self._cond = np.zeros(5, np.int64)
+        self._tones = tone_table()  # (n_chord, 12) chord id -> its pitch classes
+        self._pitch_class = np.arange(vocab.n_pitch) % 12
 
     def _pick(self, logits: np.ndarray, masks, c: Constraints, rng: np.random.Generator,
               temperature: float | None = None) -> int:
@@ -153,30 +165,39 @@ class EventSampler:
         t = c.temperature if temperature is None else temperature
         return sample_logits(logits, allowed, t, c.top_p, c.min_p, rng)
 
-    def sample(self, engine, c: Constraints, notes: NoteTracker, rng: np.random.Generator) -> np.ndarray:
-        """(4,) int64 token (part, dt, pitch, vel) for the event after the engine's context."""
+    def sample(self, engine, c: Constraints, notes: NoteTracker, rng: np.random.Generator,
+               next_pos: Callable[[int], int] | None = None) -> np.ndarray:
+        """(7,) int64 row for the event after the engine's context: part, dt, chord, pitch, vel
+        sampled; pos from `next_pos(dt)` (the coder's bar position; unknown without it); the
+        tempo column is left 0 for the caller, who knows the tempo."""
         v = self.vocab
-        playable, allowed_parts, dt_ms, min_dt, dt_bias, in_range, in_key = _static_masks(
+        playable, allowed_parts, ticks, min_dt, dt_bias, in_range, in_key = _static_masks(
             v, c.parts, tuple(c.pitch_range), c.key, float(c.density), int(c.min_dt_bin))
-        token = np.zeros(4, np.int64)
+        row = np.zeros(len(COLUMNS), np.int64)
+        cond = self._cond  # (part, dt, pos, chord, pitch) of the event being sampled
 
         part = self._pick(engine.logits(0), (("playable", playable), ("parts", allowed_parts)), c, rng)
-        token[0] = part
+        row[0] = cond[0] = part
         sounding = notes.sounding[part] if part < v.n_parts else {}
 
-        lg = engine.logits(1, token)
+        lg = engine.logits(1, cond)
         if dt_bias is not None:
             lg = lg + dt_bias
+        dt_ms = ticks * notes.ms_per_tick
         deadline_mask = None
         if c.max_note_ms is not None and sounding:
             slack = min(sounding.values()) + c.max_note_ms - notes.time_ms  # ms until the oldest is due
             deadline_mask = dt_ms <= max(slack, 0.0)
         dt = self._pick(lg, (("min_dt", min_dt), ("max_note", deadline_mask)), c, rng, c.dt_temperature)
-        token[1] = dt
+        row[1] = cond[1] = dt
+        row[5] = cond[2] = next_pos(dt) if next_pos is not None else v.pos_unknown
+
+        chord = self._pick(engine.logits(2, cond), (), c, rng)
+        row[2] = cond[3] = chord
 
         masks = []
+        t_event = notes.time_ms + dt_ms[dt]
         if sounding:
-            t_event = notes.time_ms + dt_ms[dt]
             snd = np.zeros(v.n_pitch, bool)
             snd[list(sounding)] = True
             if c.max_polyphony is not None and len(sounding) >= c.max_polyphony:
@@ -201,11 +222,17 @@ class EventSampler:
                 self.fallbacks["polyphony"] += 1
             masks.append(("range", in_range))
             masks.append(("key", in_key))
-        pitch = self._pick(engine.logits(2, token), masks, c, rng)
-        token[2] = pitch
+        lg = engine.logits(3, cond)
+        if c.harmony > 0.0 and chord != NO_CHORD:
+            tones = self._tones[chord][self._pitch_class]  # (n_pitch,) bool
+            if sounding:
+                tones = tones & ~snd  # leaning applies to new notes, not to which one ends
+            lg = lg + (c.harmony * HARMONY_NATS) * tones
+        pitch = self._pick(lg, masks, c, rng)
+        row[3] = cond[4] = pitch
 
         vel_mask = None
         if c.consistent and part < v.n_parts:
             vel_mask = self._off if pitch in sounding else self._on
-        token[3] = self._pick(engine.logits(3, token), (("consistency", vel_mask),), c, rng)
-        return token
+        row[4] = self._pick(engine.logits(4, cond), (("consistency", vel_mask),), c, rng)
+        return row

@@ -1,9 +1,9 @@
 """Loading a livejam ONNX model file into onnxruntime sessions (no torch here).
 
 The file (written by tools/export_onnx.py) is one .onnx: the backbone graph
-(step when T = 1, prefill when T > 1) plus the four head graphs serialized in
-its metadata, with the model config and a format version. See
-tools/export_onnx.py for the graphs' inputs and outputs.
+(step when T = 1, prefill when T > 1) plus one head graph per predicted field
+(livejam.events.FIELDS) serialized in its metadata, with the model config and a
+format version. See tools/export_onnx.py for the graphs' inputs and outputs.
 """
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from livejam.config import ConfigError, from_dict
-from livejam.events import FORMAT_VERSION, Vocab
+from livejam.events import FIELDS, FORMAT_VERSION, Vocab
 
 log = logging.getLogger(__name__)
 
-N_FIELDS = 4  # part, dt, pitch, vel: the heads' order
+N_FIELDS = len(FIELDS)  # part, dt, chord, pitch, vel: the heads' order
 
 
 class ModelError(Exception):
@@ -50,7 +50,7 @@ class LoadedModel:
     path: Path
     info: ModelInfo
     backbone: Any  # onnxruntime.InferenceSession
-    heads: list[Any]  # [InferenceSession] * 4, part -> dt -> pitch -> vel
+    heads: list[Any]  # one InferenceSession per predicted field, in FIELDS order
     providers: list[str]  # what the backbone session really uses
     intra_op_threads: int
 

@@ -2,7 +2,12 @@
 
 Notochord-style anytime loop. The model's context is one interleaved event
 sequence of everything heard and played, on one quantised timeline
-(`EventCoder`). The performer holds at most one *pending* prediction: the next
+(`EventCoder`) counted in beats of a BeatMap (livejam.clock): the beat clock
+when a tempo source runs (MIDI clock, --bpm, a file's beats in simulate), free
+time otherwise. Every event carries its bar position and the tempo; every
+heard event also the chord the model hears under it (its chord head's best
+guess), and every played event the chord it sampled, which the `harmony`
+control leans the pitches toward. The performer holds at most one *pending* prediction: the next
 machine event and its time. Human input that arrives first is fed to the model
 and the prediction is dropped (resampled on the next poll, with the new
 context). When the pending time comes within the lookahead, the event is
@@ -30,6 +35,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from livejam.clock import FreeTime
 from livejam.config import MODES, NeuralConfig, PerformerConfig
 from livejam.events import EventCoder, TimedNote, notes_to_events, read_midi_tracks
 from livejam.performers.base import ALL_OFF_CCS, HUMAN_PART, MACHINE_PART, Cancel, PhraseDetector, human_note
@@ -58,8 +64,10 @@ class NeuralPerformer:
             min_p=neural.min_p,
             pitch_range=(config.pitch_low, config.pitch_high), max_polyphony=config.max_polyphony,
             min_note_ms=neural.min_note_ms, max_note_ms=config.max_note_s * 1000.0, density=neural.density,
-            key=neural.key if neural.key not in ("", "auto") else None)
+            key=neural.key if neural.key not in ("", "auto") else None, harmony=neural.harmony)
+        self.beats = None  # the BeatMap given by set_beats; None: free time from the first event
         self.coder: EventCoder | None = None  # the shared timeline, started by the first event
+        self.chord = 0  # the chord the model hears now (harmony id), for the status display
         self.pending: np.ndarray | None = None
         self.pending_time = 0.0
         self.out: list[TimedNote | Cancel] = []
@@ -118,7 +126,10 @@ class NeuralPerformer:
             if self.neural.key == "auto" and len(self.human_pitches) % 8 == 0:
                 self._estimate_key()
         coder = self._coder(note.time)
-        self._feed(coder.encode(TimedNote(max(note.time, coder.time), HUMAN_PART, note.pitch, note.velocity)))
+        row = np.asarray(coder.encode(TimedNote(max(note.time, coder.time), HUMAN_PART, note.pitch, note.velocity)),
+                         np.int64)
+        self._hear_chord(row)
+        self._feed(row)
         if self.pending is not None:
             self.pending = None  # the human came first: predict again from what was heard
             self.counters["resampled"] += 1
@@ -134,6 +145,8 @@ class NeuralPerformer:
             self.constraints = replace(c, temperature=0.05 + 1.45 * value / 127)
         elif number == cc.density:
             self.constraints = replace(c, density=(value - 64) / 32)
+        elif number == cc.harmony:
+            self.constraints = replace(c, harmony=value / 127)
         elif number == cc.pitch_centre:
             centre = 30 + round(60 * value / 127)
             span = self.neural.pitch_span
@@ -152,6 +165,14 @@ class NeuralPerformer:
             return
         self.counters["controls"] += 1
         self.pending = None  # sample again under the new settings
+
+    def set_beats(self, beats) -> None:
+        """Count beats on this BeatMap from now on (None: free time). The context's timeline
+        is carried over: the last event keeps its time, now counted on the new map."""
+        self.beats = beats
+        if self.coder is not None:
+            t = self.coder.time
+            self.coder.reset(t, beats if beats is not None else FreeTime(t))
 
     def follow_clock(self, follower) -> None:
         """Snap note-ons to `follower`'s grid while its MIDI clock runs (NeuralConfig.grid_beats)."""
@@ -246,15 +267,15 @@ class NeuralPerformer:
         plays only when its own part comes next, so it does not crowd every gap the human leaves."""
         t0 = time.perf_counter()
         coder = self._coder(now)
-        silence = now - coder.time
-        last_bin = self.vocab.dt_seconds(self.vocab.n_dt - 1)
-        if silence >= last_bin:  # longer than the dt bins reach: the model cannot be told; keep it in range
-            coder.time = now - last_bin / 2
-            silence = last_bin / 2
+        v = self.vocab
+        silence = (coder.beats.beat_at(now) - coder.beat) * v.ticks_per_beat  # ticks since the last event
+        if silence >= v.max_dt_ticks:  # longer than dt reaches: the model cannot be told; keep it in range
+            coder.beat += (int(silence) - v.max_dt_ticks // 2) / v.ticks_per_beat
+            silence -= int(silence) - v.max_dt_ticks // 2
         # only future times (strictly after now): the silence so far is known
-        min_dt = self.vocab.dt_bin(silence)
-        if self.vocab.dt_seconds(min_dt) <= silence:
-            min_dt = min(min_dt + 1, self.vocab.n_dt - 1)
+        min_dt = min(int(np.floor(silence)) + 1, v.max_dt_ticks) if silence > 0 else 0
+        bpm = coder.beats.bpm_at(now)
+        self.tracker.ms_per_tick = 60000.0 / ((bpm or 120.0) * v.ticks_per_beat)
         if self.mode == "call":
             parts = (HUMAN_PART,)
         elif not self.neural.duet_turn_taking or (
@@ -263,15 +284,26 @@ class NeuralPerformer:
         else:
             parts = (HUMAN_PART, MACHINE_PART)
         c = replace(self.constraints, parts=parts, min_dt_bin=min_dt)
-        self.pending = self.sampler.sample(self.engine, c, self.tracker, self.rng)
-        self.pending_time = coder.peek_time(int(self.pending[1]))
+        self._draw(c, coder)
         if self._expects_human() and self.sounding:
             deadline = min(self.sounding.values()) + self.config.max_note_s
             if self.pending_time > deadline:  # its held notes must end before then: the machine moves
-                c = replace(c, parts=(MACHINE_PART,))
-                self.pending = self.sampler.sample(self.engine, c, self.tracker, self.rng)
-                self.pending_time = coder.peek_time(int(self.pending[1]))
+                self._draw(replace(c, parts=(MACHINE_PART,)), coder)
         self.step_ms.append((time.perf_counter() - t0) * 1e3)
+
+    def _draw(self, c, coder: EventCoder) -> None:
+        """Sample the pending event under constraints `c`: its time, bar position and tempo."""
+        row = self.sampler.sample(self.engine, c, self.tracker, self.rng, next_pos=coder.next_pos)
+        self.pending_time = coder.peek_time(int(row[1]))
+        row[6] = coder.tempo_now(self.pending_time)
+        self.pending = row
+
+    def _hear_chord(self, row: np.ndarray) -> None:
+        """The chord under a heard event: the chord head's best guess given who plays and when
+        (the model's harmonic reading of the human, fed back as context)."""
+        cond = (int(row[0]), int(row[1]), int(row[5]))
+        self.chord = int(np.argmax(self.engine.logits(2, cond)))
+        row[2] = self.chord
 
     def _commit(self, now: float) -> None:
         t0 = time.perf_counter()
@@ -284,8 +316,9 @@ class NeuralPerformer:
         elif note.velocity == 0 and (note.part, note.pitch) in self.sounding:  # never before its (snapped) on
             play_time = max(play_time, self.sounding[(note.part, note.pitch)] + self.neural.min_note_ms / 1000)
         if play_time > note.time:  # late, a long rest, or a grid snap: the model's timeline follows the wire
-            coder.time = play_time
+            coder.reset(play_time)
         self._feed(token)
+        self.chord = int(token[2])  # the harmony the machine now plays in
         self.step_ms.append((time.perf_counter() - t0) * 1e3)
         key = (note.part, note.pitch)
         if note.velocity > 0:
@@ -307,7 +340,8 @@ class NeuralPerformer:
             if not cancel:
                 self._emit(TimedNote(now, part, pitch, 0))
             # the model hears its notes end too, so its context matches what sounds
-            self._feed(coder.encode(TimedNote(max(now, coder.time), part, pitch, 0)))
+            row = np.asarray(coder.encode(TimedNote(max(now, coder.time), part, pitch, 0), self.chord), np.int64)
+            self._feed(row)
         self.sounding.clear()
         self.pending = None
         self.answer_end = None
@@ -323,7 +357,7 @@ class NeuralPerformer:
 
     def _coder(self, now: float) -> EventCoder:
         if self.coder is None:
-            self.coder = EventCoder(self.vocab, now)
+            self.coder = EventCoder(self.vocab, self.beats if self.beats is not None else FreeTime(now), now)
         return self.coder
 
     def _estimate_key(self) -> None:
