@@ -21,6 +21,7 @@ from __future__ import annotations
 import bisect
 import logging
 import math
+import threading
 from dataclasses import dataclass
 
 from livejam.clock import NOMINAL_BPM, TempoFit
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 TICKS_PER_BEAT = 24  # MIDI clock: 24 per quarter note
 TICKS_PER_SIXTEENTH = 6  # the Song Position Pointer counts 16ths
 HISTORY = 48  # segments kept per generation: ~2 beats of MIDI ticks, many tempo changes
+POS_TOLERANCE = 0.002  # beats (1 ms at 120 bpm) the map may be off before a tick corrects it
+BPM_TOLERANCE = 0.002  # relative; the event coder's tempo bins are ~6% apart
+CLOCK_TIMEOUT_S = 0.5  # no tick for this long: the clock is gone (20 bpm ticks every 125 ms)
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,8 @@ class BeatClock:
     "stop", "songpos" with the raw bytes), `set_tempo(bpm, t, meter)` for our own tempo,
     `start(t)` to put the master's beat 0 at time t (after a count-in).
     Readers: `snapshot()` or the BeatMap methods, `generation`, `source`, `running`.
+    Writers serialise on a lock (the performer thread, perhaps a control thread); readers
+    never take it. A running clock that goes silent is dropped by `expire(now)`.
     """
 
     def __init__(self, config: BeatConfig | None = None, t0: float = 0.0):
@@ -137,6 +143,7 @@ class BeatClock:
         self._segments: list[Segment] = []
         self._bars: list[tuple[float, int]] = []
         self._snap: BeatSnapshot | None = None
+        self._write = threading.Lock()
         self._rebase(Segment(t0, 0.0, self._own_bpm), "bpm" if self._own_bpm else "free")
 
     # --- readers (any thread) ---------------------------------------------------------
@@ -183,6 +190,10 @@ class BeatClock:
         """A MIDI real-time/system message that arrived at time t (`data`: its raw bytes)."""
         if not self.config.clock_in:
             return
+        with self._write:
+            self._handle(kind, t, data)
+
+    def _handle(self, kind: str, t: float, data: tuple[int, ...]) -> None:
         if kind == "clock":
             self._tick(t)
         elif kind == "start":
@@ -195,12 +206,21 @@ class BeatClock:
                 self.running = False
                 self._fall_back(t)
         elif kind == "songpos" and len(data) == 3:
-            self.song_position_pointer(data[1] | data[2] << 7)
+            self.next_tick = (data[1] | data[2] << 7) * TICKS_PER_SIXTEENTH  # MIDI counts 16ths
+            self._jump = self.running  # while stopped it only takes effect on Continue
 
-    def song_position_pointer(self, sixteenths: int) -> None:
-        """MIDI sets the position in 16ths; the next tick plays there."""
-        self.next_tick = sixteenths * TICKS_PER_SIXTEENTH
-        self._jump = self.running  # while stopped it only takes effect on Continue
+    def song_position_pointer(self, sixteenths: int, t: float) -> None:
+        """The Song Position Pointer: the next tick plays `sixteenths` 16ths from the song's start."""
+        self.handle("songpos", t, song_position_message(sixteenths).data)
+
+    def expire(self, now: float) -> None:
+        """Call now and then (the performer's wakeups): a running clock silent for
+        CLOCK_TIMEOUT_S (cable pulled, master crashed) counts as stopped."""
+        with self._write:
+            if self.running and self.fit.times and now - self.fit.times[-1] > CLOCK_TIMEOUT_S:
+                log.info("MIDI clock silent for %.1f s: treated as stopped", now - self.fit.times[-1])
+                self.running, self._pending = False, None
+                self._fall_back(now)
 
     def set_tempo(self, bpm: float | None, t: float, meter: int | None = None) -> None:
         """Our own tempo from time t on (None: none); the numbering stays continuous. A new
@@ -208,6 +228,10 @@ class BeatClock:
         only takes effect when it stops."""
         if bpm is not None and not 20.0 <= bpm <= 300.0:
             raise ValueError(f"bpm must be within 20..300, got {bpm}")
+        with self._write:
+            self._set_tempo(bpm, t, meter)
+
+    def _set_tempo(self, bpm: float | None, t: float, meter: int | None) -> None:
         self._own_bpm = bpm
         snap = self._snap
         if meter is not None and meter != self._meter:
@@ -228,10 +252,11 @@ class BeatClock:
     def start(self, t: float) -> None:
         """The master's beat 0 is at time t (later than now after a count-in: the beats
         before it are negative). Ignored while an incoming clock runs."""
-        if self.source == "midi":
-            log.info("start ignored: following the incoming MIDI clock")
-            return
-        self._rebase(Segment(t, 0.0, self._own_bpm), "bpm" if self._own_bpm else "free")
+        with self._write:
+            if self.source == "midi":
+                log.info("start ignored: following the incoming MIDI clock")
+                return
+            self._rebase(Segment(t, 0.0, self._own_bpm), "bpm" if self._own_bpm else "free")
 
     # --- internals --------------------------------------------------------------------
     def _tick(self, t: float) -> None:
@@ -244,9 +269,12 @@ class BeatClock:
         if self._pending is not None or self._jump:  # the first tick after Start/Continue/SPP
             self.running, self._pending, self._jump = True, None, False
             self._rebase(Segment(t, pos, bpm), "midi")
-        else:  # the fitted time of this tick, not its jittery arrival
-            self._append(Segment(self.fit.last, pos, bpm))
-            self._publish("midi")
+        else:  # a new piece only when the map is off: a steady clock keeps a long history
+            snap = self._snap
+            now_bpm = snap.segments[-1].bpm or bpm
+            if abs(snap.beat_at(self.fit.last) - pos) > POS_TOLERANCE or abs(bpm / now_bpm - 1) > BPM_TOLERANCE:
+                self._append(Segment(self.fit.last, pos, bpm))  # the fitted time, not the jittery arrival
+                self._publish("midi")
 
     def _fall_back(self, t: float) -> None:
         """The clock stopped: carry on from the beat we are at, at our tempo or in free time."""
@@ -276,7 +304,7 @@ CLOCK, START, CONTINUE, STOP = (Message(k, data=(b,)) for k, b in
                                 (("clock", 0xF8), ("start", 0xFA), ("continue", 0xFB), ("stop", 0xFC)))
 
 
-def song_position(sixteenths: int) -> Message:
+def song_position_message(sixteenths: int) -> Message:
     return Message("songpos", data=(0xF2, sixteenths & 0x7F, (sixteenths >> 7) & 0x7F))
 
 
@@ -330,10 +358,19 @@ class ClockOut:
                 if i == 0:
                     out.append((t, START))
                 else:
-                    out += [(t, song_position(i // TICKS_PER_SIXTEENTH)), (t, CONTINUE)]
+                    out += [(t, song_position_message(i // TICKS_PER_SIXTEENTH)), (t, CONTINUE)]
                 self._playing = True
             out.append((t, CLOCK))
             self._last, self._next = t, i + 1
+
+    def next_due(self) -> float | None:
+        """When the next message is due (for the scheduler's sleep), None when none is coming."""
+        snap = self._beats.snapshot()
+        if self._stopped or (snap.source != "bpm" and not self._playing):
+            return None
+        if snap.source != "bpm" or snap.generation != self._gen:
+            return self._last  # a Stop or a re-sync: due at once
+        return max(self._last, snap.time_at(self._next / TICKS_PER_BEAT))
 
     def stop(self, t: float) -> list[tuple[float, Message]]:
         """What is due before t, then Stop at t; nothing after."""

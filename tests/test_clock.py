@@ -188,7 +188,7 @@ def test_song_position_pointer_sets_the_position_in_16ths():
     assert bc.beat_at(1.0) == pytest.approx(41.25)
     assert bc.bar_at(41.25) == (pytest.approx(1.25), 4)
     gen = bc.generation
-    bc.song_position_pointer(64)  # while running (unusual, but seen): a jump at the next tick
+    bc.song_position_pointer(64, 1.05)  # while running (unusual, but seen): a jump at the next tick
     bc.handle("clock", 1.0 + 3 * 0.5 / 24)
     assert bc.generation == gen + 1 and bc.beat_at(1.0 + 3 * 0.5 / 24) == pytest.approx(16.0)
 
@@ -207,6 +207,18 @@ def test_incoming_clock_takes_over_from_our_tempo_and_hands_back():
     assert bc.source == "midi" and bc.beat_at(3.01) == 0.0
     bc.handle("stop", 3.05)
     assert bc.source == "bpm" and bc.bpm_at(3.1) == 100.0
+
+
+def test_a_silent_clock_counts_as_stopped_after_a_timeout():
+    bc = BeatClock(BeatConfig(), t0=0.0)
+    bc.handle("start", 0.9)
+    feed(bc, tick_times(120.0, 1.0, 48))  # last tick at ~1.98 s
+    bc.expire(2.3)
+    assert bc.source == "midi" and bc.running
+    beat = bc.beat_at(2.6)
+    bc.expire(2.6)  # 0.6 s without a tick (the slowest tempo ticks every 0.125 s)
+    assert bc.source == "free" and not bc.running and bc.beat_at(2.6) == pytest.approx(beat)
+    assert bc.song_position == pytest.approx(2.0)
 
 
 def test_clock_in_can_be_switched_off():
@@ -318,6 +330,35 @@ def test_clock_out_stops_when_an_incoming_clock_leads_and_when_beat_0_moves():
     msgs = out.pull(3.3)
     assert [m.kind for _, m in msgs if m.kind != "clock"] == ["stop"] and out.pull(4.0) == []
     assert not out.playing
+
+
+def test_clock_out_says_when_the_next_message_is_due():
+    bc = BeatClock(BeatConfig(bpm=120.0, clock_out=True), t0=0.0)
+    bc.start(1.0)
+    out = ClockOut(bc, now=0.0, preroll=False)
+    assert out.next_due() == 0.0  # the first pull syncs at once
+    assert out.pull(0.5) == [] and out.next_due() == pytest.approx(1.0)
+    out.pull(1.0 + 1e-9)
+    assert out.next_due() == pytest.approx(1.0 + 1 / 48)
+    out.stop(2.0)
+    assert out.next_due() is None
+
+
+def test_our_clock_out_drives_another_beat_clock():
+    """Round trip: what we send as master, a slave (here: our own clock in) reads back exactly."""
+    master = BeatClock(BeatConfig(bpm=132.0, meter=3, clock_out=True), t0=0.0)
+    master.start(0.5)
+    out = ClockOut(master, now=0.0)
+    msgs = out.pull(3.0)
+    master.set_tempo(104.0, 3.0)
+    msgs += pull_all(out, 9.0, t_from=3.0)
+    slave = BeatClock(BeatConfig(meter=3), t0=0.0)
+    for t, m in msgs:
+        slave.handle(m.kind, t, m.data)
+    assert slave.source == "midi" and slave.bpm_at(9.0) == pytest.approx(104.0, rel=1e-6)
+    for t in (1.0, 2.5, 5.0, 8.9):
+        assert slave.beat_at(t) == pytest.approx(master.beat_at(t), abs=1e-6)
+    assert slave.bar_at(slave.beat_at(8.9)) == pytest.approx(master.bar_at(master.beat_at(8.9)))
 
 
 # --- count-in -------------------------------------------------------------------------------
