@@ -47,8 +47,9 @@ class BeatConfig:
     click_channel: int = 9  # GM drums (channel 10)
     click_notes: tuple[int, int] = (76, 77)  # (downbeat, other beats): GM hi/low wood block
     click_velocities: tuple[int, int] = (110, 75)
-    clock_in: bool = True  # follow incoming MIDI clock
-    clock_out: bool = False  # send MIDI clock as master (needs bpm)
+    clock_in: bool = True  # follow incoming MIDI clock (it outranks bpm)
+    clock_out: bool = False  # send MIDI clock as master (needs bpm); incoming clock is then
+    # ignored: it would be our own looped back, or a second master fighting us
     clock_in_window: int = 96  # ticks in the tempo fit: 4 beats; a tempo jump restarts it sooner
 
     def __post_init__(self) -> None:
@@ -133,6 +134,7 @@ class BeatClock:
 
     def __init__(self, config: BeatConfig | None = None, t0: float = 0.0):
         self.config = config or BeatConfig()
+        self._follow = self.config.clock_in and not self.config.clock_out
         self._own_bpm = self.config.bpm
         self._meter = self.config.meter
         self.fit = TempoFit(self.config.clock_in_window)
@@ -188,7 +190,7 @@ class BeatClock:
     # --- writers (the performer thread only) ------------------------------------------
     def handle(self, kind: str, t: float, data: tuple[int, ...] = ()) -> None:
         """A MIDI real-time/system message that arrived at time t (`data`: its raw bytes)."""
-        if not self.config.clock_in:
+        if not self._follow:
             return
         with self._write:
             self._handle(kind, t, data)
@@ -305,7 +307,8 @@ CLOCK, START, CONTINUE, STOP = (Message(k, data=(b,)) for k, b in
 
 
 def song_position_message(sixteenths: int) -> Message:
-    return Message("songpos", data=(0xF2, sixteenths & 0x7F, (sixteenths >> 7) & 0x7F))
+    sixteenths = min(sixteenths, 0x3FFF)  # 14 bits: ~34 min at 120 bpm; MIDI has no further
+    return Message("songpos", data=(0xF2, sixteenths & 0x7F, sixteenths >> 7))
 
 
 class ClockOut:

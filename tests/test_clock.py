@@ -9,8 +9,8 @@ import threading
 import numpy as np
 import pytest
 
-from livejam.beat import (CLOCK, CONTINUE, START, STOP, BeatClock, BeatConfig, ClockOut, count_in,
-                          count_in_for)
+from livejam.beat import (CLOCK, START, STOP, BeatClock, BeatConfig, ClockOut, count_in, count_in_for,
+                          song_position_message)
 from livejam.clock import TempoFit
 
 
@@ -221,8 +221,10 @@ def test_a_silent_clock_counts_as_stopped_after_a_timeout():
     assert bc.song_position == pytest.approx(2.0)
 
 
-def test_clock_in_can_be_switched_off():
-    bc = BeatClock(BeatConfig(bpm=100.0, clock_in=False), t0=0.0)
+@pytest.mark.parametrize("cfg", [BeatConfig(bpm=100.0, clock_in=False), BeatConfig(bpm=100.0, clock_out=True)])
+def test_clock_in_off_or_we_are_the_master(cfg):
+    """Sending clock, we never follow one: it would be our own echo or a rival master."""
+    bc = BeatClock(cfg, t0=0.0)
     bc.handle("start", 1.0)
     feed(bc, tick_times(120.0, 1.01, 48))
     assert bc.source == "bpm" and bc.bpm_at(2.0) == 100.0
@@ -314,9 +316,11 @@ def test_clock_out_joins_late_with_song_position_and_continue():
     # beat 2.02 -> the next 16th is beat 2.25 = tick 54 = SPP 9, at 2.125 s
     assert [m.kind for _, m in msgs[:3]] == ["songpos", "continue", "clock"]
     assert msgs[0][1].data == (0xF2, 9, 0) and msgs[0][0] == pytest.approx(2.125)
+    assert song_position_message(200).data == (0xF2, 72, 1)  # 14 bits, LSB first
+    assert song_position_message(1 << 20).data == (0xF2, 0x7F, 0x7F)  # clamped, never wrapped
 
 
-def test_clock_out_stops_when_an_incoming_clock_leads_and_when_beat_0_moves():
+def test_clock_out_stops_when_beat_0_moves_and_when_our_tempo_goes():
     bc = BeatClock(BeatConfig(bpm=120.0, clock_out=True), t0=0.0)
     bc.start(0.0)
     out = ClockOut(bc, now=0.0)
@@ -325,8 +329,7 @@ def test_clock_out_stops_when_an_incoming_clock_leads_and_when_beat_0_moves():
     msgs = pull_all(out, 3.1, t_from=1.0)
     kinds = [m.kind for _, m in msgs]
     assert kinds[0] == "stop" and kinds.count("start") == 1 and msgs[kinds.index("start")][0] == pytest.approx(3.0)
-    bc.handle("start", 3.2)
-    bc.handle("clock", 3.21)
+    bc.set_tempo(None, 3.2)  # no tempo of ours any more: nothing to send
     msgs = out.pull(3.3)
     assert [m.kind for _, m in msgs if m.kind != "clock"] == ["stop"] and out.pull(4.0) == []
     assert not out.playing
