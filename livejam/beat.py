@@ -2,9 +2,9 @@
 
 Sources, by precedence: incoming MIDI clock (24 ppqn, start/stop/continue, song position)
 > livejam's own tempo (`bpm`, livejam is the master) > free time. `BeatClock` is written by
-the performer thread only and read from any thread: every write publishes a new immutable
-`BeatSnapshot` (a BeatMap), and swapping one reference is atomic, so readers take no lock
-and a reader that holds a snapshot sees one consistent map for as long as it likes.
+the performer thread (writers serialise on a lock) and read from any thread: every write
+publishes a new immutable `BeatSnapshot` (a BeatMap) and swapping one reference is atomic,
+so readers take no lock, and a reader holding a snapshot sees one consistent map.
 
 Numbering: within one `generation` the map is continuous and increasing (piecewise linear
 in time). The generation changes whenever the source or the numbering changes (MIDI Start:
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 TICKS_PER_BEAT = 24  # MIDI clock: 24 per quarter note
 TICKS_PER_SIXTEENTH = 6  # the Song Position Pointer counts 16ths
-HISTORY = 48  # segments kept per generation: ~2 beats of MIDI ticks, many tempo changes
+HISTORY = 48  # segments kept per generation (a steady clock adds one only when the map drifts)
 POS_TOLERANCE = 0.002  # beats (1 ms at 120 bpm) the map may be off before a tick corrects it
 BPM_TOLERANCE = 0.002  # relative; the event coder's tempo bins are ~6% apart
 CLOCK_TIMEOUT_S = 0.5  # no tick for this long: the clock is gone (20 bpm ticks every 125 ms)
