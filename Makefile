@@ -34,10 +34,10 @@ test: setup jack
 	$(PY) -m pytest -q
 
 # Retrain a small model end to end on CPU in a few minutes (40 POP909 songs, configs/quick.toml):
-# data -> training (runs/quick: checkpoint + loss.png) -> ONNX (runs/quick/model.onnx) -> NLL vs Markov.
+# data (format 2: beats and chords) -> training (runs/quick: checkpoint + loss.png) -> ONNX with a
+# torch-vs-onnxruntime parity check (runs/quick/model.onnx). POP909 from --pop909 or $LIVEJAM_DATA.
 QUICK_SONGS ?= 40
 quick-model: setup
-	$(PY) tools/prepare_data.py --limit $(QUICK_SONGS) --out data/quick
-	$(PY) tools/train.py --config configs/quick.toml
-	$(PY) tools/export_onnx.py --checkpoint runs/quick/ckpt.pt --out runs/quick/model.onnx
-	$(PY) -m livejam.cli eval --model runs/quick/model.onnx --tokens data/quick/val.tokens.npy --max-events 5000
+	$(PY) -m tools.prepare_data --limit $(QUICK_SONGS) --out data/quick
+	$(PY) -m tools.train --config configs/quick.toml
+	$(PY) -m tools.export_onnx --checkpoint runs/quick/ckpt.pt --out runs/quick/model.onnx

@@ -1,46 +1,61 @@
-"""The event representation shared by training, export and the live daemon.
+"""The event representation shared by training, export and the live daemon (format 2).
 
-An event is one position of the model: (part, dt, pitch, vel), all token ids.
-- part: which voice plays it. 0 is the part the human plays, 1 the other part
-  (accompaniment, or the melody when the human accompanies); `vocab.bos_part`
-  marks the start of a sequence (the model's first position).
-- dt: the time since the previous event, binned (`vocab.dt_ms` holds each bin's
-  value): fine near 0 for chords and fast runs, coarser up to a few seconds.
-- pitch: MIDI note number 0..127.
-- vel: 0 is a note-off; 1..n_vel-1 are velocity bins of a note-on.
+The contract is /work/spec/representation.md. An event is one model position, a
+row of 7 token ids (COLUMNS):
+- part: 0 the human's part, 1 the other part, `vocab.bos_part` the start marker.
+- dt: time since the previous event in ticks of 1/ticks_per_beat beat (12: 16ths
+  are 3 ticks, triplet 8ths 4), 0..max_dt_ticks.
+- chord: the chord sounding at the event (livejam.harmony ids, 0 = N).
+- pitch: MIDI note 0..127.  vel: 0 = note-off, 1..32 velocity bins.
+- pos: the event's position in its bar in ticks; `vocab.pos_unknown` in free time.
+- tempo: 0 = free time, else a log-spaced tempo bin.
+The first five are predicted (heads, in that order); pos and tempo are context.
 
-Times are quantised *cumulatively*: each dt is chosen against the timeline
-rebuilt so far, so rounding never accumulates into drift; every event's time
-is within half a bin of the truth. A rest longer than the last bin is clipped
-to it (the decoded timeline then runs early by the excess; the encoder resyncs
-to the true time, so it does not drift).
+Time goes through a BeatMap (livejam.clock): beats, not seconds, so a pattern
+looks the same at any tempo. Free time is FreeTime() (120 bpm nominal, no bar).
+Beats are quantised *cumulatively*: the coder holds the quantised beat of the
+last event and each dt is chosen against it, so rounding never accumulates into
+drift; every event is within half a tick of its true beat. A gap longer than
+max_dt_ticks is clipped and the coder resyncs to the true beat (snapped to the
+tick lattice), so the decoded timeline runs early by the excess but never drifts.
 """
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
-FORMAT_VERSION = 1
+from livejam.clock import BeatMap, FreeTime
+from livejam.harmony import N_CHORDS
 
-
-def _default_dt_ms() -> tuple[int, ...]:
-    # 5 ms steps up to 100 ms (chord spread, fast runs), 10 ms up to 1 s (note
-    # values at any tempo), 100 ms up to 4 s (rests).
-    return tuple(range(0, 100, 5)) + tuple(range(100, 1000, 10)) + tuple(range(1000, 4001, 100))
+FORMAT_VERSION = 2
+COLUMNS = ("part", "dt", "chord", "pitch", "vel", "pos", "tempo")
+FIELDS = COLUMNS[:5]  # predicted, in the heads' order
+# The next event's known fields each head is conditioned on: cond = row[COND_COLUMNS],
+# head k reads the first COND_COUNTS[k] entries (pos is known once dt is: the beat map says it).
+COND_COLUMNS = (0, 1, 5, 2, 3)  # part, dt, pos, chord, pitch
+COND_COUNTS = (0, 1, 3, 4, 5)
+MELODY_TRACKS = {"MELODY", "BRIDGE"}  # POP909's lead tracks
 
 
 @dataclass(frozen=True)
 class Vocab:
-    """Sizes and bin values of the event fields; stored in model metadata."""
+    """Sizes and bins of the event fields; stored in model metadata."""
 
     n_parts: int = 2  # playable parts; id n_parts is the start-of-sequence marker
-    dt_ms: tuple[int, ...] = field(default_factory=_default_dt_ms)
+    ticks_per_beat: int = 12
+    max_dt_ticks: int = 96  # 8 beats
+    n_chord: int = N_CHORDS  # 1 + 12 roots * 15 qualities
     n_pitch: int = 128
     n_vel: int = 33  # 0 = note-off, 1..32 = velocity bins of width 4
+    max_bar_ticks: int = 96  # bars up to 8 beats have positions; pos id max_bar_ticks = unknown
+    n_tempo: int = 33  # 0 = free time, 1..n_tempo-1 log-spaced bins
+    tempo_min_bpm: float = 40.0
+    tempo_max_bpm: float = 240.0
 
     @property
     def bos_part(self) -> int:
@@ -52,26 +67,51 @@ class Vocab:
 
     @property
     def n_dt(self) -> int:
-        return len(self.dt_ms)
+        return self.max_dt_ticks + 1
 
     @property
-    def field_sizes(self) -> tuple[int, int, int, int]:
-        """Vocabulary size of (part, dt, pitch, vel), in the heads' order."""
-        return (self.part_size, self.n_dt, self.n_pitch, self.n_vel)
+    def n_pos(self) -> int:
+        return self.max_bar_ticks + 1
 
-    def dt_seconds(self, dt_bin: int) -> float:
-        return self.dt_ms[dt_bin] / 1000.0
+    @property
+    def pos_unknown(self) -> int:
+        return self.max_bar_ticks
 
-    def dt_bin(self, seconds: float) -> int:
-        """Nearest bin to a duration (clipped to the bin range)."""
-        ms = max(0.0, seconds * 1000.0)
-        values = self.dt_ms
-        i = bisect.bisect_left(values, ms)
-        if i >= len(values):
-            return len(values) - 1
-        if i > 0 and ms - values[i - 1] <= values[i] - ms:
-            return i - 1
-        return i
+    @property
+    def field_sizes(self) -> tuple[int, ...]:
+        """Vocabulary size of each column (COLUMNS order)."""
+        return (self.part_size, self.n_dt, self.n_chord, self.n_pitch, self.n_vel, self.n_pos, self.n_tempo)
+
+    @property
+    def head_sizes(self) -> tuple[int, ...]:
+        """Vocabulary size of each predicted field (FIELDS order)."""
+        return self.field_sizes[: len(FIELDS)]
+
+    @property
+    def cond_sizes(self) -> tuple[int, ...]:
+        """Vocabulary size of each conditioning entry (COND_COLUMNS order)."""
+        return tuple(self.field_sizes[c] for c in COND_COLUMNS)
+
+    def bos_row(self, tempo: int = 0) -> tuple[int, ...]:
+        return (self.bos_part, 0, 0, 0, 0, self.pos_unknown, tempo)
+
+    def dt_beats(self, dt: int) -> float:
+        return dt / self.ticks_per_beat
+
+    def tempo_bin(self, bpm: float | None) -> int:
+        """bpm -> 1..n_tempo-1 (equal steps of log tempo, clipped to the range); None -> 0 (free time)."""
+        if bpm is None or not bpm > 0:
+            return 0
+        n = self.n_tempo - 1
+        x = math.log(bpm / self.tempo_min_bpm) / math.log(self.tempo_max_bpm / self.tempo_min_bpm)
+        return 1 + min(n - 1, max(0, int(x * n)))
+
+    def tempo_bpm(self, tempo: int) -> float | None:
+        """A tempo bin's centre (geometric mean of its edges); None for free time."""
+        if tempo <= 0:
+            return None
+        n = self.n_tempo - 1
+        return self.tempo_min_bpm * (self.tempo_max_bpm / self.tempo_min_bpm) ** ((tempo - 0.5) / n)
 
     def vel_bin(self, velocity: int) -> int:
         """MIDI velocity 1..127 -> bin 1..n_vel-1; 0 (note-off) stays 0."""
@@ -110,39 +150,75 @@ class TimedNote:
 
 
 class EventCoder:
-    """Streaming converter between timed notes and event tokens.
+    """Streaming converter between timed notes and event rows, in beats through a BeatMap.
 
-    Holds the quantised timeline (`time`), so encoding and decoding share one
-    clock: the live performer encodes what it hears and decodes what the model
-    plays through the same object, and no rounding drift builds up.
+    Holds the quantised beat of the last event (`beat`), so encoding and decoding
+    share one timeline: the live performer encodes what it hears and decodes what
+    the model plays through the same object, and no rounding drift builds up.
     """
 
-    def __init__(self, vocab: Vocab | None = None, start_time: float = 0.0):
+    def __init__(self, vocab: Vocab | None = None, beats: BeatMap | None = None, start_time: float = 0.0):
         self.vocab = vocab or Vocab()
-        self.time = start_time  # the quantised time of the last event
+        self.beats = beats if beats is not None else FreeTime(start_time)
+        self.beat = self._snap(self.beats.beat_at(start_time))
 
-    def reset(self, start_time: float) -> None:
-        self.time = start_time
+    def reset(self, start_time: float, beats: BeatMap | None = None) -> None:
+        if beats is not None:
+            self.beats = beats
+        self.beat = self._snap(self.beats.beat_at(start_time))
 
-    def encode(self, note: TimedNote) -> tuple[int, int, int, int]:
-        """Token for a heard/played note; advances the quantised clock."""
+    def _snap(self, beat: float) -> float:
+        # the coder's beat stays on the tick lattice of the map, so positions are exact ticks
+        tpb = self.vocab.ticks_per_beat
+        return round(beat * tpb) / tpb
+
+    @property
+    def time(self) -> float:
+        """The quantised time of the last event (seconds)."""
+        return self.beats.time_at(self.beat)
+
+    def pos_at(self, beat: float) -> int:
+        """Bar position id of a (quantised) beat: ticks into the bar, pos_unknown without a bar."""
         v = self.vocab
-        gap = note.time - self.time
-        dt = v.dt_bin(gap)
-        self.time += v.dt_seconds(dt)
-        if gap > v.dt_seconds(v.n_dt - 1):  # a rest longer than the last bin is clipped: resync the timeline
-            self.time = note.time
-        return (note.part, dt, note.pitch, v.vel_bin(note.velocity))
+        bar = self.beats.bar_at(beat)
+        if bar is None:
+            return v.pos_unknown
+        pos_beats, beats_per_bar = bar
+        bar_ticks = beats_per_bar * v.ticks_per_beat
+        if beats_per_bar <= 0 or bar_ticks > v.max_bar_ticks:
+            return v.pos_unknown
+        return int(round(pos_beats * v.ticks_per_beat)) % bar_ticks
 
-    def decode(self, token: Sequence[int]) -> TimedNote:
-        """Timed note for a token; advances the quantised clock."""
-        part, dt, pitch, vel = (int(x) for x in token)
-        self.time += self.vocab.dt_seconds(dt)
-        return TimedNote(self.time, part, pitch, self.vocab.velocity(vel))
+    def tempo_now(self, t: float) -> int:
+        return self.vocab.tempo_bin(self.beats.bpm_at(t))
 
-    def peek_time(self, dt_bin: int) -> float:
-        """Absolute time a token with this dt would land at (no state change)."""
-        return self.time + self.vocab.dt_seconds(dt_bin)
+    def encode(self, note: TimedNote, chord: int = 0) -> tuple[int, ...]:
+        """Row for a heard/played note with the chord sounding then; advances the quantised beat."""
+        v = self.vocab
+        target = self.beats.beat_at(note.time)
+        ticks = int(round((target - self.beat) * v.ticks_per_beat))
+        if ticks > v.max_dt_ticks:  # a rest longer than the last bin: clip, resync to the true beat
+            dt = v.max_dt_ticks
+            self.beat = self._snap(target)
+        else:
+            dt = max(0, ticks)  # never backwards: a note a hair before the coder's beat is at dt 0
+            self.beat += dt / v.ticks_per_beat
+        return (note.part, dt, chord, note.pitch, v.vel_bin(note.velocity), self.pos_at(self.beat),
+                self.tempo_now(note.time))
+
+    def decode(self, row: Sequence[int]) -> TimedNote:
+        """Timed note for a row (columns 0..4 are read); advances the quantised beat."""
+        part, dt, _, pitch, vel = (int(x) for x in row[:5])
+        self.beat += dt / self.vocab.ticks_per_beat
+        return TimedNote(self.beats.time_at(self.beat), part, pitch, self.vocab.velocity(vel))
+
+    def next_pos(self, dt: int) -> int:
+        """Bar position id of an event placed dt ticks after the last one (the chord head's cond)."""
+        return self.pos_at(self.beat + dt / self.vocab.ticks_per_beat)
+
+    def peek_time(self, dt: int) -> float:
+        """Absolute time an event with this dt would land at (no state change)."""
+        return self.beats.time_at(self.beat + dt / self.vocab.ticks_per_beat)
 
 
 def notes_to_timed(notes: Iterable[Note]) -> list[TimedNote]:
@@ -174,27 +250,38 @@ def notes_to_timed(notes: Iterable[Note]) -> list[TimedNote]:
     return out
 
 
-def notes_to_events(notes: Iterable[Note], vocab: Vocab | None = None, bos: bool = True) -> np.ndarray:
-    """Notes -> (N, 4) int64 array of (part, dt, pitch, vel) tokens.
+def notes_to_events(notes: Iterable[Note], vocab: Vocab | None = None, beats: BeatMap | None = None,
+                    chords=None, bos: bool = True) -> np.ndarray:
+    """Notes -> (N, 7) int64 rows (COLUMNS).
 
-    With `bos` the first row is the start marker and the timeline starts at the
-    first note; otherwise at 0.
+    beats: the BeatMap of the notes' timeline (None: free time from the first note).
+    chords: anything with `at(seconds) -> chord id` (livejam.harmony.ChordTrack); None = all N.
+    The chord of an event is read at its quantised time, so a note played a hair
+    before a chord change that the grid puts on the change gets the new chord.
+    With `bos` the first row is the start marker; the coder starts at the first note.
     """
     vocab = vocab or Vocab()
     timed = notes_to_timed(notes)
-    start = timed[0].time if (timed and bos) else 0.0
-    coder = EventCoder(vocab, start)
-    rows = [(vocab.bos_part, 0, 0, 0)] if bos else []
-    rows.extend(coder.encode(t) for t in timed)
-    return np.asarray(rows, dtype=np.int64).reshape(-1, 4)
+    start = timed[0].time if timed else 0.0
+    coder = EventCoder(vocab, beats if beats is not None else FreeTime(start), start)
+    rows = [vocab.bos_row(coder.tempo_now(start))] if bos else []
+    for t in timed:
+        row = coder.encode(t)
+        if chords is not None:
+            row = row[:2] + (chords.at(coder.time + 1e-6),) + row[3:]
+        rows.append(row)
+    return np.asarray(rows, dtype=np.int64).reshape(-1, len(COLUMNS))
 
 
-def events_to_timed(events: np.ndarray, vocab: Vocab | None = None, start_time: float = 0.0) -> list[TimedNote]:
-    """Tokens -> timed note-ons/offs; start markers are skipped (their dt still counts)."""
+def events_to_timed(events: np.ndarray, vocab: Vocab | None = None, beats: BeatMap | None = None,
+                    start_time: float = 0.0) -> list[TimedNote]:
+    """Rows -> timed note-ons/offs; start markers are skipped (their dt still counts).
+
+    Decode with the BeatMap (and start time) the rows were encoded with."""
     vocab = vocab or Vocab()
-    coder = EventCoder(vocab, start_time)
+    coder = EventCoder(vocab, beats if beats is not None else FreeTime(start_time), start_time)
     out = []
-    for row in np.asarray(events).reshape(-1, 4):
+    for row in np.asarray(events).reshape(-1, len(COLUMNS)):
         t = coder.decode(row)
         if t.part < vocab.n_parts:
             out.append(t)
@@ -220,8 +307,48 @@ def timed_to_notes(timed: Iterable[TimedNote]) -> list[Note]:
     return notes
 
 
-def events_to_notes(events: np.ndarray, vocab: Vocab | None = None, start_time: float = 0.0) -> list[Note]:
-    return timed_to_notes(events_to_timed(events, vocab, start_time))
+def events_to_notes(events: np.ndarray, vocab: Vocab | None = None, beats: BeatMap | None = None,
+                    start_time: float = 0.0) -> list[Note]:
+    return timed_to_notes(events_to_timed(events, vocab, beats, start_time))
+
+
+# --- parts -------------------------------------------------------------------
+# Training (tools/prepare_data.py) and evaluation (livejam evaluate/quality) split a
+# file's tracks into parts through these, so "the human's part" means the same thing.
+
+def lead_tracks(tracks: Sequence[tuple[str, Sequence[Note]]]) -> list[int]:
+    """Indices of the lead (melody) tracks: POP909's MELODY/BRIDGE, else the highest track."""
+    names = [name.upper() for name, _ in tracks]
+    lead = [i for i, name in enumerate(names) if name in MELODY_TRACKS]
+    if not lead and tracks:
+        lead = [max(range(len(tracks)), key=lambda i: float(np.mean([n.pitch for n in tracks[i][1]])))]
+    return lead
+
+
+def part_variants(tracks: Sequence[tuple[str, Sequence[Note]]]) -> list[list[Note]]:
+    """The part assignments one file is trained under; the first is the one a musician plays.
+
+    Several tracks: melody -> part 0 with the rest -> part 1, the swap, and everything as
+    part 0 (the model learns "continue this part" and "accompany that part"). One track:
+    all part 0, and a right hand / left hand split at middle C.
+    """
+    every = [n for _, notes in tracks for n in notes]
+    if len(tracks) == 1:
+        return [_with_part(every, 0), [replace(n, part=0 if n.pitch >= 60 else 1) for n in every]]
+    lead = set(lead_tracks(tracks))
+    melody = [n for i in sorted(lead) for n in tracks[i][1]]
+    accomp = [n for i, (_, notes) in enumerate(tracks) if i not in lead for n in notes]
+    return [_with_part(melody, 0) + _with_part(accomp, 1), _with_part(accomp, 0) + _with_part(melody, 1),
+            _with_part(every, 0)]
+
+
+def assign_parts(tracks: Sequence[tuple[str, Sequence[Note]]]) -> list[Note]:
+    """Lead -> part 0 (the human's), the rest -> part 1: the first of part_variants."""
+    return part_variants(tracks)[0] if tracks else []
+
+
+def _with_part(notes: Iterable[Note], part: int) -> list[Note]:
+    return [replace(n, part=part) for n in notes]
 
 
 # --- MIDI files (mido) -------------------------------------------------------

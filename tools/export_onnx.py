@@ -1,7 +1,7 @@
 """Export a trained EventTransformer to one self-contained ONNX file.
 
-    python tools/export_onnx.py --checkpoint ckpt.pt --out models/NAME.onnx
-    python tools/export_onnx.py --random --out /tmp/tiny.onnx n_layer=1 d_model=32 ...
+    python -m tools.export_onnx --checkpoint ckpt.pt --out models/NAME.onnx
+    python -m tools.export_onnx --random --out /tmp/tiny.onnx n_layer=1 d_model=32 ...
 
 The graphs are built directly from the weights with onnx.helper (no tracing),
 so the step uses onnxruntime's GroupQueryAttention contrib op with the KV cache
@@ -9,9 +9,9 @@ in one preallocated buffer per layer and kind that is both the past input and
 the present output (bound in place through IOBinding): a step costs only the
 real context, nothing is copied or concatenated.
 
-File format (livejam.events.FORMAT_VERSION, see `livejam/engine/session.py`):
+File format 2 (livejam.events.FORMAT_VERSION; the contract is /work/spec/representation.md):
 - main graph "backbone": inputs
-    events        (1, T, 4) int64   (part, dt, pitch, vel) ids
+    events        (1, T, 7) int64   rows of livejam.events.COLUMNS: part, dt, chord, pitch, vel, pos, tempo
     positions     (1, T)    int64   absolute positions start..start+T-1
     past_key_i    (1, H, L, hd) float32, past_value_i likewise (L = max_len)
   outputs
@@ -19,12 +19,15 @@ File format (livejam.events.FORMAT_VERSION, see `livejam/engine/session.py`):
     present_key_i / present_value_i (1, H, L, hd): the same buffers, updated
   T = 1 is the step; T > 1 is the prefill of a prompt (same graph).
 - metadata_props:
-    livejam.format_version   "1"
+    livejam.format_version   "2"
     livejam.config           ModelConfig as JSON (livejam.config.to_dict, vocab inside)
-    livejam.graphs           JSON list of graph names: ["backbone", "head0", .., "head3"]
+    livejam.graphs           JSON list of graph names: ["backbone", "head0", .., "head4"]
+    livejam.fields           JSON list of the heads' fields: part, dt, chord, pitch, vel
+    livejam.cond             JSON list of the cond entries: part, dt, pos, chord, pitch
     livejam.graph.headK      base64 of a serialized ModelProto: inputs h (1, C) and,
-                             for K > 0, chosen (1, K) int64 (fields 0..K-1 of the next
-                             event); output logits (1, V_K). Order part -> dt -> pitch -> vel.
+                             for K > 0, cond (1, n_K) int64 with n = (0, 1, 3, 4, 5): the
+                             first n_K of the next event's (part, dt, pos, chord, pitch);
+                             output logits (1, V_K). Order part -> dt -> chord -> pitch -> vel.
 """
 from __future__ import annotations
 
@@ -32,7 +35,6 @@ import argparse
 import base64
 import json
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -40,11 +42,9 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from livejam.config import ConfigError, from_dict, merge, parse_override, to_dict  # noqa: E402
-from livejam.events import FORMAT_VERSION  # noqa: E402
-from livejam.model import FIELDS, EventTransformer, ModelConfig  # noqa: E402
+from livejam.config import ConfigError, from_dict, merge, parse_override, to_dict
+from livejam.events import COLUMNS, COND_COLUMNS, COND_COUNTS, FORMAT_VERSION
+from tools.model import FIELDS, EventTransformer, ModelConfig
 
 log = logging.getLogger("export_onnx")
 
@@ -115,15 +115,15 @@ def build_backbone(model: EventTransformer) -> onnx.ModelProto:
     # one concatenated embedding table; each field's ids offset into it
     sizes = cfg.vocab.field_sizes
     table = np.concatenate([_np(e.weight) for e in model.embed])  # (sum V, C)
-    offsets = np.cumsum([0, *sizes[:-1]]).astype(np.int64)  # (4,)
-    ids = b.op("Add", ["events", b.const("field_offsets", offsets)])  # (1, T, 4)
+    offsets = np.cumsum([0, *sizes[:-1]]).astype(np.int64)  # (7,)
+    ids = b.op("Add", ["events", b.const("field_offsets", offsets)])  # (1, T, 7)
     x = b.op("ReduceSum", [b.op("Gather", [b.const("embed_table", table), ids]),
                            b.const("axis2", np.array([2], np.int64))], keepdims=0)  # (1, T, C)
     x = b.op("Add", [x, b.op("Gather", [b.const("pos_table", _np(model.pos.weight)), "positions"])])
     last = b.op("ReduceMax", ["positions"], keepdims=0)  # () int64
     seqlens_k = b.op("Reshape", [b.op("Cast", [last], to=TensorProto.INT32), b.const("shape1", np.array([1], np.int64))])
     total = b.op("Cast", [b.op("Add", [last, b.const("one", np.array(1, np.int64))])], to=TensorProto.INT32)  # ()
-    inputs = [helper.make_tensor_value_info("events", TensorProto.INT64, [1, "T", 4]),
+    inputs = [helper.make_tensor_value_info("events", TensorProto.INT64, [1, "T", len(COLUMNS)]),
               helper.make_tensor_value_info("positions", TensorProto.INT64, [1, "T"])]
     outputs = []
     for i, blk in enumerate(model.blocks):
@@ -152,18 +152,20 @@ def build_backbone(model: EventTransformer) -> onnx.ModelProto:
 def build_head(model: EventTransformer, k: int) -> onnx.ModelProto:
     cfg = model.cfg
     C = cfg.d_model
-    sizes = cfg.vocab.field_sizes
+    sizes = cfg.vocab.head_sizes
+    cond_sizes = cfg.vocab.cond_sizes
+    n = COND_COUNTS[k]
     b = _Builder()
     inputs = [helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, C])]
     h = "h"
-    if k > 0:
-        table = np.concatenate([_np(model.cond[j].weight) for j in range(k)])  # (sum V_<k, C)
-        offsets = np.cumsum([0, *sizes[:k - 1]]).astype(np.int64)  # (k,)
-        ids = b.op("Add", ["chosen", b.const("cond_offsets", offsets)])  # (1, k)
+    if n > 0:
+        table = np.concatenate([_np(model.cond[j].weight) for j in range(n)])  # (sum of the n cond sizes, C)
+        offsets = np.cumsum([0, *cond_sizes[:n - 1]]).astype(np.int64)  # (n,)
+        ids = b.op("Add", ["cond", b.const("cond_offsets", offsets)])  # (1, n)
         e = b.op("ReduceSum", [b.op("Gather", [b.const("cond_table", table), ids]),
                                b.const("axis1", np.array([1], np.int64))], keepdims=0)  # (1, C)
         h = b.op("Add", [h, e])
-        inputs.append(helper.make_tensor_value_info("chosen", TensorProto.INT64, [1, k]))
+        inputs.append(helper.make_tensor_value_info("cond", TensorProto.INT64, [1, n]))
     head = model.heads[k]
     y = b.op("Gelu", [b.linear(b.layer_norm(h, head.ln, "ln"), head.fc, "fc")])
     b.nodes.append(helper.make_node("Add", [b.op("MatMul", [y, b.const("out.weight_t", _np(head.out.weight).T.copy())]),
@@ -181,6 +183,7 @@ def build(model: EventTransformer) -> onnx.ModelProto:
         "livejam.config": json.dumps(to_dict(model.cfg)),
         "livejam.graphs": json.dumps(names),
         "livejam.fields": json.dumps(list(FIELDS)),
+        "livejam.cond": json.dumps([COLUMNS[c] for c in COND_COLUMNS]),
     }
     for k in range(len(FIELDS)):
         meta[f"livejam.graph.head{k}"] = base64.b64encode(build_head(model, k).SerializeToString()).decode("ascii")
@@ -194,7 +197,7 @@ def build(model: EventTransformer) -> onnx.ModelProto:
 def check_parity(model: EventTransformer, path: str | Path, events: np.ndarray, n_prefill: int) -> float:
     """Max abs logit difference, torch vs ONNX, over a prefill then one step per remaining event.
 
-    events: (N, 4) ids. Uses onnxruntime directly (the engine is tested on its own).
+    events: (N, 7) ids. Uses onnxruntime directly (the engine is tested on its own).
     """
     import onnxruntime as ort
 
@@ -217,7 +220,7 @@ def check_parity(model: EventTransformer, path: str | Path, events: np.ndarray, 
     h_out = ort.OrtValue.ortvalue_from_numpy(np.zeros((1, C), np.float32))
     binding.bind_ortvalue_output("h", h_out)
     with torch.no_grad():
-        full = torch.from_numpy(events)[None]  # (1, N, 4)
+        full = torch.from_numpy(events)[None]  # (1, N, 7)
         h_ref, _ = model.backbone(full)  # (1, N, C)
     worst = 0.0
     pos = 0
@@ -230,24 +233,26 @@ def check_parity(model: EventTransformer, path: str | Path, events: np.ndarray, 
         h = h_out.numpy()  # (1, C)
         pos += T
         nxt = events[pos] if pos < len(events) else events[0]
+        cond = nxt[list(COND_COLUMNS)][None]  # (1, 5): part, dt, pos, chord, pitch
         with torch.no_grad():
             ht = h_ref[0, pos - 1]
             for k in range(len(FIELDS)):
-                ref = model.head_logits(ht[None], k, torch.from_numpy(nxt[None])).numpy()  # (1, V_k)
+                ref = model.head_logits(ht[None], k, torch.from_numpy(cond)).numpy()  # (1, V_k)
                 feed = {"h": h}
-                if k > 0:
-                    feed["chosen"] = nxt[None, :k].copy()
+                if COND_COUNTS[k]:
+                    feed["cond"] = np.ascontiguousarray(cond[:, :COND_COUNTS[k]])
                 got = heads[k].run(None, feed)[0]
                 worst = max(worst, float(np.abs(got - ref).max()))
     return worst
 
 
 def random_events(vocab, n: int, seed: int = 0) -> np.ndarray:
-    """(n, 4) random valid ids starting with a start-of-sequence event."""
+    """(n, 7) random valid ids starting with a start row."""
     rng = np.random.default_rng(seed)
-    ev = np.stack([rng.integers(0, vocab.n_parts, n), rng.integers(0, vocab.n_dt, n),
-                   rng.integers(0, vocab.n_pitch, n), rng.integers(0, vocab.n_vel, n)], axis=1)
-    ev[0] = (vocab.bos_part, 0, 0, 0)
+    sizes = list(vocab.field_sizes)
+    sizes[0] = vocab.n_parts  # the start row only comes first
+    ev = np.stack([rng.integers(0, size, n) for size in sizes], axis=1)
+    ev[0] = vocab.bos_row(int(ev[0, 6]))
     return ev.astype(np.int64)
 
 

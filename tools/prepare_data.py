@@ -1,18 +1,23 @@
 """Build the training set: MIDI folders -> event shards (numpy memmap) split by song.
 
-    python tools/prepare_data.py                      # POP909 from ../shared/data/pop909
-    python tools/prepare_data.py --midi ~/my-midi     # plus a folder of your own MIDI files
-    python tools/prepare_data.py --music21            # plus the music21 corpus (converted once, cached)
+    python -m tools.prepare_data                       # POP909 (--pop909 DIR or $LIVEJAM_DATA)
+    python -m tools.prepare_data --midi ~/my-midi      # plus a folder of your own MIDI files
+    python -m tools.prepare_data --music21             # plus the music21 corpus (converted once, cached)
 
-Writes OUT/{train,val}.tokens (uint8, (N, 4) rows of part, dt, pitch, vel),
-OUT/{train,val}.songs (int64 start offsets of each sequence) and OUT/meta.json
-(vocab, counts, which songs went where, skipped files with reasons).
+Writes OUT/{train,val}.tokens.npy (uint8, (N, 7) rows in livejam.events.COLUMNS order),
+OUT/{train,val}.songs.npy (int64 start offsets of each sequence) and OUT/meta.json
+(format version, vocab, counts, which songs went where - `held_out` is the
+validation song list quality measurement uses - and skipped files with reasons).
 
-Parts: the model learns both "continue this part" and "accompany that part",
-so each multi-track song is written several times with different part
-assignments: melody -> part 0 with accompaniment -> part 1, the swap, and
-everything as one part 0. Single-track files are written as one part and as a
-right hand / left hand split at middle C.
+Time: a POP909 song is encoded on its annotated beats (beat_midi.txt, through a
+BeatGrid: the MIDI file's tick grid is not the music's - some songs start their
+first beat at 0.25 s) with its chords (chord_midi.txt). A stable share of songs
+(--free-frac) is also written as a free-time copy (FreeTime: no bar, no tempo),
+so the model knows input without a beat clock. Other MIDI files have no
+annotations and are written in free time with no chords.
+
+Parts: each song is written under every assignment of livejam.events.part_variants
+(melody/accompaniment, the swap, all as one part), the same split evaluation uses.
 """
 from __future__ import annotations
 
@@ -20,52 +25,50 @@ import argparse
 import hashlib
 import json
 import logging
-import sys
-from dataclasses import replace
+import os
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from livejam.config import to_dict  # noqa: E402
-from livejam.events import Note, Vocab, notes_to_events, read_midi_tracks  # noqa: E402
+from livejam.clock import BeatGrid, FreeTime
+from livejam.config import to_dict
+from livejam.events import COLUMNS, FORMAT_VERSION, Vocab, notes_to_events, part_variants, read_midi_tracks
+from livejam.harmony import ChordTrack
 
 log = logging.getLogger("prepare_data")
-DEFAULT_POP909 = Path(__file__).resolve().parents[2] / "shared" / "data" / "pop909"
-MELODY_TRACKS = {"MELODY", "BRIDGE"}
+REPO = Path(__file__).resolve().parents[1]
+# a worktree or checkout beside the shared data folder (this machine's layout)
+DEFAULT_DATA = REPO.parent / "shared" / "data"
 MIN_NOTES = 16
+GET_POP909 = ("POP909 (MIT licence) is at https://github.com/music-x-lab/POP909-Dataset: clone it and pass "
+              "--pop909 .../POP909-Dataset/POP909, or set LIVEJAM_DATA to a folder holding pop909/")
 
 
-def with_part(notes: list[Note], part: int) -> list[Note]:
-    return [replace(n, part=part) for n in notes]
+def find_pop909(arg: str | None) -> tuple[Path | None, list[Path]]:
+    """The POP909 folder (NNN/NNN.mid inside) and every place looked at.
+
+    Order: --pop909, $LIVEJAM_DATA (the folder itself or its pop909/ or POP909/), the
+    shared data folder beside this checkout."""
+    candidates = []
+    if arg:
+        candidates.append(Path(arg).expanduser())
+    else:
+        env = os.environ.get("LIVEJAM_DATA")
+        roots = [Path(env).expanduser()] if env else [DEFAULT_DATA]
+        for root in roots:
+            candidates += [root / "pop909", root / "POP909", root]
+    for c in candidates:
+        if c.is_dir() and any(c.glob("*/*.mid")):
+            return c, candidates
+    return None, candidates
 
 
-def part_variants(tracks: list[tuple[str, list[Note]]]) -> list[list[Note]]:
-    """The part assignments one song is trained under (see module doc)."""
-    every = [n for _, notes in tracks for n in notes]
-    if len(tracks) == 1:
-        split = [replace(n, part=0 if n.pitch >= 60 else 1) for n in every]
-        return [with_part(every, 0), split]
-    names = [name.upper() for name, _ in tracks]
-    if any(name in MELODY_TRACKS for name in names):
-        lead = [i for i, name in enumerate(names) if name in MELODY_TRACKS]
-    else:  # the track with the highest mean pitch is taken as the lead
-        lead = [max(range(len(tracks)), key=lambda i: np.mean([n.pitch for n in tracks[i][1]]))]
-    melody = [n for i in lead for n in tracks[i][1]]
-    accomp = [n for i, (_, notes) in enumerate(tracks) if i not in lead for n in notes]
-    return [
-        with_part(melody, 0) + with_part(accomp, 1),
-        with_part(accomp, 0) + with_part(melody, 1),
-        with_part(every, 0),
-    ]
-
-
-def song_files(args) -> list[tuple[str, Path]]:
+def song_files(args, pop909: Path | None) -> list[tuple[str, Path]]:
     """(song id, path) for every MIDI file to use; the id decides the split."""
     files = []
-    if not args.no_pop909:
-        for path in sorted(Path(args.pop909).glob("*/*.mid")):
+    if pop909 is not None:
+        for path in sorted(pop909.glob("*/*.mid")):
             files.append((f"pop909/{path.parent.name}", path))
     for folder in args.midi:
         for path in sorted(Path(folder).expanduser().rglob("*")):
@@ -98,26 +101,65 @@ def music21_files(cache: Path) -> list[tuple[str, Path]]:
     return [(f"music21/{p.stem}", p) for p in sorted(cache.glob("*.mid"))]
 
 
+def share(song_id: str, seed: int, salt: str) -> float:
+    """A stable number in [0, 1) per song: the same songs are held out whatever else changes."""
+    digest = hashlib.sha256(f"{seed}:{salt}{song_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") / 2**64
+
+
 def is_val(song_id: str, val_frac: float, seed: int) -> bool:
-    digest = hashlib.sha256(f"{seed}:{song_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") / 2**64 < val_frac
+    return share(song_id, seed, "") < val_frac
+
+
+def annotations(path: Path) -> tuple[BeatGrid | None, ChordTrack | None]:
+    """POP909's beat and chord files beside a song's MIDI file (None where absent)."""
+    beats = path.parent / "beat_midi.txt"
+    chords = path.parent / "chord_midi.txt"
+    return (BeatGrid.from_file(beats) if beats.is_file() else None,
+            ChordTrack.from_file(chords) if chords.is_file() else None)
+
+
+def encode_song(path: Path, vocab: Vocab, free_copy: bool) -> tuple[list[np.ndarray], int, bool]:
+    """Every sequence one song is trained on, its note count and whether it has a beat grid.
+
+    ValueError (one line) for an unreadable file or annotation."""
+    tracks = read_midi_tracks(path)
+    n_notes = sum(len(notes) for _, notes in tracks)
+    if n_notes < MIN_NOTES:
+        raise ValueError(f"only {n_notes} notes")
+    grid, chords = annotations(path)
+    maps = [grid] if grid is not None else []
+    if grid is None or free_copy:
+        maps.append(None)  # None: free time from the first note
+    seqs = [notes_to_events(notes, vocab, beats=m, chords=chords).astype(np.uint8)
+            for m in maps for notes in part_variants(tracks)]
+    return seqs, n_notes, grid is not None
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--pop909", default=str(DEFAULT_POP909), help="POP909 folder (NNN/NNN.mid)")
+    p.add_argument("--pop909", help="POP909 folder (NNN/NNN.mid, beat_midi.txt, chord_midi.txt); "
+                                    "default: $LIVEJAM_DATA/pop909, else ../shared/data/pop909")
     p.add_argument("--no-pop909", action="store_true", help="leave POP909 out")
     p.add_argument("--midi", action="append", default=[], help="a folder of your own MIDI files (repeatable)")
     p.add_argument("--music21", action="store_true", help="add the music21 corpus (converted once and cached)")
     p.add_argument("--cache", default="data/cache", help="where converted corpora are cached")
     p.add_argument("--out", default="data/events", help="output folder")
     p.add_argument("--val-frac", type=float, default=0.1, help="fraction of songs held out for validation")
+    p.add_argument("--free-frac", type=float, default=0.1,
+                   help="fraction of beat-annotated songs also written in free time")
     p.add_argument("--limit", type=int, default=0, help="use only the first N songs (quick runs)")
     p.add_argument("--seed", type=int, default=0, help="seed of the song split")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    files = song_files(args)
+    pop909 = None
+    if not args.no_pop909:
+        pop909, looked = find_pop909(args.pop909)
+        if pop909 is None:
+            p.exit(2, "prepare_data: no POP909 songs (NNN/NNN.mid) in " + ", ".join(map(str, looked))
+                   + f".\n{GET_POP909}; or --no-pop909 --midi DIR for your own files.\n")
+    files = song_files(args, pop909)
     if args.limit:
         files = files[: args.limit]
     if not files:
@@ -125,39 +167,43 @@ def main(argv: list[str] | None = None) -> int:
     vocab = Vocab()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    splits = {"train": ([], [], []), "val": ([], [], [])}  # token arrays, song ids, note counts
-    skipped = []
+    splits = {"train": ([], [], []), "val": ([], [], [])}  # arrays, song ids, note counts
+    skipped, free_songs, gridded = [], [], 0
     for song_id, path in tqdm(files, desc="songs", unit="song", mininterval=2.0):
+        free_copy = share(song_id, args.seed, "free:") < args.free_frac
         try:
-            tracks = read_midi_tracks(path)
+            seqs, n_notes, has_grid = encode_song(path, vocab, free_copy)
         except ValueError as e:
             skipped.append((song_id, str(e)))
             log.warning("skipped %s: %s", song_id, e)
             continue
-        n_notes = sum(len(notes) for _, notes in tracks)
-        if n_notes < MIN_NOTES:
-            skipped.append((song_id, f"only {n_notes} notes"))
-            continue
+        gridded += has_grid
+        if has_grid and free_copy:
+            free_songs.append(song_id)
         split = "val" if is_val(song_id, args.val_frac, args.seed) else "train"
         arrays, ids, counts = splits[split]
-        for notes in part_variants(tracks):
-            arrays.append(notes_to_events(notes, vocab).astype(np.uint8))
-            ids.append(song_id)
-            counts.append(len(notes))
+        arrays.extend(seqs)
+        ids.extend([song_id] * len(seqs))
+        counts.extend([n_notes] * len(seqs))
 
-    meta = {"vocab": to_dict(vocab), "skipped": skipped, "sources": sorted({s.split("/")[0] for s, _ in files})}
+    meta = {"format_version": FORMAT_VERSION, "columns": list(COLUMNS), "vocab": to_dict(vocab),
+            "skipped": skipped, "sources": sorted({s.split("/")[0] for s, _ in files}),
+            "split": {"seed": args.seed, "val_frac": args.val_frac, "free_frac": args.free_frac},
+            "beat_annotated_songs": gridded, "free_time_copies": sorted(free_songs)}
     for split, (arrays, ids, counts) in splits.items():
-        tokens = np.concatenate(arrays) if arrays else np.zeros((0, 4), np.uint8)
+        tokens = np.concatenate(arrays) if arrays else np.zeros((0, len(COLUMNS)), np.uint8)
         offsets = np.cumsum([0] + [len(a) for a in arrays])[:-1].astype(np.int64)
         mm = np.lib.format.open_memmap(out / f"{split}.tokens.npy", mode="w+", dtype=np.uint8, shape=tokens.shape)
         mm[:] = tokens
         mm.flush()
         np.save(out / f"{split}.songs.npy", offsets)
         meta[split] = {"events": int(len(tokens)), "sequences": len(arrays), "songs": sorted(set(ids))}
+    meta["held_out"] = meta["val"]["songs"]  # stable (hash of the song id): quality scores these songs
     (out / "meta.json").write_text(json.dumps(meta, indent=1))
-    log.info("train: %d events in %d sequences (%d songs); val: %d events (%d songs); skipped %d files",
-             meta["train"]["events"], meta["train"]["sequences"], len(meta["train"]["songs"]),
-             meta["val"]["events"], len(meta["val"]["songs"]), len(skipped))
+    log.info("train: %d events in %d sequences (%d songs); val: %d events (%d songs); %d songs on a beat grid, "
+             "%d also in free time; skipped %d files", meta["train"]["events"], meta["train"]["sequences"],
+             len(meta["train"]["songs"]), meta["val"]["events"], len(meta["val"]["songs"]), gridded,
+             len(free_songs), len(skipped))
     return 0
 
 

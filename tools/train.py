@@ -1,14 +1,20 @@
 """Train the event transformer on shards from tools/prepare_data.py.
 
-    python tools/train.py                                  # default config
-    python tools/train.py --config configs/quick.toml      # a few minutes on CPU
-    python tools/train.py max_steps=20000 model.n_layer=6  # overrides (unknown keys are errors)
-    python tools/train.py --resume                         # continue from out_dir/ckpt.pt
-    python tools/train.py --init models/x.pt data=data/mine  # fine-tune on your own MIDI ("teach it my style")
-    torchrun --nproc_per_node 2 tools/train.py ...         # DistributedDataParallel (gloo on CPU, nccl on CUDA)
+    python -m tools.train                                  # default config
+    python -m tools.train --config configs/quick.toml      # a minute on CPU
+    python -m tools.train max_steps=20000 model.n_layer=6  # overrides (unknown keys are errors)
+    python -m tools.train --resume                         # continue from out_dir/ckpt.pt
+    python -m tools.train --init runs/x/ckpt.pt data=data/mine  # fine-tune on your own MIDI ("teach it my style")
+    torchrun --nproc_per_node 2 -m tools.train ...         # DistributedDataParallel (gloo on CPU, nccl on CUDA)
 
 Checkpoints (out_dir/ckpt.pt) hold the model and training configs, so
 tools/export_onnx.py rebuilds the model from the file alone.
+
+Batches are random windows of the prepared songs, each behind a start row.
+Augmentation (spec /work/spec/representation.md): a transposition moves pitches
+and chord roots together; a tempo stretch moves the tempo bin of beat-grid
+material (its dt and pos are in beats and do not change) and re-bins dt of
+free-time material (its beats are nominal, so a slower performance has longer dts).
 """
 from __future__ import annotations
 
@@ -17,17 +23,19 @@ import json
 import logging
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from livejam.config import from_dict, load, to_dict  # noqa: E402
-from livejam.model import FIELDS, EventTransformer, ModelConfig  # noqa: E402
+from livejam.config import ConfigError, from_dict, load, to_dict
+from livejam.events import COLUMNS, FORMAT_VERSION, Vocab
+from livejam.harmony import transpose_ids
+from tools.model import FIELDS, EventTransformer, ModelConfig
 
 log = logging.getLogger("train")
 
@@ -57,45 +65,56 @@ class TrainConfig:
     save_replicas: bool = False  # DDP test hook: every rank saves its weights at the end
 
 
-class Shards:
-    """Random training windows from a tokens memmap, each starting with a start marker."""
+PART, DT, CHORD, PITCH, VEL, POS, TEMPO = range(len(COLUMNS))
 
-    def __init__(self, folder: Path, split: str, vocab):
+
+class Shards:
+    """Random training windows from a tokens memmap, each starting with a start row."""
+
+    def __init__(self, folder: Path, split: str, vocab: Vocab):
         self.tokens = np.load(folder / f"{split}.tokens.npy", mmap_mode="r")
+        if self.tokens.ndim != 2 or self.tokens.shape[1] != len(COLUMNS):
+            raise ValueError(f"{folder}: {split} rows have {self.tokens.shape[1:]} columns, format "
+                             f"{FORMAT_VERSION} has {len(COLUMNS)}: prepare the data again (python -m tools.prepare_data)")
         offsets = np.load(folder / f"{split}.songs.npy")
         self.starts = offsets
         self.ends = np.append(offsets[1:], len(self.tokens))
         self.vocab = vocab
-        dt_ms = np.asarray(vocab.dt_ms, dtype=np.float64)
-        self.dt_ms = dt_ms
-        self.dt_mid = (dt_ms[1:] + dt_ms[:-1]) / 2  # bin edges for re-binning stretched dts
         lengths = self.ends - self.starts
         self.weights = lengths / lengths.sum()  # long songs are sampled more often
+        self.tempo_bpm = np.array([vocab.tempo_bpm(b) or 0.0 for b in range(vocab.n_tempo)])
 
     def batch(self, rng: np.random.Generator, batch_size: int, seq_len: int, transpose: int, stretch: float):
-        out = np.zeros((batch_size, seq_len + 1, 4), dtype=np.int64)
+        out = np.zeros((batch_size, seq_len + 1, len(COLUMNS)), dtype=np.int64)
         mask = np.zeros((batch_size, seq_len), dtype=np.float32)
-        bos = self.vocab.bos_part
         for b in range(batch_size):
             s = rng.choice(len(self.starts), p=self.weights)
-            lo, hi = self.starts[s] + 1, self.ends[s]  # skip the song's own start marker
+            lo, hi = self.starts[s] + 1, self.ends[s]  # skip the song's own start row
             begin = rng.integers(lo, max(lo + 1, hi - seq_len + 1))
             win = np.asarray(self.tokens[begin: min(hi, begin + seq_len)], dtype=np.int64)
             win = self.augment(win, rng, transpose, stretch)
-            out[b, 0] = (bos, 0, 0, 0)
+            out[b, 0] = self.vocab.bos_row(int(win[0, TEMPO]) if len(win) else 0)
             out[b, 1: 1 + len(win)] = win
             mask[b, : len(win)] = 1.0
+            out[b, 1 + len(win):, POS] = self.vocab.pos_unknown  # padding: any valid ids (masked out)
         return torch.from_numpy(out), torch.from_numpy(mask)
 
     def augment(self, win: np.ndarray, rng, transpose: int, stretch: float) -> np.ndarray:
         win = win.copy()
-        if transpose:
-            lo, hi = win[:, 2].min(), win[:, 2].max()
+        if transpose and len(win):
+            lo, hi = win[:, PITCH].min(), win[:, PITCH].max()
             shift = int(rng.integers(max(-transpose, -lo), min(transpose, 127 - hi) + 1))
-            win[:, 2] += shift
-        if stretch:
-            factor = rng.uniform(1 - stretch, 1 + stretch)
-            win[:, 1] = np.searchsorted(self.dt_mid, self.dt_ms[win[:, 1]] * factor)
+            win[:, PITCH] += shift
+            win[:, CHORD] = transpose_ids(win[:, CHORD], shift)
+        if stretch and len(win):
+            factor = rng.uniform(1 - stretch, 1 + stretch)  # tempo multiplier (> 1: faster)
+            v = self.vocab
+            if win[0, TEMPO] > 0:  # beat grid: only the tempo changes
+                table = [0] + [v.tempo_bin(self.tempo_bpm[b] * factor) for b in range(1, v.n_tempo)]
+                win[:, TEMPO] = np.asarray(table)[win[:, TEMPO]]
+            else:  # free time: the same notes played faster take fewer nominal ticks; cumulative, no drift
+                ticks = np.rint(np.cumsum(win[:, DT]) / factor).astype(np.int64)
+                win[:, DT] = np.clip(np.diff(ticks, prepend=0), 0, v.max_dt_ticks)
         return win
 
 
@@ -145,11 +164,51 @@ def save_loss_plot(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+ARCH_KEYS = ("n_layer", "n_head", "d_model", "d_ff", "max_len")
+
+
+def read_start_model(path: str) -> tuple[dict, dict | None]:
+    """The model config (a dict) and, for a checkpoint, the weights of the model to fine-tune.
+
+    An ONNX file gives its architecture only (livejam.config metadata): its weights start fresh."""
+    if path.endswith(".onnx"):
+        import onnx
+
+        proto = onnx.load(path)
+        meta = {p.key: p.value for p in proto.metadata_props}
+        if "livejam.config" not in meta:
+            raise ConfigError(f"{path}: not a livejam model (no livejam.config metadata)")
+        return json.loads(meta["livejam.config"]), None
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    return ckpt["model_config" if "model_config" in ckpt else "config"], ckpt["model"]
+
+
+def adapt_to_start_model(cfg: TrainConfig, start: dict) -> TrainConfig:
+    """The architecture of the starting model with this version's vocabulary; windows that fit its positions."""
+    model = replace(cfg.model, **{k: start[k] for k in ARCH_KEYS if k in start})
+    seq_len = min(cfg.seq_len, model.max_len - 1)  # + the start row
+    if seq_len != cfg.seq_len:
+        log.info("init: seq_len %d -> %d (the starting model holds %d positions)", cfg.seq_len, seq_len, model.max_len)
+    return replace(cfg, model=model, seq_len=seq_len)
+
+
+def load_compatible(model: torch.nn.Module, state: dict, source: str) -> None:
+    """Load every tensor whose name and shape match (a v1 model gives its backbone; tables that
+    changed size start fresh) and log what was loaded and what was not."""
+    own = model.state_dict()
+    take = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(take, strict=False)
+    fresh = [k for k in own if k not in take]
+    log.info("init from %s: loaded %d of %d tensors; fresh: %s", source, len(take), len(own),
+             ", ".join(fresh) if fresh else "none")
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--config", help="TOML file of TrainConfig keys")
     p.add_argument("--resume", action="store_true", help="continue from out_dir/ckpt.pt")
-    p.add_argument("--init", help="start from this checkpoint's weights (fine-tuning); its model config is used")
+    p.add_argument("--init", metavar="CKPT_OR_ONNX",
+                   help="fine-tune: the starting model's architecture (and a checkpoint's matching weights)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. max_steps=1000 model.n_layer=2")
     return p.parse_intermixed_args(argv)
 
@@ -163,9 +222,17 @@ def main(argv: list[str] | None = None) -> int:
     resume = torch.load(ckpt_path, map_location="cpu", weights_only=False) if args.resume and ckpt_path.exists() else None
     if args.resume and resume is None:
         log.info("no checkpoint at %s: starting fresh", ckpt_path)
-    init = torch.load(args.init, map_location="cpu", weights_only=False) if args.init else None
-    if init is not None:  # the fine-tuned model must keep the architecture it was trained with
-        cfg = replace(cfg, model=from_dict(ModelConfig, init["model_config"]))
+    init_weights = None
+    if args.init and resume is None:  # the fine-tuned model keeps the architecture it was trained with
+        try:
+            start, init_weights = read_start_model(args.init)
+        except (OSError, ConfigError, KeyError) as e:
+            raise SystemExit(f"train: cannot start from {args.init}: {e}") from None
+        cfg = adapt_to_start_model(cfg, start)
+    elif resume is not None:
+        cfg = replace(cfg, model=from_dict(ModelConfig, resume["model_config"]))
+    if cfg.seq_len + 1 > cfg.model.max_len:
+        raise SystemExit(f"train: seq_len {cfg.seq_len} + the start row exceeds model.max_len {cfg.model.max_len}")
 
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
     rank = int(os.environ.get("RANK", "0"))
@@ -186,12 +253,21 @@ def main(argv: list[str] | None = None) -> int:
     master = rank == 0
 
     data = Path(cfg.data)
-    meta = json.loads((data / "meta.json").read_text())
+    try:
+        meta = json.loads((data / "meta.json").read_text())
+    except OSError:
+        raise SystemExit(f"train: no prepared data at {data} (python -m tools.prepare_data --out {data})") from None
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise SystemExit(f"train: {data} holds format {meta.get('format_version', 1)} events, this is format "
+                         f"{FORMAT_VERSION}: prepare the data again (python -m tools.prepare_data --out {data})")
     train_shards = Shards(data, "train", cfg.model.vocab)
     val_shards = Shards(data, "val", cfg.model.vocab)
     model = EventTransformer(cfg.model).to(device)
-    if init is not None:
-        model.load_state_dict(init["model"])
+    if args.init and init_weights is None and resume is None:
+        log.info("init from %s: architecture only (an ONNX file's weights are not loaded); all weights fresh",
+                 args.init)
+    if init_weights is not None:
+        load_compatible(model, init_weights, args.init)
     if resume is not None:
         model.load_state_dict(resume["model"])
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
@@ -217,12 +293,13 @@ def main(argv: list[str] | None = None) -> int:
         log.info("model %.2fM parameters, %s, train %d events, val %d events", n_params / 1e6, device,
                  meta["train"]["events"], meta["val"]["events"])
 
-    def checkpoint(final: bool = False) -> None:
+    def checkpoint(final: bool = False, at: tuple[int, float] = (0, 0.0)) -> None:
         if not master:
             return
+        step, elapsed = at
         state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
                  "model_config": to_dict(cfg.model), "train_config": to_dict(cfg), "history": history,
-                 "wall_seconds": elapsed, "parameters": n_params, "data_meta": {k: meta[k] for k in ("train", "val", "sources")}}
+                 "wall_seconds": elapsed, "parameters": n_params, "format_version": FORMAT_VERSION, "data_meta": {k: meta[k] for k in ("train", "val", "sources")}}
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save(state, tmp)
         os.replace(tmp, ckpt_path)  # never leave a half-written checkpoint
@@ -230,6 +307,30 @@ def main(argv: list[str] | None = None) -> int:
             save_loss_plot(history, out / "loss.png")
 
     t_start = time.time() - elapsed
+    bar = tqdm(total=cfg.max_steps, initial=step, unit="step", disable=not master, dynamic_ncols=True,
+               mininterval=1.0 if os.isatty(2) else 30.0)  # a log file gets a line every 30 s
+    with logging_redirect_tqdm():
+        step, elapsed = _loop(cfg, model, train_model, opt, scaler, amp, amp_dtype, ddp, master, rng, device,
+                              train_shards, val_shards, history, step, t_start, bar, checkpoint)
+    bar.close()
+    if master:
+        if not any("val" in h and h["step"] == step for h in history):
+            history.append({"step": step, "val": evaluate(model, val_shards, cfg, device)})
+        checkpoint(final=True, at=(step, elapsed))
+        log.info("done: step %d, %.1f min, val NLL/event %.3f", step, elapsed / 60, history[-1]["val"]["nll"])
+    if cfg.save_replicas:
+        torch.save(model.state_dict(), out / f"replica{rank}.pt")
+    if ddp:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    return 0
+
+
+def _loop(cfg, model, train_model, opt, scaler, amp, amp_dtype, ddp, master, rng, device, train_shards, val_shards,
+          history, step, t_start, bar, checkpoint):
+    """The optimisation steps until max_steps or max_minutes; returns (step, elapsed seconds)."""
+    elapsed = time.time() - t_start
     while step < cfg.max_steps:
         if cfg.max_minutes and (time.time() - t_start) / 60 >= cfg.max_minutes:
             log.info("time limit reached at step %d", step)
@@ -263,19 +364,12 @@ def main(argv: list[str] | None = None) -> int:
             log.info("step %d  val NLL/event %.3f  (%s)", step, val["nll"],
                      ", ".join(f"{f} {val[f]:.3f}" for f in FIELDS))
         if step % cfg.ckpt_interval == 0:
-            checkpoint()
-    if master:
-        if not any("val" in h and h["step"] == step for h in history):
-            history.append({"step": step, "val": evaluate(model, val_shards, cfg, device)})
-        checkpoint(final=True)
-        log.info("done: step %d, %.1f min, val NLL/event %.3f", step, elapsed / 60, history[-1]["val"]["nll"])
-    if cfg.save_replicas:
-        torch.save(model.state_dict(), out / f"replica{rank}.pt")
-    if ddp:
-        import torch.distributed as dist
-
-        dist.destroy_process_group()
-    return 0
+            checkpoint(at=(step, elapsed))
+        bar.update(1)
+        if master and cfg.max_minutes:  # tqdm's ETA counts steps; a time budget may end the run first
+            left = max(0.0, cfg.max_minutes * 60 - elapsed)
+            bar.set_postfix_str(f"loss {loss.item():.3f}, time limit in {left / 60:.0f} min", refresh=False)
+    return step, elapsed
 
 
 if __name__ == "__main__":

@@ -1,12 +1,16 @@
 """The event transformer: pure torch, no I/O (training and export import it; the daemon never does).
 
-One position per event. The input embedding is the sum of the four field
-embeddings (part, dt, pitch, vel) plus a learned position embedding. The
-backbone is a pre-LayerNorm decoder-only transformer. The output is
-factorised: heads predict the *next* event's fields in the order
-part -> dt -> pitch -> vel, head k seeing the backbone state plus embeddings of
-the fields already chosen, so one backbone step yields a whole event and each
-field can be constrained (masked) before the next is sampled.
+One position per event (a row of livejam.events.COLUMNS). The input embedding
+is the sum of the seven field embeddings (part, dt, chord, pitch, vel, pos,
+tempo) plus a learned position embedding. The backbone is a pre-LayerNorm
+decoder-only transformer. The output is factorised: heads predict the *next*
+event's fields in the order part -> dt -> chord -> pitch -> vel. Head k sees the
+backbone state plus embeddings of what is already known of the next event,
+`cond = next_row[COND_COLUMNS]` = (part, dt, pos, chord, pitch), of which it reads
+the first COND_COUNTS[k]: pos is not predicted, the beat map gives it once dt is
+chosen, and it tells the chord head where in the bar the event falls. So one
+backbone step yields a whole event and each field can be constrained (masked)
+before the next is sampled.
 """
 from __future__ import annotations
 
@@ -17,9 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from livejam.events import Vocab
-
-FIELDS = ("part", "dt", "pitch", "vel")
+from livejam.events import COND_COLUMNS, COND_COUNTS, FIELDS, Vocab  # noqa: F401 (FIELDS: re-exported)
 
 
 @dataclass(frozen=True)
@@ -85,15 +87,15 @@ class EventTransformer(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        sizes = cfg.vocab.field_sizes
-        self.embed = nn.ModuleList(nn.Embedding(n, cfg.d_model) for n in sizes)
+        v = cfg.vocab
+        self.embed = nn.ModuleList(nn.Embedding(n, cfg.d_model) for n in v.field_sizes)  # COLUMNS order
         self.pos = nn.Embedding(cfg.max_len, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.d_model)
-        # embeddings of already-chosen fields of the *next* event, for heads 1..3
-        self.cond = nn.ModuleList(nn.Embedding(n, cfg.d_model) for n in sizes[:-1])
-        self.heads = nn.ModuleList(Head(cfg.d_model, n) for n in sizes)
+        # embeddings of the next event's known fields (COND_COLUMNS order), shared by the heads
+        self.cond = nn.ModuleList(nn.Embedding(n, cfg.d_model) for n in v.cond_sizes)
+        self.heads = nn.ModuleList(Head(cfg.d_model, n) for n in v.head_sizes)
         self.apply(self._init)
         for name, p in self.named_parameters():
             if name.endswith("proj.weight") or name.endswith("ff2.weight"):
@@ -109,7 +111,7 @@ class EventTransformer(nn.Module):
 
     def backbone(self, events: torch.Tensor, start_pos: int | torch.Tensor = 0,
                  past: list[tuple[torch.Tensor, torch.Tensor]] | None = None):
-        """events: (B, T, 4) ids. Returns h (B, T, C) and the new (k, v) per layer, each (B, T, C)."""
+        """events: (B, T, 7) ids. Returns h (B, T, C) and the new (k, v) per layer, each (B, T, C)."""
         B, T, _ = events.shape
         x = sum(emb(events[..., i]) for i, emb in enumerate(self.embed))  # (B, T, C)
         pos = torch.arange(T, device=events.device) + start_pos
@@ -121,21 +123,22 @@ class EventTransformer(nn.Module):
             present.append((k, v))
         return self.ln_f(x), present
 
-    def head_logits(self, h: torch.Tensor, k: int, chosen: torch.Tensor | None) -> torch.Tensor:
-        """Logits of field k of the next event. h: (..., C); chosen: (..., >=k) ids of fields 0..k-1."""
-        for j in range(k):
-            h = h + self.cond[j](chosen[..., j])
+    def head_logits(self, h: torch.Tensor, k: int, cond: torch.Tensor | None) -> torch.Tensor:
+        """Logits of field k of the next event. h: (..., C); cond: (..., >= COND_COUNTS[k]) ids of
+        the next event's (part, dt, pos, chord, pitch)."""
+        for j in range(COND_COUNTS[k]):
+            h = h + self.cond[j](cond[..., j])
         return self.heads[k](h)
 
     def forward(self, events: torch.Tensor) -> list[torch.Tensor]:
         """Teacher-forced logits for positions 0..T-2 predicting events 1..T-1: one (B, T-1, V_k) per field."""
         h, _ = self.backbone(events)
         h = h[:, :-1]
-        target = events[:, 1:]
-        return [self.head_logits(h, k, target) for k in range(len(FIELDS))]
+        cond = events[:, 1:, list(COND_COLUMNS)]  # (B, T-1, 5)
+        return [self.head_logits(h, k, cond) for k in range(len(FIELDS))]
 
     def loss(self, events: torch.Tensor, weights: torch.Tensor | None = None):
-        """Mean NLL per event (sum over fields) and the per-field means.
+        """Mean NLL per event (sum over the predicted fields) and the per-field means.
 
         weights: (B, T-1) float mask of which targets count (e.g. 0 on padding).
         """
