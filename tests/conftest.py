@@ -33,3 +33,25 @@ def jack_server():
 def livejam_cmd(*args: str) -> list[str]:
     """The CLI run from this checkout, with the interpreter running the tests."""
     return [sys.executable, "-m", "livejam.cli", *args]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny random v2 model file, exported once per test session.
+
+    Its dt head leans to short times, so the untrained model plays often enough for
+    the performer tests to see answers. Torch is needed only here (the export);
+    the tests that use the file run on onnxruntime alone.
+    """
+    torch = pytest.importorskip("torch")
+    from livejam.config import from_dict, to_dict
+    from tools.export_onnx import export
+    from tools.model import EventTransformer, ModelConfig
+
+    cfg = from_dict(ModelConfig, {**to_dict(ModelConfig()), "n_layer": 1, "n_head": 2, "d_model": 32, "d_ff": 64,
+                                  "max_len": 64})
+    torch.manual_seed(0)
+    model = EventTransformer(cfg).eval()
+    with torch.no_grad():
+        model.heads[1].out.bias.copy_(-0.05 * torch.arange(cfg.vocab.n_dt, dtype=torch.float32))
+    return export(model, tmp_path_factory.mktemp("model") / "tiny.onnx", check=False)
