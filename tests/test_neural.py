@@ -1,36 +1,21 @@
-"""The neural performer on a virtual clock, with a tiny random ONNX model."""
+"""The neural performer on a virtual clock, with a tiny random ONNX model (tests/conftest.py)."""
 from __future__ import annotations
-
-import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-torch = pytest.importorskip("torch")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
-
-import export_onnx  # noqa: E402
-from livejam.config import from_dict, to_dict  # noqa: E402
-from livejam.engine.session import load_model  # noqa: E402
-from livejam.events import TimedNote  # noqa: E402
-from livejam.model import EventTransformer, ModelConfig  # noqa: E402
-from livejam.config import ControlMap, NeuralConfig, PerformerConfig  # noqa: E402
-from livejam.performers.base import Cancel  # noqa: E402
-from livejam.performers.neural import NeuralPerformer  # noqa: E402
+from livejam.clock import BeatGrid
+from livejam.config import ControlMap, NeuralConfig, PerformerConfig
+from livejam.engine.session import load_model
+from livejam.events import TimedNote
+from livejam.performers.base import Cancel
+from livejam.performers.neural import NeuralPerformer
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    cfg = from_dict(ModelConfig, {**to_dict(ModelConfig()), "n_layer": 1, "n_head": 2, "d_model": 32, "d_ff": 64,
-                                  "max_len": 64})
-    torch.manual_seed(0)
-    model = EventTransformer(cfg).eval()
-    with torch.no_grad():  # a dt head that likes short times, so the random model plays often
-        model.heads[1].out.bias.copy_(-0.05 * torch.arange(cfg.vocab.n_dt, dtype=torch.float32))
-    path = export_onnx.export(model, tmp_path_factory.mktemp("model") / "tiny.onnx", check=False)
-    return load_model(path)
+def model(tiny_model):
+    return load_model(tiny_model)
 
 
 class Wire:
@@ -78,8 +63,8 @@ def make(model, mode="call", seed=1, **kw) -> NeuralPerformer:
     return NeuralPerformer(PerformerConfig(), NeuralConfig(mode=mode, **kw), model, seed=seed)
 
 
-def test_duet_plays_its_own_part_through_rests_and_leaves_nothing_sounding(tiny_model):
-    p, wire = make(tiny_model, "duet"), Wire()
+def test_duet_plays_its_own_part_through_rests_and_leaves_nothing_sounding(model):
+    p, wire = make(model, "duet"), Wire()
     t = phrase(p, wire, 0.0)
     run_until(p, wire, t, t + 3.0)  # the human rests; the machine goes on
     machine = [n for n in wire.notes if n.velocity > 0]
@@ -89,16 +74,16 @@ def test_duet_plays_its_own_part_through_rests_and_leaves_nothing_sounding(tiny_
     assert not wire.sounding and not p.sounding
 
 
-def test_duet_stops_after_the_human_leaves(tiny_model):
-    p, wire = make(tiny_model, "duet", duet_idle_stop_s=2.0), Wire()
+def test_duet_stops_after_the_human_leaves(model):
+    p, wire = make(model, "duet", duet_idle_stop_s=2.0), Wire()
     t = phrase(p, wire, 0.0)
     run_until(p, wire, t, t + 6.0)
     assert not wire.sounding
     assert all(n.time <= t + 2.0 + 1e-6 for n in wire.notes if n.velocity > 0)
 
 
-def test_call_waits_for_the_phrase_end_then_answers_in_the_human_part(tiny_model):
-    p, wire = make(tiny_model, "call"), Wire()
+def test_call_waits_for_the_phrase_end_then_answers_in_the_human_part(model):
+    p, wire = make(model, "call"), Wire()
     t = phrase(p, wire, 0.0)
     assert not wire.notes, "answered while the human was playing"
     run_until(p, wire, t, t + 4.0)
@@ -107,8 +92,8 @@ def test_call_waits_for_the_phrase_end_then_answers_in_the_human_part(tiny_model
     assert min(n.time for n in ons) >= t - 0.25 + PerformerConfig().phrase_end_silence_s - 1e-6
 
 
-def test_barge_in_cancels_the_answer_at_once(tiny_model):
-    p, wire = make(tiny_model, "call"), Wire()
+def test_barge_in_cancels_the_answer_at_once(model):
+    p, wire = make(model, "call"), Wire()
     t = phrase(p, wire, 0.0)
     t = run_until(p, wire, t, t + 2.0)
     assert p.answer_end is not None
@@ -120,19 +105,19 @@ def test_barge_in_cancels_the_answer_at_once(tiny_model):
     assert not [n for n in p.poll(t + 0.1) if isinstance(n, TimedNote) and n.velocity > 0]
 
 
-def test_deterministic_under_seed(tiny_model):
+def test_deterministic_under_seed(model):
     runs = []
     for _ in range(2):
-        p, wire = make(tiny_model, "duet", seed=7), Wire()
+        p, wire = make(model, "duet", seed=7), Wire()
         t = phrase(p, wire, 0.0)
         run_until(p, wire, t, t + 2.0)
         runs.append(wire.notes)
     assert runs[0] == runs[1] and runs[0]
 
 
-def test_controls_switch_mode_change_sampling_and_panic(tiny_model):
+def test_controls_switch_mode_change_sampling_and_panic(model):
     cc = ControlMap()
-    p, wire = make(tiny_model, "call"), Wire()
+    p, wire = make(model, "call"), Wire()
     p.control(cc.mode, 127, 0.0)
     assert p.mode == "duet"
     p.control(cc.temperature, 0, 0.0)
@@ -147,8 +132,8 @@ def test_controls_switch_mode_change_sampling_and_panic(tiny_model):
     assert not wire.sounding and not p.sounding
 
 
-def test_context_full_keeps_playing(tiny_model):
-    p, wire = make(tiny_model, "duet", duet_idle_stop_s=100.0), Wire()
+def test_context_full_keeps_playing(model):
+    p, wire = make(model, "duet", duet_idle_stop_s=100.0), Wire()
     t = 0.0
     for _ in range(8):
         t = phrase(p, wire, t)
@@ -160,8 +145,8 @@ def test_context_full_keeps_playing(tiny_model):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.sampled_from(["on", "off", "cc", "wait"]), st.integers(0, 127), st.integers(0, 127),
                           st.floats(0.0, 0.7)), max_size=60), st.sampled_from(["call", "duet"]))
-def test_garbage_input_never_raises_and_nothing_stays_sounding(tiny_model, actions, mode):
-    p, wire, now = make(tiny_model, mode), Wire(), 0.0
+def test_garbage_input_never_raises_and_nothing_stays_sounding(model, actions, mode):
+    p, wire, now = make(model, mode), Wire(), 0.0
     for kind, a, b, dt in actions:
         now += dt
         if kind == "on":
@@ -176,12 +161,12 @@ def test_garbage_input_never_raises_and_nothing_stays_sounding(tiny_model, actio
     assert not wire.sounding
 
 
-def test_prompt_primes_the_context(tiny_model, tmp_path):
+def test_prompt_primes_the_context(model, tmp_path):
     from livejam.events import Note, write_midi
 
     prompt = tmp_path / "prompt.mid"
     write_midi(prompt, [("lead", [Note(0.25 * i, 0.25 * i + 0.2, 60 + i % 5, 80) for i in range(40)])])
-    p = make(tiny_model, "duet", prompt=str(prompt))
+    p = make(model, "duet", prompt=str(prompt))
     assert p.engine.pos == 1 + 32  # start marker + the last max_len // 2 events of the prompt
     assert not p.tracker.sounding[0]  # the prompt's notes do not sound now
     wire = Wire()
@@ -191,11 +176,11 @@ def test_prompt_primes_the_context(tiny_model, tmp_path):
     assert not wire.sounding
 
 
-def test_tempo_sync_puts_note_ons_on_the_midi_clock_grid(tiny_model):
+def test_tempo_sync_puts_note_ons_on_the_midi_clock_grid(model):
     from livejam.clock import MidiClockFollower
 
     clock = MidiClockFollower()
-    p, wire = make(tiny_model, "duet", grid_beats=0.5), Wire()
+    p, wire = make(model, "duet", grid_beats=0.5), Wire()
     p.follow_clock(clock)
     tick = 0.5 / 24  # 120 bpm
     t0 = 0.013
@@ -239,3 +224,44 @@ def test_midi_clock_follower_grid():
     assert clock.next_grid(2.0, 1.0) == pytest.approx(2.0)
     clock.handle("stop", 2.0)
     assert clock.next_grid(2.1, 0.5) is None
+
+
+def test_on_a_beat_grid_note_ons_land_on_ticks_and_events_know_their_bar(model):
+    grid = BeatGrid([0.1 + 0.6 * i for i in range(64)])  # 100 bpm, 4/4 from 0.1 s
+    p, wire = make(model, "duet", duet_idle_stop_s=100.0), Wire()
+    p.set_beats(grid)
+    t = phrase(p, wire, 0.1)
+    run_until(p, wire, t, t + 4.0)
+    ons = [n for n in wire.notes if n.velocity > 0 and n.part == 1]
+    assert ons
+    for n in ons:  # every machine onset sits on the 1/12-beat lattice of the grid
+        ticks = grid.beat_at(n.time) * 12
+        assert abs(ticks - round(ticks)) < 1e-6, n
+    rows = p.engine.tokens()[1:]
+    v = p.vocab
+    assert all(r[5] != v.pos_unknown for r in rows) and all(r[6] == v.tempo_bin(100.0) for r in rows)
+    first = rows[0]  # the human's first note-on, 0.1 s = beat 0: bar position 0
+    assert first[0] == 0 and first[5] == 0
+    wire.take(p.close(t + 4.0))
+    assert not wire.sounding
+
+
+def test_heard_events_carry_the_chord_the_model_hears(model):
+    import numpy as np
+
+    p = make(model, "call")
+    expected = int(np.argmax(p.engine.logits(2, (0, 0, p.vocab.pos_unknown))))
+    p.hear(TimedNote(0.0, 0, 60, 90), 0.0)
+    row = p.engine.tokens()[-1]
+    assert row[2] == expected == p.chord and row[5] == p.vocab.pos_unknown and row[6] == 0  # free time
+
+
+def test_free_time_then_a_beat_grid_keeps_the_timeline(model):
+    p, wire = make(model, "duet"), Wire()
+    t = phrase(p, wire, 0.0)
+    before = p.coder.time
+    p.set_beats(BeatGrid([0.05 + 0.5 * i for i in range(64)]))
+    assert p.coder.time == pytest.approx(before, abs=0.5 / 12 / 2 + 1e-9)  # within half a tick
+    run_until(p, wire, t, t + 2.0)
+    wire.take(p.close(t + 2.0))
+    assert not wire.sounding
