@@ -1,29 +1,16 @@
 """Engine on a tiny random exported model: cache == recompute, context-full swap, sampling under masks."""
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from livejam.engine import (Constraints, Engine, EventSampler, ModelError, NoteTracker, estimate_key,
                             key_pitch_mask, load_model, parse_key, pitch_class_histogram, sample_logits)
-
-ROOT = Path(__file__).resolve().parent.parent
+from livejam.events import COND_COLUMNS, FIELDS
+from livejam.harmony import NO_CHORD, chord_tones
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    pytest.importorskip("torch")
-    pytest.importorskip("onnx")
-    sys.path.insert(0, str(ROOT / "tools"))
-    import export_onnx
-    from tests.test_export import tiny_model
-
-    model = tiny_model(seed=5)
-    object.__setattr__(model.cfg, "max_len", 64)  # short context: reach the boundary quickly
-    model.pos.weight.data = model.pos.weight.data[:64]
-    path = tmp_path_factory.mktemp("model") / "tiny.onnx"
-    return export_onnx.export(model, path, check=False)
+def model_path(tiny_model):
+    return tiny_model  # max_len 64: the context-full boundary comes quickly
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +20,13 @@ def model(model_path):
 
 def events(vocab, n, seed=0):
     rng = np.random.default_rng(seed)
-    return np.stack([rng.integers(0, vocab.n_parts, n), rng.integers(0, vocab.n_dt, n),
-                     rng.integers(0, vocab.n_pitch, n), rng.integers(0, vocab.n_vel, n)], 1).astype(np.int64)
+    sizes = list(vocab.field_sizes)
+    sizes[0] = vocab.n_parts  # no start markers inside
+    return np.stack([rng.integers(0, size, n) for size in sizes], 1).astype(np.int64)
 
 
-def all_logits(engine, token):
-    return [engine.logits(k, token) for k in range(4)]
+def all_logits(engine, row):
+    return [engine.logits(k, row[list(COND_COLUMNS)]) for k in range(len(FIELDS))]
 
 
 def test_cache_path_equals_full_recompute(model):
@@ -123,8 +111,8 @@ def test_temperature_zero_is_argmax(model):
     np.testing.assert_array_equal(a, b)
     e = Engine(model)
     tok = EventSampler(model.info.vocab).sample(e, c, NoteTracker(model.info.vocab), np.random.default_rng(0))
-    for k in range(4):
-        lg = e.logits(k, tok)
+    for k in range(len(FIELDS)):
+        lg = e.logits(k, tok[list(COND_COLUMNS)])
         if k == 0:
             lg = lg[:model.info.vocab.n_parts]  # the start marker is never sampled
         assert tok[k] == int(np.argmax(lg))
@@ -138,7 +126,7 @@ def test_masks_respected(model):
     assert not sampler.fallbacks, sampler.fallbacks
     in_key = key_pitch_mask("D:major")
     replay = NoteTracker(v)
-    for part, dt, pitch, vel in toks:
+    for part, dt, _, pitch, vel, _, _ in toks:
         assert part == 1 and dt >= 3
         sounding = replay.sounding[1]
         if vel > 0:
@@ -146,8 +134,8 @@ def test_masks_respected(model):
             assert len(sounding) < 2
         else:
             assert pitch in sounding
-        replay.observe((part, dt, pitch, vel))
-    assert (toks[:, 3] > 0).any() and (toks[:, 3] == 0).any()
+        replay.observe((part, dt, 0, pitch, vel))
+    assert (toks[:, 4] > 0).any() and (toks[:, 4] == 0).any()
 
 
 def test_note_lengths(model):
@@ -155,13 +143,14 @@ def test_note_lengths(model):
     c = Constraints(temperature=1.0, parts=(0,), min_note_ms=50, max_note_ms=600, max_polyphony=3)
     toks, _ = generate(model, c, seed=4, n=120)
     replay = NoteTracker(v)
+    longest_dt_ms = v.max_dt_ticks * replay.ms_per_tick
     for t in toks:
-        part, dt, pitch, vel = (int(x) for x in t)
+        part, dt, _, pitch, vel = (int(x) for x in t[:5])
         if vel == 0:
-            length = replay.time_ms + v.dt_ms[dt] - replay.sounding[part][pitch]
+            length = replay.time_ms + dt * replay.ms_per_tick - replay.sounding[part][pitch]
             assert length >= 50 or len(replay.sounding[part]) >= 3
         replay.observe(t)
-        assert all(replay.time_ms - t0 <= 600 + v.dt_ms[-1] for t0 in replay.sounding[part].values())
+        assert all(replay.time_ms - t0 <= 600 + longest_dt_ms for t0 in replay.sounding[part].values())
 
 
 def test_impossible_constraints_fall_back(model):
@@ -252,3 +241,25 @@ def test_open_engine(model_path, tmp_path):
     assert e.pos == 1 and e.model.providers[-1] == "CPUExecutionProvider"
     with pytest.raises(ModelError):
         open_engine(tmp_path / "missing.onnx")
+
+
+def chord_tone_rate(model, harmony: float, n: int = 300) -> float:
+    """Share of sampled note-ons (under a chord) whose pitch is a tone of the chord sampled with them."""
+    e = Engine(model)
+    sampler, notes = EventSampler(model.info.vocab), NoteTracker(model.info.vocab)
+    rng = np.random.default_rng(11)
+    c = Constraints(temperature=1.0, parts=(1,), harmony=harmony, max_polyphony=64)
+    e.prefill(events(model.info.vocab, 20, seed=12))
+    hits = total = 0
+    for _ in range(n):
+        row = sampler.sample(e, c, notes, rng)  # the same context each time: draws differ only by rng
+        if row[4] > 0 and row[2] != NO_CHORD:
+            total += 1
+            hits += int(row[3]) % 12 in chord_tones(int(row[2]))
+    assert total > 50
+    return hits / total
+
+
+def test_harmony_leans_note_ons_to_the_sampled_chord(model):
+    off, on = chord_tone_rate(model, 0.0), chord_tone_rate(model, 1.0)
+    assert off < 0.5 < on  # an untrained model: chance (3-4 of 12 pitch classes) without the lean
