@@ -25,6 +25,7 @@ import threading
 from dataclasses import dataclass
 
 from livejam.clock import NOMINAL_BPM, TempoFit
+from livejam.config import BeatConfig
 from livejam.midi.spec import Message, note_off, note_on
 
 log = logging.getLogger(__name__)
@@ -35,40 +36,6 @@ HISTORY = 48  # segments kept per generation (a steady clock adds one only when 
 POS_TOLERANCE = 0.002  # beats (1 ms at 120 bpm) the map may be off before a tick corrects it
 BPM_TOLERANCE = 0.002  # relative; the event coder's tempo bins are ~6% apart
 CLOCK_TIMEOUT_S = 0.5  # no tick for this long: the clock is gone (20 bpm ticks every 125 ms)
-
-
-@dataclass(frozen=True)
-class BeatConfig:
-    """Beat clock settings. bpm None: no tempo of our own (free time unless a clock comes in)."""
-
-    bpm: float | None = None
-    meter: int = 4  # beats per bar (MIDI clock carries no meter; it applies to every source)
-    count_in_bars: int = 0
-    click_channel: int = 9  # GM drums (channel 10)
-    click_notes: tuple[int, int] = (76, 77)  # (downbeat, other beats): GM hi/low wood block
-    click_velocities: tuple[int, int] = (110, 75)
-    clock_in: bool = True  # follow incoming MIDI clock (it outranks bpm)
-    clock_out: bool = False  # send MIDI clock as master (needs bpm); incoming clock is then
-    # ignored: it would be our own looped back, or a second master fighting us
-    clock_in_window: int = 96  # ticks in the tempo fit: 4 beats; a tempo jump restarts it sooner
-
-    def __post_init__(self) -> None:
-        if self.bpm is not None and not 20.0 <= self.bpm <= 300.0:
-            raise ValueError(f"beat.bpm must be within 20..300, got {self.bpm}")
-        if not 1 <= self.meter <= 16:
-            raise ValueError(f"beat.meter must be within 1..16 beats per bar, got {self.meter}")
-        if not 0 <= self.count_in_bars <= 8:
-            raise ValueError(f"beat.count_in_bars must be within 0..8, got {self.count_in_bars}")
-        if not 0 <= self.click_channel <= 15:
-            raise ValueError(f"beat.click_channel must be within 0..15 (10 = index 9), got {self.click_channel}")
-        if any(not 0 <= n <= 127 for n in self.click_notes):
-            raise ValueError(f"beat.click_notes must be MIDI notes 0..127, got {self.click_notes}")
-        if any(not 1 <= v <= 127 for v in self.click_velocities):
-            raise ValueError(f"beat.click_velocities must be within 1..127, got {self.click_velocities}")
-        if not 8 <= self.clock_in_window <= 960:
-            raise ValueError(f"beat.clock_in_window must be within 8..960 ticks, got {self.clock_in_window}")
-        if self.clock_out and self.bpm is None:
-            raise ValueError("beat.clock_out needs beat.bpm: livejam can only send clock at its own tempo")
 
 
 @dataclass(frozen=True)

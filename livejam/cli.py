@@ -77,6 +77,15 @@ def _config(args: argparse.Namespace, extra: list[str] = ()) -> DaemonConfig:
     return config
 
 
+def _meter(text: str) -> int:
+    """'4/4' -> 4 beats a bar; compound meters count dotted beats: '6/8' -> 2, '12/8' -> 4."""
+    num, sep, den = text.partition("/")
+    if not num.isdigit() or (sep and den not in ("2", "4", "8", "16")):
+        raise ConfigError(f"--meter {text!r}: expected beats/unit, e.g. 4/4, 3/4, 6/8")
+    n = int(num)
+    return n // 3 if den in ("8", "16") and n % 3 == 0 and n > 3 else n
+
+
 def _toml_str(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid TOML basic string
 
@@ -121,6 +130,13 @@ def _add_run(sub) -> None:
     p.add_argument("--out", dest="output", metavar="NAME",
                    help="output port name substring (default: virtual 'livejam out')")
     p.add_argument("--backend", help="auto (default), alsa, jack, ...")
+    b = p.add_argument_group("tempo")
+    b.add_argument("--bpm", type=float, help="livejam's own tempo (20..300): it is the clock master and sends MIDI "
+                   "clock, start and stop on its output (an incoming clock is then ignored)")
+    b.add_argument("--meter", metavar="N/D", help="beats per bar, e.g. 4/4, 3/4, 6/8 (default 4/4)")
+    b.add_argument("--count-in", type=int, metavar="BARS", help="with --bpm: click this many bars before beat 0 "
+                   "(MIDI channel 10)")
+    b.add_argument("--no-clock-out", action="store_true", help="with --bpm: play at that tempo but send no clock")
     rec = p.add_mutually_exclusive_group()
     rec.add_argument("--record", metavar="PATH", help="record the session to this MIDI file")
     rec.add_argument("--no-record", action="store_true", help="do not record the session")
@@ -139,6 +155,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         extra.append(f"midi.backend={_toml_str(args.backend)}")
     if args.no_record:
         extra.append("record.enabled=false")
+    if args.bpm is not None:
+        extra += [f"beat.bpm={args.bpm}", f"beat.clock_out={'false' if args.no_clock_out else 'true'}"]
+    if args.meter:
+        extra.append(f"beat.meter={_meter(args.meter)}")
+    if args.count_in is not None:
+        extra.append(f"beat.count_in_bars={args.count_in}")
     config = _config(args, extra)
 
     def ready(inp: str, out: str, backend: str) -> None:

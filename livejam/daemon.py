@@ -18,7 +18,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from livejam.clock import MidiClockFollower, RealClock
+from livejam.beat import BeatClock, ClockOut, count_in_for
+from livejam.clock import RealClock
 from livejam.config import DaemonConfig, model_path
 from livejam.events import TimedNote
 from livejam.midi.normalise import EchoFilter, InputNormaliser
@@ -28,6 +29,12 @@ from livejam.recording import Recorder, default_path
 from livejam.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
+
+# MIDI clock out is handed to the scheduler this far ahead: the performer thread may be busy
+# (inference) for a while, the scheduler thread sends each tick at its time.
+CLOCK_AHEAD_S = 0.2
+# livejam's own beat 0 (with --bpm) comes this long after start, past the count-in
+START_DELAY_S = 0.25
 
 
 def build_performer(config: DaemonConfig, strict: bool = True):
@@ -67,14 +74,19 @@ class Dispatcher:
     """
 
     def __init__(self, performer, scheduler: Scheduler, normaliser: InputNormaliser,
-                 recorder: Recorder | None = None, clock_follower: MidiClockFollower | None = None):
+                 recorder: Recorder | None = None, beat: BeatClock | None = None, clock_out: ClockOut | None = None):
         self.performer = performer
         self.scheduler = scheduler
         self.normaliser = normaliser
         self.recorder = recorder
-        self.clock_follower = clock_follower or MidiClockFollower()
-        if hasattr(performer, "follow_clock"):  # tempo sync: the performer may snap to the MIDI clock's grid
-            performer.follow_clock(self.clock_follower)
+        # the live beat clock, fed by incoming MIDI clock; without one given (simulate and the
+        # tests give the performer a fixed BeatMap themselves) it only serves --grid
+        self.beat = beat if beat is not None else BeatClock()
+        self.clock_out = clock_out  # livejam is the master: the MIDI clock it sends
+        if hasattr(performer, "follow_clock"):  # tempo sync: the performer may snap to the beat clock's grid
+            performer.follow_clock(self.beat)
+        if beat is not None and hasattr(performer, "set_beats"):  # it counts its events in these beats
+            performer.set_beats(beat)
         self.cancels = 0
 
     def feed(self, t: float, raw, now: float) -> None:
@@ -89,11 +101,14 @@ class Dispatcher:
             self.performer.hear(TimedNote(t, 0, msg.a, msg.b if kind == "note_on" else 0), now)
         elif kind == "control_change":
             self.performer.control(msg.a, msg.b, now)
-        elif kind in REALTIME_CLOCK:
-            self.clock_follower.handle(kind, t)
+        elif kind in REALTIME_CLOCK or kind == "songpos":
+            self.beat.handle(kind, t, msg.data)
 
     def pump(self, now: float) -> None:
         """Hand what the performer decided to the scheduler, in order."""
+        self.beat.expire(now)
+        if self.clock_out is not None:  # ticks go to the scheduler ahead of time; it sends them on time
+            self.scheduler.submit_raw(self.clock_out.pull(now + CLOCK_AHEAD_S))
         batch: list[TimedNote] = []
         for item in self.performer.poll(now):
             if isinstance(item, TimedNote):
@@ -108,7 +123,10 @@ class Dispatcher:
             self.scheduler.submit(batch)
 
     def wakeup(self, now: float) -> float:
-        return self.performer.next_wakeup(now)
+        wake = self.performer.next_wakeup(now)
+        if self.clock_out is not None:
+            wake = min(wake, now + CLOCK_AHEAD_S / 2)
+        return wake
 
     def close(self, now: float) -> None:
         self.scheduler.submit(self.performer.close(now))
@@ -162,7 +180,8 @@ class Daemon:
                               watchdog_s=cfg.scheduler.watchdog_s)
         inq = InputQueue(cfg.midi.queue_size)
         normaliser = InputNormaliser(cfg.midi.ignore_sysex, cfg.midi.ignore_active_sensing, echo)
-        dispatcher = Dispatcher(performer, scheduler, normaliser, recorder)
+        beat, clock_out, clicks = self._beat_clock(clock.now())
+        dispatcher = Dispatcher(performer, scheduler, normaliser, recorder, beat, clock_out)
         try:  # input messages queue up until the performer thread starts: nothing is lost
             inp = MidiInput(api, inq.callback, cfg.midi.input, client=f"{cfg.midi.client_name} in",
                             ignore_sysex=cfg.midi.ignore_sysex, ignore_active_sensing=cfg.midi.ignore_active_sensing)
@@ -175,6 +194,7 @@ class Daemon:
         sys.setswitchinterval(cfg.scheduler.gil_switch_interval_s)
         try:
             scheduler.panic()  # clear whatever a previous crash left sounding
+            scheduler.submit_raw(clicks)
             scheduler.start()
             worker = threading.Thread(target=self._performer_loop, args=(dispatcher, inq, clock),
                                       name="livejam-performer", daemon=True)
@@ -231,6 +251,9 @@ class Daemon:
             steps.append(("performer close", lambda: dispatcher.close(clock.now())
                           if not worker.is_alive() else None))
         steps.append(("stop scheduler", lambda: scheduler.stop(flush=True)))
+        if dispatcher.clock_out is not None:  # a DAW following our clock stops with us
+            steps.append(("send clock stop", lambda: [scheduler.send_now(m)
+                                                      for _, m in dispatcher.clock_out.stop(clock.now())]))
         steps.append(("panic", scheduler.panic))
         steps.append(("close output", out.close))
         if self.config.record.enabled:
@@ -240,6 +263,20 @@ class Daemon:
                 step()
             except Exception as e:
                 log.error("shutdown: %s failed: %s", what, e)
+
+    def _beat_clock(self, now: float) -> tuple[BeatClock, ClockOut | None, list]:
+        """The beat clock; with our own tempo, beat 0 after the count-in, and the clock we send."""
+        cfg = self.config.beat
+        beat = BeatClock(cfg, t0=now)
+        if cfg.bpm is None:
+            return beat, None, []
+        beat0 = now + START_DELAY_S + cfg.count_in_bars * cfg.meter * 60.0 / cfg.bpm
+        beat.start(beat0)
+        clicks = count_in_for(cfg, beat0)
+        clock_out = ClockOut(beat, now=now) if cfg.clock_out else None
+        log.info("tempo %g bpm, %d/4; beat 0 in %.2f s%s", cfg.bpm, cfg.meter, beat0 - now,
+                 "; sending MIDI clock" if clock_out else "")
+        return beat, clock_out, clicks
 
     def _save(self, recorder: Recorder) -> None:
         path = self.record_path or default_path(self.config.record.folder)

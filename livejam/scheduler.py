@@ -66,7 +66,7 @@ class Scheduler:
         self.late_s = late_s
         self.counters = SchedulerCounters()
         self.error: BaseException | None = None
-        self._heap: list[tuple[float, int, int, TimedNote]] = []
+        self._heap: list[tuple[float, int, int, TimedNote | Message]] = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._resolve_requested = False
@@ -85,11 +85,30 @@ class Scheduler:
                 self.counters.submitted += 1
             self._cond.notify()
 
+    def submit_raw(self, items: Iterable[tuple[float, Message]]) -> None:
+        """Timed messages that are not the performers' notes: MIDI clock out (sent as they are)
+        and count-in clicks (notes: through the ledger, so panic ends them too). A barge-in
+        does not drop them; stopping drops them like note-ons (a Stop is sent with `send_now`)."""
+        now = self.clock.now()
+        with self._cond:
+            for t, msg in items:
+                if t < now:
+                    self.counters.past_submissions += 1
+                heapq.heappush(self._heap, (t, 1, next(self._seq), msg))
+            self._cond.notify()
+
+    def send_now(self, msg: Message) -> None:
+        """Send one message at once. Only call when the thread is not running (like panic)."""
+        assert self._thread is None, "send_now() belongs to the ledger's owner thread"
+        self._send(self.port, msg, self.clock.now())
+
     def cancel(self) -> None:
         """Barge-in: drop every queued event and end the machine's sounding notes now."""
         with self._cond:
-            self.counters.cancelled += len(self._heap)
-            self._heap.clear()
+            keep = [e for e in self._heap if isinstance(e[3], Message)]  # the clock goes on
+            self.counters.cancelled += len(self._heap) - len(keep)
+            self._heap[:] = keep
+            heapq.heapify(self._heap)
             self._resolve_requested = True
             self._cond.notify()
         if self._thread is None:  # virtual mode: the caller's thread owns the ledger
@@ -195,7 +214,10 @@ class Scheduler:
     def _channel(self, part: int) -> int:
         return self.channels[part] if 0 <= part < len(self.channels) else self.channels[-1]
 
-    def _emit(self, n: TimedNote) -> None:
+    def _emit(self, n: TimedNote | Message) -> None:
+        if isinstance(n, Message):
+            self._emit_raw(n)
+            return
         channel = self._channel(n.part)
         now = self.clock.now()
         lateness = max(0.0, now - n.time)
@@ -213,6 +235,16 @@ class Scheduler:
         self.counters.lateness.append(lateness)
         if lateness > self.late_s:
             self.counters.late += 1
+        self._send(self.port, msg, now)
+
+    def _emit_raw(self, msg: Message) -> None:
+        now = self.clock.now()
+        if msg.kind == "note_on":
+            if not self.ledger.note_on(self.port, msg.channel, msg.note, now):
+                return
+        elif msg.kind == "note_off":
+            if not self.ledger.note_off(self.port, msg.channel, msg.note):
+                return
         self._send(self.port, msg, now)
 
     def _send(self, port: int, msg: Message, t: float) -> None:

@@ -68,6 +68,8 @@ class NeuralPerformer:
         self.beats = None  # the BeatMap given by set_beats; None: free time from the first event
         self.coder: EventCoder | None = None  # the shared timeline, started by the first event
         self.chord = 0  # the chord the model hears now (harmony id), for the status display
+        self._generation = None  # of the live BeatClock the coder counts on
+        self._last_time = 0.0  # time of the last event fed
         self.pending: np.ndarray | None = None
         self.pending_time = 0.0
         self.out: list[TimedNote | Cancel] = []
@@ -170,6 +172,7 @@ class NeuralPerformer:
         """Count beats on this BeatMap from now on (None: free time). The context's timeline
         is carried over: the last event keeps its time, now counted on the new map."""
         self.beats = beats
+        self._generation = getattr(beats, "generation", None)
         if self.coder is not None:
             t = self.coder.time
             self.coder.reset(t, beats if beats is not None else FreeTime(t))
@@ -354,10 +357,18 @@ class NeuralPerformer:
     def _feed(self, token) -> None:
         self.engine.feed(token)
         self.tracker.observe(token)
+        if self.coder is not None:
+            self._last_time = self.coder.time  # in seconds: survives a renumbering of the beats
 
     def _coder(self, now: float) -> EventCoder:
         if self.coder is None:
             self.coder = EventCoder(self.vocab, self.beats if self.beats is not None else FreeTime(now), now)
+            self._generation = getattr(self.beats, "generation", None)
+        else:
+            generation = getattr(self.beats, "generation", None)  # a live BeatClock renumbered its beats
+            if generation != self._generation:
+                self._generation = generation
+                self.coder.reset(self._last_time)
         return self.coder
 
     def _estimate_key(self) -> None:
