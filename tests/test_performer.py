@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from livejam.events import TimedNote
+from livejam.clock import BeatGrid
+from livejam.events import TimedNote, Vocab
 from livejam.config import ConfigError, DaemonConfig, PerformerConfig, load
 from livejam.daemon import build_performer
 from livejam.performers.base import Cancel, Performer, PhraseDetector
@@ -248,3 +249,30 @@ def test_garbage_input_never_crashes_and_leaves_nothing_sounding(stream, seed):
     session.advance(t + 20.0)
     session.close(t + 20.0)
     assert not session.sounding
+
+
+# --- beats ------------------------------------------------------------------------------------------
+
+def test_with_a_beat_map_the_answer_lands_on_its_tick_lattice_and_knows_the_bar():
+    grid = BeatGrid([0.6 * i for i in range(200)])  # 100 bpm, 4/4: a tick (1/12 beat) is 50 ms
+    performer = MarkovPerformer(CONFIG, 1)
+    performer.set_beats(grid)
+    session = Session(performer)
+    session.hear(phrase(0.0, SCALE, step=0.3, length=0.15))  # 8ths
+    session.advance(10.0)
+    ons = [n for n in session.played if n.velocity > 0]
+    assert len(ons) >= 4
+    ticks = [grid.beat_at(n.time) * 12 for n in ons]
+    assert all(abs(t - round(t)) < 1e-6 for t in ticks)  # free time would put them anywhere
+    assert performer.model.context_state()[5] != Vocab().pos_unknown  # the bar position was known
+
+
+def test_set_beats_none_is_free_time():
+    performer = MarkovPerformer(CONFIG, 1)
+    performer.set_beats(BeatGrid([0.6 * i for i in range(200)]))
+    performer.set_beats(None)
+    session = Session(performer)
+    session.hear(phrase(0.0, SCALE))
+    session.advance(10.0)
+    assert any(n.velocity > 0 for n in session.played)
+    assert performer.model.context_state()[5] == Vocab().pos_unknown

@@ -1,12 +1,14 @@
 """The Markov performer: call and response with a Markov continuator that learns
 the human's phrases during the session (a Pachet-style baseline; no model file).
-Contract: livejam/performers/base.py."""
+Contract: livejam/performers/base.py. Rows are format 2 (livejam.events), counted
+in beats of a BeatMap given by `set_beats` (free time without one)."""
 from __future__ import annotations
 
 import logging
 
 import numpy as np
 
+from livejam.clock import FreeTime
 from livejam.config import PerformerConfig
 from livejam.events import EventCoder, TimedNote, Vocab
 from livejam.markov import MarkovContinuator
@@ -18,10 +20,14 @@ log = logging.getLogger(__name__)
 class MarkovPerformer:
     """Call and response with a Markov continuator learning the human's phrases.
 
-    It learns every valid human note (as event tokens on the human's own timeline).
+    It learns every valid human note (as event rows on the human's own timeline, in
+    beats of the BeatMap given by `set_beats`, free time without one). The chord
+    column of what it hears is N: nothing here reads harmony from the human, so
+    the chord field only ever learns N and the answer plays in no chord.
     When a phrase ends (silence or the CC) it answers for about the phrase's length
     by sampling part 0 from the model, continuing the phrase's context, at the
-    human's pitches (no transposition). Notes are handed out `lookahead_s` ahead of
+    human's pitches (no transposition), on the same beat map (the bar position
+    of each answered event is the coder's). Notes are handed out `lookahead_s` ahead of
     their play time, one pending sampled event at a time. A human note-on during an
     answer yields `Cancel` at once and ends the answer. The machine's own tokens are
     context only: after an answer the model's context is restored to the human's,
@@ -35,6 +41,7 @@ class MarkovPerformer:
         self.rng = np.random.default_rng(seed)
         self.model = MarkovContinuator(self.vocab, self.config.markov_order)
         self.detector = PhraseDetector(self.config.phrase_end_silence_s, self.config.held_key_timeout_s)
+        self.beats = None  # the BeatMap given by set_beats; None: free time from the first note
         self.human_coder: EventCoder | None = None  # started by the first heard note
         self.out: list[TimedNote | Cancel] = []  # decided, not yet polled
         self.sounding: dict[int, float] = {}  # machine pitch -> its note-on time (after what was handed out)
@@ -43,7 +50,7 @@ class MarkovPerformer:
         self.answer_end: float | None = None
         self.answer_coder: EventCoder | None = None
         self.answer_events = 0
-        self.pending: tuple[int, int, int, int] | None = None
+        self.pending: tuple[int, ...] | None = None  # a row (livejam.events.COLUMNS)
         self.pending_time = 0.0
         self.saved_context: tuple | None = None
         self.counters = {"heard": 0, "ignored": 0, "answers": 0, "cancels": 0, "played": 0, "forced_offs": 0,
@@ -64,10 +71,21 @@ class MarkovPerformer:
             self.counters["ignored"] += 1
             return
         if self.human_coder is None:
-            self.human_coder = EventCoder(self.vocab, note.time)
+            self.human_coder = EventCoder(self.vocab, self._beats(note.time), note.time)
         if note.time < self.human_coder.time:  # out-of-order arrival: keep the timeline monotonic
             note = TimedNote(self.human_coder.time, note.part, note.pitch, note.velocity)
         self.model.observe(self.human_coder.encode(note))
+
+    def set_beats(self, beats) -> None:
+        """Count beats on this BeatMap from now on (None: free time). The human's timeline is
+        carried over: the last heard event keeps its time, now counted on the new map."""
+        self.beats = beats
+        if self.human_coder is not None:
+            t = self.human_coder.time
+            self.human_coder.reset(t, self._beats(t))
+
+    def _beats(self, origin: float):
+        return self.beats if self.beats is not None else FreeTime(origin)
 
     def control(self, number: int, value: int, now: float) -> None:
         if number in ALL_OFF_CCS:
@@ -115,13 +133,13 @@ class MarkovPerformer:
         # Leave room for the lookahead, so the first note is never already late.
         start = max(now, self.busy_until) + c.lookahead_s
         self.answer_end = start + length
-        self.answer_coder = EventCoder(self.vocab, start)
+        self.answer_coder = EventCoder(self.vocab, self._beats(start), start)
         self.answer_events = 0
         self.pending = None
         self.saved_context = self.model.context_state()
         # Keys the human still holds are not the machine's to end: its voice starts
         # with nothing sounding (else held keys would fill max_polyphony with offs it must skip).
-        self.model.restore_context((self.saved_context[0], frozenset()))
+        self.model.restore_context(self.model.without_sounding(self.saved_context))
         self.counters["answers"] += 1
         log.debug("phrase %.2f-%.2f s (%d notes): answering %.2f-%.2f s", phrase.start, phrase.end,
                   phrase.note_count, start, self.answer_end)
@@ -137,11 +155,12 @@ class MarkovPerformer:
 
     def _sample_pending(self) -> None:
         c = self.config
+        coder = self.answer_coder
         token = self.model.sample(self.rng, parts=(HUMAN_PART,), pitch_range=(c.pitch_low, c.pitch_high),
-                                  max_polyphony=c.max_polyphony)
-        self.model.push(token)  # the continuation goes on from what the machine plays
-        self.pending = token
-        self.pending_time = self.answer_coder.decode(token).time
+                                  max_polyphony=c.max_polyphony, next_pos=coder.next_pos)
+        self.pending_time = coder.decode(token).time
+        self.pending = token[:6] + (coder.tempo_now(self.pending_time),)
+        self.model.push(self.pending)  # the continuation goes on from what the machine plays
 
     def _advance(self, now: float) -> None:
         """Hand out every machine event due by now + lookahead; end the answer at its end."""
@@ -170,8 +189,8 @@ class MarkovPerformer:
             self.pending = None
             self.answer_events += 1
 
-    def _play(self, token: tuple[int, int, int, int], time: float) -> None:
-        _, _, pitch, vel_bin = token
+    def _play(self, token: tuple[int, ...], time: float) -> None:
+        pitch, vel_bin = token[3], token[4]
         if vel_bin == 0:
             if pitch not in self.sounding:  # ended early (max_note_s) or never started
                 self.counters["skipped_offs"] += 1
