@@ -1,33 +1,23 @@
-"""`livejam bench` on a tiny random model: the report's shape, never its timings."""
+"""`livejam bench` on a tiny random v2 model: the report's shape, never its timings."""
 from __future__ import annotations
 
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")  # only to export the tiny model
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
-
-import export_onnx  # noqa: E402
-from livejam.measure import bench  # noqa: E402
-from livejam.config import from_dict, to_dict  # noqa: E402
-from livejam.engine import open_engine  # noqa: E402
-from livejam.events import TimedNote  # noqa: E402
-from livejam.model import EventTransformer, ModelConfig  # noqa: E402
-from livejam.measure.reply import ReplyPerformer  # noqa: E402
+from livejam.engine import EventSampler, NoteTracker, open_engine
+from livejam.events import COLUMNS, TimedNote
+from livejam.measure import bench, latency
+from livejam.measure.reply import ReplyPerformer
 
 
 @pytest.fixture(scope="module")
-def tiny_model_path(tmp_path_factory) -> Path:
-    cfg = from_dict(ModelConfig, {**to_dict(ModelConfig()), "n_layer": 1, "n_head": 2, "d_model": 32, "d_ff": 64,
-                                  "max_len": 64})
-    torch.manual_seed(0)
-    return export_onnx.export(EventTransformer(cfg).eval(), tmp_path_factory.mktemp("model") / "tiny.onnx",
-                              check=False)
+def tiny_model_path(tiny_model) -> Path:
+    return tiny_model
 
 
 def bench_json(capsys, *argv: str) -> dict:
@@ -63,8 +53,8 @@ def test_bench_json_without_jack(capsys, tiny_model_path):
     assert r["intra_op_threads"] == 1
     assert r["providers"] and all(p.endswith("ExecutionProvider") for p in r["providers"])
     assert r["machine"]["cores"] >= 1 and r["machine"]["cpu"]
-    # max_len 64: every context size is capped at 63 cached events, plus the stream across the boundary
-    assert "63 cached" in r["step"]
+    # max_len 256: 128 cached, 512 and 1024 capped at 255, plus the stream across the boundary
+    assert {"128 cached", "255 cached"} <= set(r["step"]) and len(r["step"]) == 3
     stream = [v for k, v in r["step"].items() if k.startswith("stream")]
     assert len(stream) == 1 and stream[0]["swaps"] >= 1 and stream[0]["swap_steps"]["n"] == stream[0]["swaps"]
     for s in r["step"].values():
@@ -79,6 +69,24 @@ def test_bench_json_without_jack(capsys, tiny_model_path):
     assert [t["verdict"] in ("PASS", "MISS") for t in r["targets"]] == [True, True, False]
     assert r["targets"][2]["verdict"] == "n/a"
     assert all(math.isfinite(x) for x in numbers(r))
+
+
+def test_a_bench_step_samples_whole_v2_rows_on_a_beat_grid(tiny_model_path):
+    """What the step figure times: a full row, every field in range, its bar position from the grid."""
+    engine = open_engine(tiny_model_path)
+    rows = latency.random_rows(engine.vocab, 300, np.random.default_rng(0))
+    assert rows.shape == (300, len(COLUMNS))
+    assert (rows.min(0) >= 0).all() and (rows.max(0) < np.asarray(engine.vocab.field_sizes)).all()
+    assert rows[:, 0].max() < engine.vocab.n_parts  # never a start marker inside the context
+    coder, notes = latency.bench_coder(engine.vocab), NoteTracker(engine.vocab)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        row = latency.sample_row(engine, EventSampler(engine.vocab), latency.BENCH_CONSTRAINTS, notes, rng, coder)
+        assert row[5] == coder.next_pos(int(row[1])) != engine.vocab.pos_unknown
+        assert row[6] == engine.vocab.tempo_bin(120.0)
+        engine.feed(row)
+        notes.observe(row)
+        coder.decode(row)
 
 
 def test_bench_table_prints_targets(capsys, tiny_model_path):

@@ -2,7 +2,8 @@
 
     livejam bench [--model PATH] [--json] [--threads N] [--events N] [--no-jack | --start-jack]
 
-1. step: feed + sample all four fields at 128 / 512 / 1024 cached events and
+1. step: feed + sample every field (part, dt, chord, pitch, vel; the bar
+   position and tempo from a 120 bpm beat grid) at 128 / 512 / 1024 cached events and
    over a stream crossing the context-full boundary (the performer's deferred
    shadow, its idle steps untimed);
 2. scheduler lateness: the real Scheduler thread emitting to a null sink while

@@ -1,16 +1,23 @@
 """`livejam eval`: NLL of the ONNX model on MIDI files or prepared shards, beside the Markov baseline.
 
-Both models score exactly the same events, one sequence (a file, or a song of a
-shard) at a time, in nats:
+Both models score exactly the same events (format 2 rows, livejam.events), one
+sequence (a file, or a song of a shard) at a time, in nats, per event and per
+predicted field (part, dt, chord, pitch, vel):
 - the neural model teacher-forced through the live engine's KV cache: for each
   event, the earlier events have been fed, and field k's log-softmax is read at
-  the true value with the true fields 0..k-1 as the head's condition. A sequence
+  the true value with the event's true known fields as the head's condition
+  (row[COND_COLUMNS], of which head k reads the first COND_COUNTS[k]). A sequence
   longer than the model's context continues the way the daemon does: when the
   context is full it restarts from a start-of-sequence event plus the most
   recent `window - 1` events (livejam.engine.Engine's shadow swap), so every
   window starts with a start marker and no event is scored without context;
 - the Markov continuator online, like a live session: each event is scored,
   then learned; each sequence starts from the fitted counts (or none) again.
+
+A MIDI file is encoded as training encodes it (tools/prepare_data.py): parts by
+livejam.events.assign_parts, and for a POP909 song its annotated beats
+(beat_midi.txt, a BeatGrid) and chords (chord_midi.txt) when they lie beside the
+MIDI file; without them, free time and chord N.
 
 Start markers are context, not predictions: they are never scored.
 Needs onnxruntime + numpy only (no torch).
@@ -27,15 +34,18 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from livejam.clock import BeatGrid
 from livejam.config import DEFAULT_MODEL, model_path as resolve_model
 from livejam.engine import Engine, ModelError, load_model
-from livejam.events import Note, Vocab, notes_to_events, read_midi_tracks
-from livejam.markov import FIELDS, MarkovContinuator
+from livejam.events import COLUMNS, COND_COLUMNS, FIELDS, Vocab, assign_parts, notes_to_events, read_midi_tracks
+from livejam.harmony import ChordTrack
+from livejam.markov import MarkovContinuator
 
 log = logging.getLogger(__name__)
 
-MELODY_TRACKS = {"MELODY", "BRIDGE"}  # POP909's lead tracks (as tools/prepare_data.py)
 MIDI_SUFFIXES = (".mid", ".midi")
+WIDTH = len(COLUMNS)
+BEAT_FILE, CHORD_FILE = "beat_midi.txt", "chord_midi.txt"  # POP909's annotations, beside each song's MIDI file
 
 
 @dataclass
@@ -43,7 +53,9 @@ class Piece:
     """One scored unit (a file, or a song of a shard); its tokens start with a start marker."""
 
     name: str
-    tokens: np.ndarray  # (N, 4) int64
+    tokens: np.ndarray  # (N, 7) int64 rows (COLUMNS)
+    beats: bool = False  # encoded on annotated beats (else free time)
+    chords: bool = False  # with annotated chords (else N)
 
 
 # --- inputs ------------------------------------------------------------------------
@@ -59,23 +71,24 @@ def midi_files(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def assign_parts(tracks: list[tuple[str, list[Note]]]) -> list[Note]:
-    """Melody (MELODY/BRIDGE tracks, else the highest track) -> part 0, the rest -> part 1.
-
-    The first of tools/prepare_data.py's part variants: the one a musician plays
-    (lead = the human's part 0). A single track is all part 0.
-    """
-    if len(tracks) == 1:
-        return [_with_part(n, 0) for n in tracks[0][1]]
-    names = [name.upper() for name, _ in tracks]
-    lead = [i for i, name in enumerate(names) if name in MELODY_TRACKS]
-    if not lead:
-        lead = [max(range(len(tracks)), key=lambda i: np.mean([n.pitch for n in tracks[i][1]]))]
-    return [_with_part(n, 0 if i in lead else 1) for i, (_, notes) in enumerate(tracks) for n in notes]
+def annotations(path: Path) -> tuple[BeatGrid | None, ChordTrack | None]:
+    """The beat grid and chords annotated beside a MIDI file (POP909's layout); None where absent.
+    ValueError (one line) for an annotation file that cannot be read."""
+    beats, chords = path.parent / BEAT_FILE, path.parent / CHORD_FILE
+    return (BeatGrid.from_file(beats) if beats.is_file() else None,
+            ChordTrack.from_file(chords) if chords.is_file() else None)
 
 
-def _with_part(n: Note, part: int) -> Note:
-    return Note(n.start, n.end, n.pitch, n.velocity, part)
+def encode_midi(path: Path, vocab: Vocab) -> Piece:
+    """One file as training encodes it (see the module docstring). ValueError (one line) if unusable."""
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    tracks = read_midi_tracks(path)
+    if not tracks:
+        raise ValueError(f"{path}: no notes")
+    grid, chords = annotations(path)
+    tokens = notes_to_events(assign_parts(tracks), vocab, beats=grid, chords=chords)
+    return Piece(str(path), tokens, beats=grid is not None, chords=chords is not None)
 
 
 def midi_sequences(paths: Iterable[str | Path], vocab: Vocab) -> tuple[list[Piece], list[dict]]:
@@ -83,23 +96,26 @@ def midi_sequences(paths: Iterable[str | Path], vocab: Vocab) -> tuple[list[Piec
     seqs, skipped = [], []
     for path in midi_files(paths):
         try:
-            if not path.is_file():
-                raise ValueError(f"{path}: no such file")
-            tracks = read_midi_tracks(path)
-            if not tracks:
-                raise ValueError(f"{path}: no notes")
+            seqs.append(encode_midi(path, vocab))
         except Exception as e:  # noqa: BLE001 - any unreadable file is one line in the report, never a crash
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             log.info("skipped %s", reason)  # listed in the result too: one line, not two
             skipped.append({"path": str(path), "reason": reason})
-            continue
-        seqs.append(Piece(str(path), notes_to_events(assign_parts(tracks), vocab)))
     return seqs, skipped
 
 
+def as_rows(tokens, name: str = "tokens") -> np.ndarray:
+    """(N, 7) int64 rows; ValueError for anything else (a format-1 shard has 4 columns)."""
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 2 or tokens.shape[1] != WIDTH:
+        raise ValueError(f"{name}: expected (N, {WIDTH}) event rows ({', '.join(COLUMNS)}), got shape "
+                         f"{tokens.shape} (format-1 data? prepare it again with tools/prepare_data.py)")
+    return tokens.astype(np.int64)
+
+
 def token_sequences(tokens: np.ndarray, vocab: Vocab, name: str = "tokens") -> list[Piece]:
-    """Split an (N, 4) token array (e.g. a prepared shard) at its start markers."""
-    tokens = np.asarray(tokens).reshape(-1, 4).astype(np.int64)
+    """Split an (N, 7) row array (e.g. a prepared shard) at its start markers."""
+    tokens = as_rows(tokens, name)
     starts = np.flatnonzero(tokens[:, 0] == vocab.bos_part).tolist()
     if not starts or starts[0] != 0:
         starts = [0] + starts  # a leading run without a marker: the engine's reset supplies one
@@ -139,7 +155,7 @@ def _first_events(piece: Piece, n: int, vocab: Vocab) -> Piece:
     scored = np.flatnonzero(piece.tokens[:, 0] != vocab.bos_part)
     if len(scored) <= n:
         return piece
-    return Piece(piece.name, piece.tokens[: scored[n - 1] + 1])
+    return Piece(piece.name, piece.tokens[: scored[n - 1] + 1], piece.beats, piece.chords)
 
 
 def _check_tokens(piece: Piece, vocab: Vocab) -> None:
@@ -158,8 +174,8 @@ def _log_softmax_at(logits: np.ndarray, index: int) -> float:
 
 
 def model_scores(engine: Engine, tokens: np.ndarray, context: int | None = None) -> tuple[np.ndarray, int]:
-    """Teacher-forced NLL (nats) of each non-marker event of one sequence, shape (M, 4),
-    and how many times the context restarted.
+    """Teacher-forced NLL (nats) of each non-marker event of one sequence, shape (M, 5)
+    (FIELDS), and how many times the context restarted.
 
     context: the most events the model attends over (default: its max_len). When
     it is full, the context restarts as a start marker + the last `window - 1`
@@ -173,8 +189,9 @@ def model_scores(engine: Engine, tokens: np.ndarray, context: int | None = None)
     keep = engine.window - 1
     if not 1 <= keep < context - 1:
         raise ValueError(f"window {engine.window} must be below the context {context}")
-    rows = np.asarray(tokens, np.int64).reshape(-1, 4)
-    out = np.empty((len(rows), 4))
+    rows = as_rows(tokens)
+    conds = rows[:, COND_COLUMNS]  # (N, 5): each event's known fields, as the heads read them
+    out = np.empty((len(rows), len(FIELDS)))
     n = restarts = 0
     engine.reset()  # position 0 holds a start marker
     start = 0  # index of the current sequence's first event after its marker
@@ -184,8 +201,8 @@ def model_scores(engine: Engine, tokens: np.ndarray, context: int | None = None)
                 engine.reset()
             start = i + 1
             continue
-        for k in range(4):
-            out[n, k] = -_log_softmax_at(engine.logits(k, row), int(row[k]))
+        for k in range(len(FIELDS)):
+            out[n, k] = -_log_softmax_at(engine.logits(k, conds[i]), int(row[k]))
         n += 1
         if i + 1 == len(rows):  # the last event's state is never read
             break
@@ -198,12 +215,12 @@ def model_scores(engine: Engine, tokens: np.ndarray, context: int | None = None)
 
 
 def markov_scores(markov: MarkovContinuator, tokens: np.ndarray) -> np.ndarray:
-    """Online NLL (nats) of each non-marker event of one sequence, shape (M, 4) (a fresh session)."""
+    """Online NLL (nats) of each non-marker event of one sequence, shape (M, 5) (a fresh session)."""
     return markov.score(tokens)  # score() works on a fork: each sequence starts from the fitted counts
 
 
 def _summary(scores: np.ndarray) -> dict[str, float]:
-    per_field = scores.mean(axis=0) if len(scores) else np.zeros(4)
+    per_field = scores.mean(axis=0) if len(scores) else np.zeros(len(FIELDS))
     return {"event": float(per_field.sum()), **{f: float(v) for f, v in zip(FIELDS, per_field)}}
 
 
@@ -214,15 +231,15 @@ def evaluate(model_path: str | Path | None, data: Sequence[str | Path] | np.ndar
              return_scores: bool = False) -> dict:
     """Model and Markov NLL on the same events. See the module docstring.
 
-    data: MIDI files/folders, or an (N, 4) token array (split at its start
-    markers), or a list of token arrays (one sequence each). max_events: score
+    data: MIDI files/folders, or an (N, 7) row array (split at its start
+    markers), or a list of row arrays (one sequence each). max_events: score
     only the first N events; order_seed / per_sequence: which ones (see
     `limit_events`). markov_fit: token sequences (or one shard array) the
     Markov model learns before scoring (else it starts empty, like the daemon's
     fallback). context: cap the model's context below its max_len (e.g. at the
     training window); window: events kept when it restarts (default context // 2).
     Raises ModelError for an unusable model file. With `return_scores` the dict
-    also holds the (M, 4) arrays under "scores" (for tests).
+    also holds the (M, 5) arrays under "scores" (for tests).
     """
     t0 = time.perf_counter()
     model = load_model(resolve_model(str(model_path or "")), intra_op_threads=threads)
@@ -249,7 +266,7 @@ def evaluate(model_path: str | Path | None, data: Sequence[str | Path] | np.ndar
         if isinstance(markov_fit, np.ndarray):  # a shard: one sequence per start marker
             fit = [p.tokens for p in token_sequences(markov_fit, vocab)]
         else:
-            fit = [np.asarray(s, np.int64).reshape(-1, 4) for s in markov_fit]
+            fit = [as_rows(s, "markov_fit") for s in markov_fit]
         fit_events = int(sum(len(s) for s in fit))
         t_fit = time.perf_counter()
         markov.fit(fit)
@@ -262,8 +279,8 @@ def evaluate(model_path: str | Path | None, data: Sequence[str | Path] | np.ndar
         baseline.append(markov_scores(markov, s.tokens))
         restarts += n_restarts
         longest = max(longest, len(s.tokens))
-    nn_scores = np.concatenate(neural) if neural else np.zeros((0, 4))
-    mk_scores = np.concatenate(baseline) if baseline else np.zeros((0, 4))
+    nn_scores = np.concatenate(neural) if neural else np.zeros((0, len(FIELDS)))
+    mk_scores = np.concatenate(baseline) if baseline else np.zeros((0, len(FIELDS)))
     if len(nn_scores) != len(mk_scores):  # both skip exactly the start markers
         raise RuntimeError(f"scored {len(nn_scores)} events with the model but {len(mk_scores)} with Markov")
     model_nll, markov_nll = _summary(nn_scores), _summary(mk_scores)
@@ -274,6 +291,8 @@ def evaluate(model_path: str | Path | None, data: Sequence[str | Path] | np.ndar
         "providers": model.providers,
         "source": source,
         "files": files,  # MIDI files read (before --max-events)
+        "annotated": ({"beats": sum(s.beats for s in seqs), "chords": sum(s.chords for s in seqs)}
+                      if source == "midi" else None),  # files encoded on their beats / with chords
         "sequences": len(seqs),
         "events": int(len(nn_scores)),
         "max_events": max_events,
@@ -302,6 +321,10 @@ def evaluate(model_path: str | Path | None, data: Sequence[str | Path] | np.ndar
 def format_result(r: dict) -> str:
     """A few human-readable lines."""
     lines = [f"{r['events']} events in {r['sequences']} sequences ({r['source']}), model {r['model']}"]
+    if r.get("annotated") is not None:
+        a = r["annotated"]
+        lines.append(f"{a['beats']} of {r['sequences']} on annotated beats ({BEAT_FILE}; the rest in free time), "
+                     f"{a['chords']} with annotated chords ({CHORD_FILE}; the rest N)")
     for s in r["skipped"]:
         lines.append(f"skipped {s['reason']}")
     lines.append(f"{'NLL (nats)':<12} {'event':>8} " + " ".join(f"{f:>8}" for f in FIELDS))
@@ -324,7 +347,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("eval", help="NLL of the model on MIDI files, beside the Markov continuator's")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", nargs="+", metavar="PATH", help="MIDI files or folders")
-    src.add_argument("--tokens", metavar="NPY", help="a prepared shard, e.g. data/events/val.tokens.npy")
+    src.add_argument("--tokens", metavar="NPY", help="a prepared shard of (N, 7) rows, e.g. data/events/val.tokens.npy")
     p.add_argument("--model", metavar="PATH", help=f"ONNX model (default {DEFAULT_MODEL})")
     p.add_argument("--max-events", type=int, default=None, metavar="N", help="score only the first N events")
     p.add_argument("--order-seed", type=int, default=None, metavar="S",

@@ -17,9 +17,9 @@ from typing import Iterable
 
 import numpy as np
 
-from livejam.clock import RealClock
+from livejam.clock import BeatGrid, RealClock
 from livejam.engine import Constraints, Engine, EventSampler, NoteTracker
-from livejam.events import TimedNote
+from livejam.events import EventCoder, TimedNote
 from livejam.scheduler import Scheduler
 from livejam.stats import summary_ms
 
@@ -38,17 +38,35 @@ def stats_s(seconds: Iterable[float]) -> dict[str, float]:
     return summary_ms(seconds, 1e3)
 
 
-def random_tokens(vocab, n: int, rng: np.random.Generator) -> np.ndarray:
-    return np.stack([rng.integers(0, vocab.n_parts, n), rng.integers(0, vocab.n_dt, n),
-                     rng.integers(0, vocab.n_pitch, n), rng.integers(0, vocab.n_vel, n)], 1).astype(np.int64)
+def random_rows(vocab, n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, 7) event rows with every column uniform over its vocabulary (playable parts only)."""
+    cols = [rng.integers(0, vocab.n_parts, n)] + [rng.integers(0, size, n) for size in vocab.field_sizes[1:]]
+    return np.stack(cols, 1).astype(np.int64)
+
+
+def bench_coder(vocab) -> EventCoder:
+    """A timeline at 120 bpm in 4/4 (a beat grid, extended without end): the bar position and
+    tempo of each sampled event cost what they cost the performer on a beat clock."""
+    return EventCoder(vocab, BeatGrid([0.5 * i for i in range(9)]), 0.0)
+
+
+def sample_row(engine: Engine, sampler: EventSampler, c: Constraints, notes: NoteTracker,
+               rng: np.random.Generator, coder: EventCoder) -> np.ndarray:
+    """One event as the neural performer samples it: every field, the bar position from the
+    coder once dt is drawn, then its time and tempo (NeuralPerformer._draw). No state change."""
+    row = sampler.sample(engine, c, notes, rng, next_pos=coder.next_pos)
+    row[6] = coder.tempo_now(coder.peek_time(int(row[1])))
+    return row
 
 
 def warm_up(engine: Engine, sampler: EventSampler, c: Constraints, rng: np.random.Generator,
             steps: int = 200) -> None:
     """Run the graphs first: onnxruntime's first runs allocate and are not what a player meets."""
-    notes = NoteTracker(engine.vocab)
+    notes, coder = NoteTracker(engine.vocab), bench_coder(engine.vocab)
     for _ in range(steps):
-        engine.feed(sampler.sample(engine, c, notes, rng))
+        row = sample_row(engine, sampler, c, notes, rng, coder)
+        engine.feed(row)
+        coder.decode(row)
     engine.reset()
 
 
@@ -63,13 +81,13 @@ def bench_at(engine: Engine, sampler: EventSampler, c: Constraints, n_cached: in
 
     Returns (feed + sample stats, feed-only stats)."""
     engine.reset()
-    engine.prefill(random_tokens(engine.vocab, n_cached - 1, rng))
-    notes = NoteTracker(engine.vocab)
+    engine.prefill(random_rows(engine.vocab, n_cached - 1, rng))
+    notes, coder = NoteTracker(engine.vocab), bench_coder(engine.vocab)
     total, feed = [], []
     for _ in range(steps):
         engine.rewind(n_cached)
         t0 = time.perf_counter_ns()
-        tok = sampler.sample(engine, c, notes, rng)
+        tok = sample_row(engine, sampler, c, notes, rng, coder)
         t1 = time.perf_counter_ns()
         engine.feed(tok)
         t2 = time.perf_counter_ns()
@@ -86,15 +104,16 @@ def bench_stream(engine: Engine, sampler: EventSampler, c: Constraints, steps: i
     between steps, as the performer does while it waits for the next event.
     Returns (all steps' stats, the swap steps' stats)."""
     engine.reset()
-    notes = NoteTracker(engine.vocab)
+    notes, coder = NoteTracker(engine.vocab), bench_coder(engine.vocab)
     total, at_swap = [], []
     for _ in range(steps):
         swaps = engine.swaps
         t0 = time.perf_counter_ns()
-        tok = sampler.sample(engine, c, notes, rng)
+        tok = sample_row(engine, sampler, c, notes, rng, coder)
         engine.feed(tok)
         dt = time.perf_counter_ns() - t0
         notes.observe(tok)
+        coder.decode(tok)
         total.append(dt)
         if engine.swaps != swaps:
             at_swap.append(dt)
@@ -154,14 +173,15 @@ class InferenceLoad:
         self._thread = threading.Thread(target=self._run, name="bench-inference", daemon=True)
 
     def _run(self) -> None:
-        engine, notes = self.engine, NoteTracker(self.engine.vocab)
+        engine, notes, coder = self.engine, NoteTracker(self.engine.vocab), bench_coder(self.engine.vocab)
         engine.reset()
         t0 = time.perf_counter()
         try:
             while not self._stop.is_set():
-                tok = self.sampler.sample(engine, self.c, notes, self.rng)
+                tok = sample_row(engine, self.sampler, self.c, notes, self.rng, coder)
                 engine.feed(tok)
                 notes.observe(tok)
+                coder.decode(tok)
                 self.steps += 1
         except BaseException as e:  # surfaced by __exit__: a dead load would make the figure a lie
             self.error = e

@@ -3,8 +3,9 @@
     python -m livejam.measure.reply --model PATH [--client NAME] [--threads N]
 
 runs the live daemon (real ports, queue, performer thread, scheduler, ledger)
-with `ReplyPerformer`: on each heard note-on or note-off it feeds the note,
-samples one event (all four fields) and emits a reply note now; the reply is
+with `ReplyPerformer`: on each heard note-on or note-off it reads the chord it
+hears under the note (the chord head, as the neural performer does), feeds the
+note, samples one event (every field) and emits a reply note now; the reply is
 fed to the model (it hears what it played) only after it was handed out, in
 `next_wakeup`, so that step is not on the reply's path. A
 note-on is answered by a note-on at the sampled pitch, the matching note-off
@@ -27,6 +28,7 @@ from collections import deque
 
 import numpy as np
 
+from livejam.clock import FreeTime
 from livejam.engine import Constraints, Engine, EventSampler, NoteTracker
 from livejam.events import EventCoder, TimedNote
 from livejam.stats import summary_ms
@@ -46,7 +48,8 @@ class ReplyPerformer:
         self.sampler = EventSampler(self.vocab)
         self.tracker = NoteTracker(self.vocab)
         self.rng = np.random.default_rng(seed)
-        self.coder: EventCoder | None = None
+        self.coder: EventCoder | None = None  # free time: the benchmark sends no clock
+        self.chord = 0  # the chord the model hears now (what the replies are fed with)
         self.replies: dict[int, int] = {}  # heard pitch -> the reply pitch sounding for it
         self._out: list[TimedNote] = []
         self._unfed: list[TimedNote] = []  # replies handed out, not yet fed to the model
@@ -67,15 +70,18 @@ class ReplyPerformer:
             return
         self._feed_replies()  # the context keeps the order things happened in
         if self.coder is None:
-            self.coder = EventCoder(self.vocab, note.time)
+            self.coder = EventCoder(self.vocab, FreeTime(note.time), note.time)
         coder = self.coder
-        self._feed(coder.encode(TimedNote(max(note.time, coder.time), HUMAN_PART, note.pitch, note.velocity)))
-        token = self.sampler.sample(self.engine, self.constraints, self.tracker, self.rng)
+        row = np.asarray(coder.encode(TimedNote(max(note.time, coder.time), HUMAN_PART, note.pitch, note.velocity)),
+                         np.int64)
+        self.chord = row[2] = int(np.argmax(self.engine.logits(2, (row[0], row[1], row[5]))))  # heard harmony
+        self._feed(row)
+        token = self.sampler.sample(self.engine, self.constraints, self.tracker, self.rng, next_pos=coder.next_pos)
         if note.velocity > 0:
             if note.pitch in self.replies:
                 return  # already answered this key (a repeated note-on): nothing new to say
-            pitch = self._free_pitch(int(token[2]))
-            reply = TimedNote(now, MACHINE_PART, pitch, max(1, self.vocab.velocity(int(token[3])) or 64))
+            pitch = self._free_pitch(int(token[3]))
+            reply = TimedNote(now, MACHINE_PART, pitch, max(1, self.vocab.velocity(int(token[4])) or 64))
             self.replies[note.pitch] = pitch
         else:
             pitch = self.replies.pop(note.pitch, None)
@@ -90,7 +96,8 @@ class ReplyPerformer:
     def _feed_replies(self) -> None:
         coder = self.coder
         for reply in self._unfed:
-            self._feed(coder.encode(TimedNote(max(reply.time, coder.time), reply.part, reply.pitch, reply.velocity)))
+            self._feed(coder.encode(TimedNote(max(reply.time, coder.time), reply.part, reply.pitch, reply.velocity),
+                                    self.chord))
         self._unfed.clear()
 
     def _free_pitch(self, sampled: int) -> int:
