@@ -3,13 +3,26 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: setup jack run test quick-model
-setup: $(VENV)/.installed
+.PHONY: setup setup-dev python jack run test quick-model
+# `make run` installs what playing needs (numpy, mido, python-rtmidi, onnxruntime: ~1 min the first
+# time); `make test` and the training tools add torch, onnx, pytest and the rest (~2-3 min more).
+setup: $(VENV)/.installed-run
+setup-dev: $(VENV)/.installed-dev
 
-$(VENV)/.installed: pyproject.toml
+python:
+	@python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || { \
+	  echo "livejam needs Python 3.11 or newer; python3 here is $$(python3 --version 2>&1)"; exit 1; }
+
+$(VENV)/.installed-run: pyproject.toml | python
+	@echo "setting up $(VENV): livejam and what playing needs (first time: about a minute)"
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[train,dev]'
+	$(PY) -m pip install --progress-bar on -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed-run
+	@echo "adding the test and training dependencies (torch CPU, onnx, pytest, ...: a few minutes the first time)"
+	$(PY) -m pip install --progress-bar on -e '.[train,dev]'
 	touch $@
 
 # Debian jackd2 (jackd, jack_wait): the MIDI transport on machines without an ALSA sequencer.
@@ -30,14 +43,15 @@ run: setup jack
 	$(PY) -m livejam.cli run $(ARGS)
 
 # The tests start and stop their own named JACK server (tests/conftest.py).
-test: setup jack
+test: setup-dev jack
 	$(PY) -m pytest -q
 
 # Retrain a small model end to end on CPU in a few minutes (40 POP909 songs, configs/quick.toml):
 # data (format 2: beats and chords) -> training (runs/quick: checkpoint + loss.png) -> ONNX with a
 # torch-vs-onnxruntime parity check (runs/quick/model.onnx). POP909 from --pop909 or $LIVEJAM_DATA.
 QUICK_SONGS ?= 40
-quick-model: setup
+quick-model: setup-dev
 	$(PY) -m tools.prepare_data --limit $(QUICK_SONGS) --out data/quick
 	$(PY) -m tools.train --config configs/quick.toml
 	$(PY) -m tools.export_onnx --checkpoint runs/quick/ckpt.pt --out runs/quick/model.onnx
+	$(PY) -m livejam.cli eval --model runs/quick/model.onnx --tokens data/quick/val.tokens.npy --max-events 5000
