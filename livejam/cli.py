@@ -91,11 +91,12 @@ def _toml_str(value: str) -> str:
 
 
 def _performer(args: argparse.Namespace, config: DaemonConfig):
-    """Build (and warm up) the performer before any port opens. An unusable model is an
-    error only when --performer neural was asked for; otherwise the Markov continuator plays."""
+    """Build (and warm up) the performer before any port opens. An unusable model is an error
+    when the user asked for it (--performer neural, or a model file by name); the shipped model's
+    absence or damage is a warning, and the Markov continuator plays."""
     from livejam.daemon import build_performer
 
-    return build_performer(config, strict=args.performer == "neural")
+    return build_performer(config, strict=args.performer == "neural" or bool(config.neural.model))
 
 
 # --- ports -------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 
 import mido
+import pytest
 
 from livejam.cli import main
 from livejam.config import DaemonConfig, load
@@ -100,3 +101,17 @@ def test_simulate_command_writes_two_tracks_on_the_input_timeline(tmp_path, caps
                 "--seed", "1"])
     assert rc2 == 0
     assert main(["simulate", "--human", str(src), "--human-track", "NOPE", "--out", str(out)]) == 2
+
+
+def test_a_damaged_shipped_model_falls_back_to_markov_with_a_warning(tmp_path, monkeypatch, caplog):
+    from livejam import daemon
+    from livejam.engine.session import ModelError
+    from livejam.performers.markov import MarkovPerformer
+
+    bad = tmp_path / "shipped.onnx"
+    bad.write_bytes(b"\x08\x07not a model")
+    monkeypatch.setattr(daemon, "model_path", lambda configured: bad)
+    assert isinstance(build_performer(DaemonConfig(), strict=False), MarkovPerformer)
+    assert "falling back to the Markov continuator" in caplog.text
+    with pytest.raises(ModelError):
+        build_performer(DaemonConfig(), strict=True)
