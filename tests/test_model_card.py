@@ -1,4 +1,5 @@
-"""tools/model_card.py on a tiny checkpoint and a tiny prepared data folder."""
+"""tools/model_card.py on a tiny v2 model, a checkpoint laid out as tools/train.py writes it and a tiny
+prepared data folder (format 2 rows)."""
 import json
 import sys
 from pathlib import Path
@@ -6,35 +7,34 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip("torch")  # the card reads the checkpoint with torch
 pytest.importorskip("onnxruntime")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 
-import export_onnx  # noqa: E402
 import model_card  # noqa: E402
-from livejam.config import from_dict, to_dict  # noqa: E402
-from livejam.events import Vocab  # noqa: E402
-from livejam.model import EventTransformer, ModelConfig  # noqa: E402
-
-TINY = dict(n_layer=1, n_head=2, d_model=32, d_ff=64, max_len=64)
+from livejam.engine import load_model  # noqa: E402
+from livejam.events import FIELDS, FORMAT_VERSION, Vocab  # noqa: E402
 
 
 def _shard(rng, songs: int, length: int) -> np.ndarray:
     v = Vocab()
     rows = []
     for _ in range(songs):
-        ev = np.stack([rng.integers(0, 2, length), rng.integers(0, 20, length), rng.integers(50, 70, length),
-                       rng.integers(0, 10, length)], 1)
-        rows += [np.array([[v.bos_part, 0, 0, 0]]), ev]
+        ev = np.stack([rng.integers(0, 2, length), rng.integers(0, 20, length), rng.integers(0, 30, length),
+                       rng.integers(50, 70, length), rng.integers(0, 10, length), rng.integers(0, 48, length),
+                       np.full(length, 12)], 1)
+        rows += [np.array([v.bos_row(12)]), ev]
     return np.concatenate(rows).astype(np.uint8)
 
 
-def test_card_from_checkpoint(tmp_path):
+def test_card_from_checkpoint(tmp_path, tiny_model):
     rng = np.random.default_rng(0)
     data = tmp_path / "events"
     data.mkdir()
-    meta = {"sources": ["test"], "skipped": [],
+    meta = {"format_version": FORMAT_VERSION, "sources": ["test"], "skipped": [],
+            "split": {"seed": 0, "val_frac": 0.1, "free_frac": 0.1}, "beat_annotated_songs": 4,
+            "free_time_copies": ["a"],
             "train": {"events": 0, "sequences": 3, "songs": ["a", "b", "c"]},
             "val": {"events": 0, "sequences": 2, "songs": ["d"]}}
     for split, songs in (("train", 3), ("val", 2)):
@@ -42,26 +42,30 @@ def test_card_from_checkpoint(tmp_path):
         np.save(data / f"{split}.tokens.npy", tokens)
         meta[split]["events"] = len(tokens)
     (data / "meta.json").write_text(json.dumps(meta))
-    cfg = from_dict(ModelConfig, {**to_dict(ModelConfig()), **TINY})
-    model = EventTransformer(cfg).eval()
-    history = [{"step": 25, "train": 9.0}, {"step": 50, "val": {"nll": 8.5, "part": 0.5, "dt": 3, "pitch": 3,
-                                                                  "vel": 2}}]
+    history = [{"step": 25, "train": 9.0},
+               {"step": 50, "val": {"nll": 8.5, "part": 0.5, "dt": 2, "chord": 1, "pitch": 3, "vel": 2}}]
     ckpt = tmp_path / "ckpt.pt"
-    torch.save({"model": model.state_dict(), "model_config": to_dict(cfg), "train_config": {"max_steps": 50},
-                "history": history, "step": 50, "wall_seconds": 12.5, "parameters": 1234,
-                "data_meta": {k: meta[k] for k in ("train", "val", "sources")}}, ckpt)
-    onnx_path = tmp_path / "m.onnx"
-    assert export_onnx.main(["--checkpoint", str(ckpt), "--out", str(onnx_path), "--no-check"]) == 0
+    config = load_model(tiny_model).info.config  # the checkpoint the tiny model came from
+    torch.save({"model": {"w": torch.zeros(2)}, "optimizer": {}, "model_config": config,
+                "train_config": {"max_steps": 50}, "history": history, "step": 50, "wall_seconds": 12.5,
+                "parameters": 1234, "format_version": FORMAT_VERSION,
+                "data_meta": {k: meta[k] for k in ("train", "val", "sources")}}, ckpt)  # as tools/train.py
     out = tmp_path / "card.json"
-    assert model_card.main(["--checkpoint", str(ckpt), "--model", str(onnx_path), "--out", str(out),
+    assert model_card.main(["--checkpoint", str(ckpt), "--model", str(tiny_model), "--out", str(out),
                             "--data", str(data), "--max-events", "100", "--markov-fit-events", "200",
                             "--bench-steps", "10"]) == 0
     card = json.loads(out.read_text())
     v = card["validation"]
     assert v["events"] == 100 and v["markov_fitted"]["events"] == 100 and v["order_seed"] == 0
-    assert v["model_nll"]["event"] == pytest.approx(sum(v["model_nll"][f] for f in ("part", "dt", "pitch", "vel")))
+    for nll in (v["model_nll"], v["markov_nll"], v["markov_fitted"]["nll"]):
+        assert set(nll) == {"event", *FIELDS}  # chord included
+        assert nll["event"] == pytest.approx(sum(nll[f] for f in FIELDS))
+    assert card["format_version"] == FORMAT_VERSION and card["data"]["format_version"] == FORMAT_VERSION
     assert card["training"]["steps"] == 50 and card["training"]["val_history"][0]["nll"] == 8.5
     assert card["data"]["val"]["songs"] == 1 and "hash" in card["data"]["split"]
+    assert "4 songs on their annotated beats" in card["data"]["time"]
     assert card["latency"]["at_cached_events"] and card["machine"]["cores"] >= 1
     assert set(card["commands"]) >= {"training", "export", "validation", "latency", "card"}
-    assert "Validation NLL" in out.with_suffix(".md").read_text()
+    assert card["commands"]["training"].startswith("python -m tools.train max_steps=50")
+    page = out.with_suffix(".md").read_text()
+    assert "Validation NLL" in page and "| event | part | dt | chord | pitch | vel |" in page

@@ -1,16 +1,18 @@
 """Write the model card (JSON + a short Markdown page) of an exported model.
 
-    python tools/model_card.py --checkpoint runs/main/ckpt.pt --model models/livejam-small.onnx \\
+    python -m tools.model_card --checkpoint runs/main/ckpt.pt --model models/livejam-small.onnx \\
         --out models/livejam-small.json [--max-events 20000]
 
-Every number comes from a command recorded in the card ("commands"):
+(`python tools/model_card.py ...` works too.) Every number comes from a command
+recorded in the card ("commands"):
 - parameters, model config, data and training history: from the checkpoint
   tools/train.py wrote (and data/events/meta.json from tools/prepare_data.py);
-- validation NLL per event and per field of the ONNX model and of the Markov
-  continuator on the same first N events of data/events/val.tokens.npy
-  (livejam/measure/evaluate.py: the model teacher-forced through the KV cache, Markov
-  online like a live session; also Markov fitted on training events first);
-- per-event step latency (feed + sample of 4 fields) on one CPU thread:
+- validation NLL per event and per field (part, dt, chord, pitch, vel; format 2)
+  of the ONNX model and of the Markov continuator on the same N events of
+  data/events/val.tokens.npy (livejam/measure/evaluate.py: the model
+  teacher-forced through the KV cache, Markov online like a live session; also
+  Markov fitted on training events first);
+- per-event step latency (feed + sample every field) on one CPU thread:
   `livejam bench --sections step --json`, run as a subprocess (its own process, so the
   card measures what a user's command would);
 - the machine: CPU model and cores from /proc/cpuinfo, and the load while
@@ -36,9 +38,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from livejam.measure import evaluate as ev  # noqa: E402
 from livejam.engine import ModelError, load_model  # noqa: E402
-from livejam.markov import FIELDS, MarkovContinuator  # noqa: E402
+from livejam.events import FIELDS, FORMAT_VERSION  # noqa: E402
+from livejam.markov import MarkovContinuator  # noqa: E402
+from livejam.measure import evaluate as ev  # noqa: E402
 
 log = logging.getLogger("model_card")
 
@@ -88,10 +91,16 @@ def data_section(meta: dict, data_dir: Path) -> dict:
         m = meta.get(split) or full.get(split) or {}
         out[split] = {"songs": len(m.get("songs", [])), "sequences": m.get("sequences"), "events": m.get("events")}
     n_songs = out["train"]["songs"] + out["val"]["songs"]
-    out["split"] = ("by song, hash-based: a song goes to val when sha256(f'{seed}:{song_id}') as a fraction "
-                    f"< val_frac (tools/prepare_data.py, defaults seed 0, val_frac 0.1); here "
+    split = full.get("split", {})
+    seed, val_frac, free_frac = split.get("seed", 0), split.get("val_frac", 0.1), split.get("free_frac", 0.1)
+    out["split"] = (f"by song, hash-based: a song goes to val when sha256(f'{{seed}}:{{song_id}}') as a fraction "
+                    f"< val_frac (tools/prepare_data.py; here seed {seed}, val_frac {val_frac}): "
                     f"{out['val']['songs']}/{n_songs} songs in val. Each song is written as several sequences "
                     "(melody->part 0 + accompaniment->part 1, the swap, everything as part 0)")
+    out["time"] = (f"{full.get('beat_annotated_songs', '?')} songs on their annotated beats (beat_midi.txt) with "
+                   f"their chords (chord_midi.txt); {len(full.get('free_time_copies', []))} of them "
+                   f"(free_frac {free_frac}) also as a free-time copy; songs without a beat file in free time")
+    out["format_version"] = full.get("format_version")
     out["skipped_files"] = len(full.get("skipped", []))
     return out
 
@@ -113,11 +122,17 @@ def training_section(ckpt: dict) -> dict:
 
 
 def train_overrides(used: dict) -> list[str]:
-    """key=value for each training setting that differs from tools/train.py's defaults."""
-    sys.path.insert(0, str(ROOT / "tools"))
-    from train import TrainConfig  # torch is already loaded for the checkpoint
-
+    """key=value for each training setting that differs from tools/train.py's defaults
+    (every setting, with a warning, if tools/train.py cannot be imported here)."""
     from livejam.config import to_dict
+
+    try:
+        from tools.train import TrainConfig  # torch is already loaded for the checkpoint
+        default_config = to_dict(TrainConfig())
+    except Exception as e:  # noqa: BLE001 - the card still records what was used
+        log.warning("tools/train.py not importable (%s: %s): the card lists every training setting",
+                    type(e).__name__, e)
+        default_config = {}
 
     def flat(d: dict, prefix: str = "") -> dict:
         out = {}
@@ -125,7 +140,7 @@ def train_overrides(used: dict) -> list[str]:
             out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
         return out
 
-    default, used = flat(to_dict(TrainConfig())), flat(used)
+    default, used = flat(default_config), flat(used)
     return [f"{k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in sorted(used.items())
             if default.get(k) != v]
 
@@ -164,7 +179,8 @@ def latency_section(result: dict | None) -> dict | None:
     stream = next(v for k, v in steps.items() if k.startswith("stream"))
     m = result["machine"]
     return {
-        "what": "feed one event + sample every field (livejam bench --sections step), one intra-op thread",
+        "what": "feed one event + sample every field, its bar position from a 120 bpm beat grid "
+                "(livejam bench --sections step), one intra-op thread",
         "providers": result["providers"], "intra_op_threads": result["intra_op_threads"],
         "at_cached_events": at,
         "stream": {k: round(stream[k], 3) for k in keep},
@@ -194,9 +210,10 @@ def markdown(card: dict) -> str:
         lines += [f"| {k} | {s['median_ms']:.3f} | {s['p99_ms']:.3f} |" for k, s in lat["at_cached_events"].items()]
         lines += ["", f"Load average while measuring: {lat['load_avg_1min']} on {card['machine']['cores']} cores.", ""]
     d = card["data"]
-    lines += ["## Data", "", f"Sources: {', '.join(d['sources'] or [])}. Train: {d['train']['songs']} songs, "
+    lines += ["## Data", "", f"Format {d.get('format_version')} events (beats and chords). "
+              f"Sources: {', '.join(d['sources'] or [])}. Train: {d['train']['songs']} songs, "
               f"{d['train']['events']} events; val: {d['val']['songs']} songs, {d['val']['events']} events. "
-              f"Split {d['split']}.", "", "## Machine", "",
+              f"Split {d['split']}. Time: {d['time']}.", "", "## Machine", "",
               f"{card['machine']['cpu']}, {card['machine']['cores']} cores.", "", "## Commands", ""]
     lines += [f"- {k}: `{c}`" for k, c in card["commands"].items()]
     return "\n".join(lines) + "\n"
@@ -229,13 +246,13 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, KeyError, ValueError, ModelError) as e:
         p.exit(2, f"model_card: {str(e).splitlines()[0]}\n")
     ck, mp, vp, tp = rel(ckpt_path), rel(model_path), rel(val_path), rel(data_dir / "train.tokens.npy")
-    here = f"python tools/model_card.py --checkpoint {ck} --model {mp} --out {rel(out)}"
+    here = f"python -m tools.model_card --checkpoint {ck} --model {mp} --out {rel(out)}"
     ctx = f" --order-seed {args.order_seed}" + (f" --context {args.context}" if args.context else "")
     commands = {
-        "data": "python tools/prepare_data.py",
-        "training": "python tools/train.py " + " ".join(train_overrides(ckpt.get("train_config", {})))
+        "data": "python -m tools.prepare_data",
+        "training": "python -m tools.train " + " ".join(train_overrides(ckpt.get("train_config", {})))
                     + "  (then --resume across sessions)",
-        "export": f"python tools/export_onnx.py --checkpoint {ck} --out {mp}",
+        "export": f"python -m tools.export_onnx --checkpoint {ck} --out {mp}",
         "validation": f"livejam eval --tokens {vp} --model {mp} --max-events {args.max_events}{ctx} --json",
         "card": here + f" --max-events {args.max_events} --order-seed {args.order_seed}",
     }
@@ -255,8 +272,11 @@ def main(argv: list[str] | None = None) -> int:
         log.info("measuring the step latency (livejam bench --sections step)")
         raw, commands["latency"] = bench(model_path, args.bench_steps)
         latency = latency_section(raw)
+    if ckpt.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
+        log.warning("the checkpoint is format %s, this runtime format %s", ckpt.get("format_version"), FORMAT_VERSION)
     card = {
         "name": model_path.stem,
+        "format_version": FORMAT_VERSION,  # the ONNX file loaded above, which the engine checks
         "file": model_path.name,
         "sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
         "bytes": model_path.stat().st_size,
