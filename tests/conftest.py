@@ -55,18 +55,3 @@ def tiny_model(tmp_path_factory) -> Path:
     with torch.no_grad():
         model.heads[1].out.bias.copy_(-0.05 * torch.arange(cfg.vocab.n_dt, dtype=torch.float32))
     return export(model, tmp_path_factory.mktemp("model") / "tiny.onnx", check=False)
-
-
-TINY_V2 = Path("/work/spec/tiny-v2.onnx")
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    """Path of a tiny random format-2 model (2 layers, d=32, max_len 256).
-
-    For now a copy of the training engineer's export; to become an export made here."""
-    import shutil
-
-    if not TINY_V2.is_file():
-        pytest.fail(f"{TINY_V2} is missing: the tiny v2 model the runtime tests run on")
-    return Path(shutil.copy(TINY_V2, tmp_path_factory.mktemp("tiny") / "tiny-v2.onnx"))

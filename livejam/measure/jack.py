@@ -182,7 +182,23 @@ def _port(ports: list[str], wanted: str) -> int:
     raise RuntimeError(f"no JACK MIDI port {wanted!r}; have {ports}")
 
 
-def round_trips(in_port: str, out_port: str, n: int, gap: float = 0.003, timeout: float = 1.0) -> list[float]:
+def _until_answered(out, got: threading.Event, limit_s: float) -> None:
+    """Send probe notes until one comes back (a loaded machine may take seconds to wire up a
+    new JACK connection and start the process at the other end); a path that never answers
+    shows as missing round trips, not as a hang."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        got.clear()
+        out.send_message([0x90, 30, 1])
+        answered = got.wait(0.5)
+        out.send_message([0x80, 30, 0])
+        if answered:
+            time.sleep(0.2)  # the probe's note-off reply passes before the measured notes
+            return
+
+
+def round_trips(in_port: str, out_port: str, n: int, gap: float = 0.003, timeout: float = 5.0,
+                settle_s: float = 30.0) -> list[float]:
     """Send n messages (note-on/off pairs) into `in_port`; seconds until the first message back on `out_port`.
 
     The arrival is timestamped in rtmidi's callback, and the sender waits on an
@@ -205,7 +221,7 @@ def round_trips(in_port: str, out_port: str, n: int, gap: float = 0.003, timeout
         inp.set_callback(on_message)
         inp.open_port(_port(inp.get_ports(), out_port))
         out.open_port(_port(out.get_ports(), in_port))
-        time.sleep(0.3)  # JACK connections settle
+        _until_answered(out, got, settle_s)  # connections made: wait until the path really answers
         rtts = []
         for i in range(n):
             pitch = 40 + (i // 2) % 40
