@@ -331,6 +331,7 @@ def _loop(cfg, model, train_model, opt, scaler, amp, amp_dtype, ddp, master, rng
           history, step, t_start, bar, checkpoint):
     """The optimisation steps until max_steps or max_minutes; returns (step, elapsed seconds)."""
     elapsed = time.time() - t_start
+    t_session, first_step = time.time(), step
     while step < cfg.max_steps:
         if cfg.max_minutes and (time.time() - t_start) / 60 >= cfg.max_minutes:
             log.info("time limit reached at step %d", step)
@@ -366,8 +367,10 @@ def _loop(cfg, model, train_model, opt, scaler, amp, amp_dtype, ddp, master, rng
         if step % cfg.ckpt_interval == 0:
             checkpoint(at=(step, elapsed))
         bar.update(1)
-        if master and cfg.max_minutes:  # tqdm's ETA counts steps; a time budget may end the run first
+        if master and cfg.max_minutes:  # tqdm's ETA counts steps: aim it at the step the time budget ends on
             left = max(0.0, cfg.max_minutes * 60 - elapsed)
+            per_step = (time.time() - t_session) / max(1, step - first_step)
+            bar.total = min(cfg.max_steps, step + int(left / per_step))
             bar.set_postfix_str(f"loss {loss.item():.3f}, time limit in {left / 60:.0f} min", refresh=False)
     return step, elapsed
 
