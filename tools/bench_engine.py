@@ -9,7 +9,7 @@
 Starts its own named JACK server (dummy driver, -S, -p 64) and stops it by PID.
 The measuring code is livejam/transport.py and livejam/latency.py (shared with
 `livejam bench`, which also measures the model's step and a reply path).
-Timing lives here, never in the tests.  Usage: .venv/bin/python tools/bench_engine.py [--n 500]
+Timing lives here, never in the tests.  Usage: .venv/bin/python -m tools.bench_engine [--n 500]
 """
 from __future__ import annotations
 
@@ -17,14 +17,10 @@ import argparse
 import os
 import sys
 import threading
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from livejam import latency, transport  # noqa: E402
-from livejam.config import DaemonConfig  # noqa: E402
-from livejam.scheduler import lateness_stats  # noqa: E402
+from livejam import latency, transport
+from livejam.config import DaemonConfig
+from livejam.scheduler import lateness_stats
 
 
 def fmt(name: str, s: dict) -> str:

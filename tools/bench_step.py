@@ -1,7 +1,7 @@
 """Per-event step latency of the engine: feed one event + sample all four fields.
 
-    python tools/bench_step.py --model models/NAME.onnx
-    python tools/bench_step.py --random            # an untrained default-config model (needs torch)
+    python -m tools.bench_step --model models/NAME.onnx
+    python -m tools.bench_step --random            # an untrained default-config model (needs torch)
 
 Reports median / p99 / p99.9 / max at 128, 512 and 1024 cached events (the
 last capped at max_len - 1) and over a stream that crosses the context-full
@@ -15,17 +15,14 @@ import argparse
 import json
 import logging
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from livejam.engine import Engine, EventSampler, ModelError, load_model  # noqa: E402
+from livejam.engine import Engine, EventSampler, ModelError, load_model
 # the measuring core is shared with `livejam bench`
-from livejam.latency import BENCH_CONSTRAINTS, bench_at, bench_stream, warm_up  # noqa: E402
+from livejam.latency import BENCH_CONSTRAINTS, bench_at, bench_stream, warm_up
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = None
     path = args.model
     if args.random:
-        import export_onnx  # torch: only for the random model
+        from tools import export_onnx  # torch: only for the random model
 
         tmp = tempfile.TemporaryDirectory()
         path = export_onnx.export(export_onnx.EventTransformer(export_onnx.ModelConfig()).eval(),
@@ -89,5 +86,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     raise SystemExit(main())

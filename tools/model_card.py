@@ -1,6 +1,6 @@
 """Write the model card (JSON + a short Markdown page) of an exported model.
 
-    python tools/model_card.py --checkpoint runs/main/ckpt.pt --model models/livejam-small.onnx \\
+    python -m tools.model_card --checkpoint runs/main/ckpt.pt --model models/livejam-small.onnx \\
         --out models/livejam-small.json [--max-events 20000]
 
 Every number comes from a command recorded in the card ("commands"):
@@ -34,11 +34,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from livejam import evaluate as ev  # noqa: E402
-from livejam.engine import ModelError, load_model  # noqa: E402
-from livejam.markov import FIELDS, MarkovContinuator  # noqa: E402
+from livejam import evaluate as ev
+from livejam.engine import ModelError, load_model
+from livejam.markov import FIELDS, MarkovContinuator
 
 log = logging.getLogger("model_card")
 
@@ -114,8 +113,7 @@ def training_section(ckpt: dict) -> dict:
 
 def train_overrides(used: dict) -> list[str]:
     """key=value for each training setting that differs from tools/train.py's defaults."""
-    sys.path.insert(0, str(ROOT / "tools"))
-    from train import TrainConfig  # torch is already loaded for the checkpoint
+    from tools.train import TrainConfig  # torch is already loaded for the checkpoint
 
     from livejam.config import to_dict
 
@@ -144,9 +142,9 @@ def markov_fitted(tokens: np.ndarray, vocab, select: dict, fit_path: Path, fit_e
 
 
 def bench(model: Path, steps: int) -> tuple[dict | None, str]:
-    cmd = [sys.executable, str(ROOT / "tools" / "bench_step.py"), "--model", str(model), "--json",
+    cmd = [sys.executable, "-m", "tools.bench_step", "--model", str(model), "--json",
            "--threads", "1", "--steps", str(steps)]
-    text = " ".join(shlex.quote(c) for c in ["python", "tools/bench_step.py", "--model", rel(model), *cmd[4:]])
+    text = " ".join(shlex.quote(c) for c in ["python", "-m", "tools.bench_step", "--model", rel(model), *cmd[5:]])
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         log.warning("bench_step failed (%d): %s", proc.returncode, proc.stderr.strip().splitlines()[-1:])
@@ -226,13 +224,13 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, KeyError, ValueError, ModelError) as e:
         p.exit(2, f"model_card: {str(e).splitlines()[0]}\n")
     ck, mp, vp, tp = rel(ckpt_path), rel(model_path), rel(val_path), rel(data_dir / "train.tokens.npy")
-    here = f"python tools/model_card.py --checkpoint {ck} --model {mp} --out {rel(out)}"
+    here = f"python -m tools.model_card --checkpoint {ck} --model {mp} --out {rel(out)}"
     ctx = f" --order-seed {args.order_seed}" + (f" --context {args.context}" if args.context else "")
     commands = {
-        "data": "python tools/prepare_data.py",
-        "training": "python tools/train.py " + " ".join(train_overrides(ckpt.get("train_config", {})))
+        "data": "python -m tools.prepare_data",
+        "training": "python -m tools.train " + " ".join(train_overrides(ckpt.get("train_config", {})))
                     + "  (then --resume across sessions)",
-        "export": f"python tools/export_onnx.py --checkpoint {ck} --out {mp}",
+        "export": f"python -m tools.export_onnx --checkpoint {ck} --out {mp}",
         "validation": f"livejam eval --tokens {vp} --model {mp} --max-events {args.max_events}{ctx} --json",
         "card": here + f" --max-events {args.max_events} --order-seed {args.order_seed}",
     }
