@@ -168,17 +168,18 @@ ARCH_KEYS = ("n_layer", "n_head", "d_model", "d_ff", "max_len")
 
 
 def read_start_model(path: str) -> tuple[dict, dict | None]:
-    """The model config (a dict) and, for a checkpoint, the weights of the model to fine-tune.
-
-    An ONNX file gives its architecture only (livejam.config metadata): its weights start fresh."""
+    """The model config (a dict) and the weights of the model to fine-tune: a checkpoint's, or
+    those of a livejam ONNX file (tools/onnx_weights.py: the shipped model itself will do)."""
     if path.endswith(".onnx"):
         import onnx
+
+        from tools.onnx_weights import state_dict_from_onnx
 
         proto = onnx.load(path)
         meta = {p.key: p.value for p in proto.metadata_props}
         if "livejam.config" not in meta:
             raise ConfigError(f"{path}: not a livejam model (no livejam.config metadata)")
-        return json.loads(meta["livejam.config"]), None
+        return json.loads(meta["livejam.config"]), state_dict_from_onnx(path)
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     return ckpt["model_config" if "model_config" in ckpt else "config"], ckpt["model"]
 
