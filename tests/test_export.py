@@ -73,3 +73,16 @@ def test_cli_random(tmp_path):
     assert export_onnx.main(args) == 0
     with pytest.raises(SystemExit):
         export_onnx.main(["--random", "--out", str(out), "bogus_key=1"])
+
+
+def test_weights_come_back_from_the_onnx_file(tmp_path):
+    """tools/onnx_weights (train --init X.onnx) rebuilds every tensor of a format-2 file exactly."""
+    from tools.onnx_weights import state_dict_from_onnx
+
+    model = tiny_model(seed=5)
+    path = export_onnx.export(model, tmp_path / "m.onnx", check=False)
+    got = state_dict_from_onnx(str(path))
+    want = model.state_dict()
+    assert set(got) == set(want)
+    for name, tensor in want.items():
+        assert torch.equal(got[name], tensor), name

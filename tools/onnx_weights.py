@@ -25,19 +25,21 @@ HEAD = {"part": 0, "dt": 1, "chord": 2, "pitch": 3, "vel": 4}
 COND = {"part": 0, "dt": 1, "pos": 2, "chord": 3, "pitch": 4}
 
 
-def _fields(meta: dict) -> tuple[list[str], list[int], list[str], list[int]]:
-    """(embedding fields, their sizes, head fields, their sizes) of the file, in its own order."""
+def _fields(meta: dict) -> tuple[list[str], list[int], list[str], list[str], list[int]]:
+    """(embedding fields, their sizes, head fields, cond fields, their sizes) of the file, in its own order."""
     cfg = json.loads(meta["livejam.config"])
     v = cfg["vocab"]
     if meta.get("livejam.format_version") == "1":
         sizes = [v.get("n_parts", 2) + 1, len(v["dt_ms"]), v.get("n_pitch", 128), v.get("n_vel", 33)]
         names = ["part", "dt", "pitch", "vel"]
-        return names, sizes, names, sizes
+        return names, sizes, names, names[:-1], sizes[:-1]  # v1 heads saw the earlier fields, in field order
     from livejam.config import from_dict
-    from livejam.events import COLUMNS, FIELDS, Vocab
+    from livejam.events import COLUMNS, COND_COLUMNS, FIELDS, Vocab
 
     vocab = from_dict(Vocab, v, "vocab")
-    return list(COLUMNS), list(vocab.field_sizes), list(FIELDS), list(vocab.head_sizes)
+    # format 2: the cond table is in COND_COLUMNS order (part, dt, pos, chord, pitch), not the heads' order
+    return (list(COLUMNS), list(vocab.field_sizes), list(FIELDS), [COLUMNS[c] for c in COND_COLUMNS],
+            list(vocab.cond_sizes))
 
 
 def _tensors(graph) -> dict[str, np.ndarray]:
@@ -52,7 +54,7 @@ def state_dict_from_onnx(path: str) -> dict[str, torch.Tensor]:
 
     proto = onnx.load(path)
     meta = {p.key: p.value for p in proto.metadata_props}
-    fields, sizes, heads, head_sizes = _fields(meta)
+    fields, sizes, heads, conds, cond_sizes = _fields(meta)
     t = _tensors(proto.graph)
     out: dict[str, np.ndarray] = {}
     for name, arr in t.items():
@@ -78,7 +80,7 @@ def state_dict_from_onnx(path: str) -> dict[str, torch.Tensor]:
                 out[key] = h[name].T if name.endswith("_t") else h[name]
         if "cond_table" in h and k == len(heads) - 1:  # the last head's table holds every earlier field's
             start = 0
-            for field_c, size in zip(heads[:k], head_sizes[:k]):
+            for field_c, size in zip(conds, cond_sizes):
                 if field_c in COND:
                     out[f"cond.{COND[field_c]}.weight"] = h["cond_table"][start:start + size]
                 start += size

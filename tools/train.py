@@ -264,9 +264,6 @@ def main(argv: list[str] | None = None) -> int:
     train_shards = Shards(data, "train", cfg.model.vocab)
     val_shards = Shards(data, "val", cfg.model.vocab)
     model = EventTransformer(cfg.model).to(device)
-    if args.init and init_weights is None and resume is None:
-        log.info("init from %s: architecture only (an ONNX file's weights are not loaded); all weights fresh",
-                 args.init)
     if init_weights is not None:
         load_compatible(model, init_weights, args.init)
     if resume is not None:
