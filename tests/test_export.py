@@ -1,8 +1,6 @@
-"""Export to ONNX: parity with torch (prefill + >= 64 cached steps) and the file's metadata."""
+"""Export to ONNX (format 2): parity with torch (prefill + >= 64 cached steps) and the file's metadata."""
 import base64
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,12 +9,10 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
-
-import export_onnx  # noqa: E402
 from livejam.config import from_dict, to_dict  # noqa: E402
-from livejam.events import FORMAT_VERSION  # noqa: E402
-from livejam.model import EventTransformer, ModelConfig  # noqa: E402
+from livejam.events import COND_COUNTS, FORMAT_VERSION  # noqa: E402
+from tools import export_onnx  # noqa: E402
+from tools.model import EventTransformer, ModelConfig  # noqa: E402
 
 TINY = dict(n_layer=2, n_head=4, d_model=32, d_ff=64, max_len=128)
 
@@ -47,10 +43,17 @@ def test_metadata_and_single_file(tmp_path):
     assert meta["livejam.format_version"] == str(FORMAT_VERSION)
     assert from_dict(ModelConfig, json.loads(meta["livejam.config"])) == model.cfg
     names = json.loads(meta["livejam.graphs"])
-    assert names == ["backbone", "head0", "head1", "head2", "head3"]
-    for k in range(4):
+    assert meta["livejam.format_version"] == "2"
+    assert names == ["backbone", "head0", "head1", "head2", "head3", "head4"]
+    assert json.loads(meta["livejam.fields"]) == ["part", "dt", "chord", "pitch", "vel"]
+    assert json.loads(meta["livejam.cond"]) == ["part", "dt", "pos", "chord", "pitch"]
+    events = proto.graph.input[0]
+    assert events.name == "events" and [d.dim_value for d in events.type.tensor_type.shape.dim][2] == 7
+    for k in range(5):
         head = onnx.load_from_string(base64.b64decode(meta[f"livejam.graph.head{k}"]))
-        assert head.graph.output[0].type.tensor_type.shape.dim[1].dim_value == model.cfg.vocab.field_sizes[k]
+        assert head.graph.output[0].type.tensor_type.shape.dim[1].dim_value == model.cfg.vocab.head_sizes[k]
+        inputs = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in head.graph.input}
+        assert inputs == ({"h": [1, 32]} if k == 0 else {"h": [1, 32], "cond": [1, COND_COUNTS[k]]})
 
 
 def test_checkpoint_roundtrip_and_cli(tmp_path):
@@ -70,3 +73,16 @@ def test_cli_random(tmp_path):
     assert export_onnx.main(args) == 0
     with pytest.raises(SystemExit):
         export_onnx.main(["--random", "--out", str(out), "bogus_key=1"])
+
+
+def test_weights_come_back_from_the_onnx_file(tmp_path):
+    """tools/onnx_weights (train --init X.onnx) rebuilds every tensor of a format-2 file exactly."""
+    from tools.onnx_weights import state_dict_from_onnx
+
+    model = tiny_model(seed=5)
+    path = export_onnx.export(model, tmp_path / "m.onnx", check=False)
+    got = state_dict_from_onnx(str(path))
+    want = model.state_dict()
+    assert set(got) == set(want)
+    for name, tensor in want.items():
+        assert torch.equal(got[name], tensor), name

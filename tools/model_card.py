@@ -3,8 +3,7 @@
     python -m tools.model_card --checkpoint runs/main/ckpt.pt --model models/livejam-small.onnx \\
         --out models/livejam-small.json [--max-events 20000]
 
-(`python tools/model_card.py ...` works too.) Every number comes from a command
-recorded in the card ("commands"):
+Every number comes from a command recorded in the card ("commands"):
 - parameters, model config, data and training history: from the checkpoint
   tools/train.py wrote (and data/events/meta.json from tools/prepare_data.py);
 - validation NLL per event and per field (part, dt, chord, pitch, vel; format 2)
@@ -36,12 +35,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from livejam.engine import ModelError, load_model  # noqa: E402
-from livejam.events import FIELDS, FORMAT_VERSION  # noqa: E402
-from livejam.markov import MarkovContinuator  # noqa: E402
-from livejam.measure import evaluate as ev  # noqa: E402
+from livejam.engine import ModelError, load_model
+from livejam.events import FIELDS, FORMAT_VERSION
+from livejam.markov import MarkovContinuator
+from livejam.measure import evaluate as ev
 
 log = logging.getLogger("model_card")
 

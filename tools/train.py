@@ -168,17 +168,18 @@ ARCH_KEYS = ("n_layer", "n_head", "d_model", "d_ff", "max_len")
 
 
 def read_start_model(path: str) -> tuple[dict, dict | None]:
-    """The model config (a dict) and, for a checkpoint, the weights of the model to fine-tune.
-
-    An ONNX file gives its architecture only (livejam.config metadata): its weights start fresh."""
+    """The model config (a dict) and the weights of the model to fine-tune: a checkpoint's, or
+    those of a livejam ONNX file (tools/onnx_weights.py: the shipped model itself will do)."""
     if path.endswith(".onnx"):
         import onnx
+
+        from tools.onnx_weights import state_dict_from_onnx
 
         proto = onnx.load(path)
         meta = {p.key: p.value for p in proto.metadata_props}
         if "livejam.config" not in meta:
             raise ConfigError(f"{path}: not a livejam model (no livejam.config metadata)")
-        return json.loads(meta["livejam.config"]), None
+        return json.loads(meta["livejam.config"]), state_dict_from_onnx(path)
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     return ckpt["model_config" if "model_config" in ckpt else "config"], ckpt["model"]
 
@@ -263,9 +264,6 @@ def main(argv: list[str] | None = None) -> int:
     train_shards = Shards(data, "train", cfg.model.vocab)
     val_shards = Shards(data, "val", cfg.model.vocab)
     model = EventTransformer(cfg.model).to(device)
-    if args.init and init_weights is None and resume is None:
-        log.info("init from %s: architecture only (an ONNX file's weights are not loaded); all weights fresh",
-                 args.init)
     if init_weights is not None:
         load_compatible(model, init_weights, args.init)
     if resume is not None:
@@ -331,6 +329,7 @@ def _loop(cfg, model, train_model, opt, scaler, amp, amp_dtype, ddp, master, rng
           history, step, t_start, bar, checkpoint):
     """The optimisation steps until max_steps or max_minutes; returns (step, elapsed seconds)."""
     elapsed = time.time() - t_start
+    t_session, first_step = time.time(), step
     while step < cfg.max_steps:
         if cfg.max_minutes and (time.time() - t_start) / 60 >= cfg.max_minutes:
             log.info("time limit reached at step %d", step)
@@ -366,8 +365,10 @@ def _loop(cfg, model, train_model, opt, scaler, amp, amp_dtype, ddp, master, rng
         if step % cfg.ckpt_interval == 0:
             checkpoint(at=(step, elapsed))
         bar.update(1)
-        if master and cfg.max_minutes:  # tqdm's ETA counts steps; a time budget may end the run first
+        if master and cfg.max_minutes:  # tqdm's ETA counts steps: aim it at the step the time budget ends on
             left = max(0.0, cfg.max_minutes * 60 - elapsed)
+            per_step = (time.time() - t_session) / max(1, step - first_step)
+            bar.total = min(cfg.max_steps, step + int(left / per_step))
             bar.set_postfix_str(f"loss {loss.item():.3f}, time limit in {left / 60:.0f} min", refresh=False)
     return step, elapsed
 
