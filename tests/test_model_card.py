@@ -10,11 +10,9 @@ import pytest
 torch = pytest.importorskip("torch")  # the card reads the checkpoint with torch
 pytest.importorskip("onnxruntime")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
-
-import model_card  # noqa: E402
 from livejam.engine import load_model  # noqa: E402
 from livejam.events import FIELDS, FORMAT_VERSION, Vocab  # noqa: E402
+from tools import model_card  # noqa: E402
 
 
 def _shard(rng, songs: int, length: int) -> np.ndarray:

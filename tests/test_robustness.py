@@ -3,12 +3,8 @@ sounding after shutdown: random byte streams, hypothesis sequences (offs without
 ons, repeated ons, all 16 channels), and a burst of 10,000 messages."""
 from __future__ import annotations
 
-import functools
-from dataclasses import replace
 import random
-import sys
-import tempfile
-from pathlib import Path
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,23 +21,20 @@ CFG = load(DaemonConfig, None, ["performer.max_answer_s=3.0"])
 ENGINES = ["markov", "neural", "fake"]
 
 
-@functools.lru_cache(maxsize=1)
-def tiny_model() -> str:
-    """A small random ONNX model (exported once per test session)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
-    import export_onnx
+@pytest.fixture(autouse=True, scope="module")
+def _tiny(tiny_model):
+    global TINY
+    TINY = str(tiny_model)
 
-    cfg = ["n_layer=1", "n_head=2", "d_model=32", "d_ff=64", "max_len=128"]
-    path = Path(tempfile.mkdtemp()) / "tiny.onnx"
-    assert export_onnx.main(["--random", "--no-check", "--out", str(path), *cfg]) == 0
-    return str(path)
+
+TINY = ""  # the session's tiny model (tests/conftest.py), set for each test
 
 
 def performer(engine, seed=0):
     if engine == "fake":
         return FakeCallResponse()
     if engine == "neural":  # duet: it plays the whole time, so the garbage meets a busy machine part
-        cfg = load(DaemonConfig, None, ["performer.max_answer_s=3.0", f"neural.model={tiny_model()!r}",
+        cfg = load(DaemonConfig, None, ["performer.max_answer_s=3.0", f"neural.model={TINY!r}",
                                         "neural.mode='duet'"])
         return build_performer(replace(cfg, seed=seed, performer=replace(cfg.performer, kind=engine)))
     return build_performer(replace(CFG, seed=seed, performer=replace(CFG.performer, kind=engine)))
