@@ -130,9 +130,9 @@ class TempoTracker:
         w = np.exp(-self._decay * (t[-1] - t))
         return t, w
 
-    def _scores(self, t: np.ndarray, w: np.ndarray, bpms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per period: the template score of the best phase (normalised: 1 = every onset on a
-        beat) and that phase, as the time offset of a beat from t[-1]."""
+    def _scores(self, t: np.ndarray, w: np.ndarray, bpms: np.ndarray) -> np.ndarray:
+        """(periods, PHASES): the template score of a beat at t[-1] + k/PHASES beats of each
+        period, normalised (1 = an eighth-note stream with every onset on a beat)."""
         h = np.arange(1, HARMONICS + 1)
         rel = t - t[-1]  # relative times: keeps the phases accurate whatever the origin
         beats = np.multiply.outer(bpms / 60.0, rel)  # (P, N) in beats of each hypothesis
@@ -140,27 +140,26 @@ class TempoTracker:
         cls = np.searchsorted(self._bounds, gap, side="right") - 1  # (P, N) template per onset
         a = self._a[cls]  # (P, N, H)
         z = np.einsum("pnh,pnh,n->ph", a, np.exp(-2j * np.pi * beats[:, :, None] * h), w)
-        s = z @ self._rot  # (P, PHASES): the score with a beat at phase k/PHASES
-        s = s.real / (self._norm * w.sum())
-        best = np.argmax(s, axis=1)
-        return s[np.arange(len(bpms)), best], best / PHASES * 60.0 / bpms
+        return (z @ self._rot).real / (self._norm * w.sum())
 
     def _update(self) -> None:
         t, w = self._window()
         if len(t) < self.min_onsets or t[-1] - t[0] < 2.0:
             self._held, self._confidence = None, 0.0
             return
-        fit, offsets = self._scores(t, w, self.bpms)
+        s = self._scores(t, w, self.bpms)
+        fit = s.max(axis=1)
         total = np.log(np.maximum(fit, 1e-6)) + self.log_prior
         i = int(np.argmax(total))
-        bpm, beat_t = float(self.bpms[i]), float(t[-1] + offsets[i])
-        if self._held is not None:  # keep the standing hypothesis unless clearly beaten
-            held_fit, held_off = self._scores(t, w, np.array([self._held[0]]))
-            held_total = math.log(max(float(held_fit[0]), 1e-6)) + float(
-                np.interp(self._held[0], self.bpms, self.log_prior))
-            near = abs(math.log(self._held[0] / bpm)) < 0.03
-            if near or total[i] - held_total < self.switch_margin:
-                bpm, beat_t = self._held[0], float(t[-1] + held_off[0])
+        bpm = float(self.bpms[i])
+        beat_t = float(t[-1] + np.argmax(s[i]) / PHASES * 60.0 / bpm)
+        if self._held is not None:  # keep the standing tempo and phase unless clearly beaten
+            held_bpm, held_t = self._held
+            k = int(round((held_t - t[-1]) * held_bpm / 60.0 % 1.0 * PHASES)) % PHASES
+            held_fit = float(self._scores(t, w, np.array([held_bpm]))[0, k])
+            held_total = math.log(max(held_fit, 1e-6)) + float(np.interp(held_bpm, self.bpms, self.log_prior))
+            if total[i] - held_total < self.switch_margin:
+                bpm, beat_t = held_bpm, held_t
         bpm, beat_t = self._refine(t, w, bpm, beat_t)
         self._held = (bpm, beat_t)
         self._confidence = self._confidence_of(fit, total, bpm)
