@@ -42,15 +42,16 @@ class TempoEstimate(NamedTuple):
 
 NO_ESTIMATE = TempoEstimate(None, 0.0, 0.0)
 
-# The metrical templates: weights of an onset's position in the beat (beat, off-beat eighth,
-# sixteenths, triplets), by how long the note lasts until the next onset, in beats of the
-# hypothesis. Read off POP909 training melodies: notes of an eighth or longer sit on the beat
-# about as often as on the off-beat, notes of a beat or longer three times as often, and
-# sixteenths mostly between; so long notes decide the phase and short ones the subdivision.
-TEMPLATES = (  # (shortest next-onset gap in beats, ((position, weight), ...))
-    (0.0, ((0.0, 0.6), (0.5, 0.6), (0.25, 0.6), (0.75, 0.6), (1 / 3, 0.2), (2 / 3, 0.2))),
-    (0.3, ((0.0, 1.0), (0.5, 0.8), (0.25, 0.15), (0.75, 0.15), (1 / 3, 0.2), (2 / 3, 0.2))),
-    (0.6, ((0.0, 1.0), (0.5, 0.35), (0.25, 0.2), (0.75, 0.2), (1 / 3, 0.2), (2 / 3, 0.2))),
+# The metrical templates: how likely an onset sits at each place in the beat (beat, off-beat
+# eighth, the two sixteenths; triplets a little), by how long the note lasts until the next
+# onset, in beats of the hypothesis. The shapes are the shares counted on 300 POP909 training
+# melodies (songs the evaluation does not report), scaled to 1 at the peak: notes of a beat or
+# longer sit on the beat 2.4 times as often as on the off-beat, eighths almost as often on
+# either, sixteenths mostly off the beat. So long notes decide the phase, short ones the grid.
+TEMPLATES = (  # (shortest next-onset gap in beats, ((position in the beat, weight), ...))
+    (0.0, ((0.0, 0.45), (0.25, 0.37), (0.5, 1.0), (0.75, 0.84), (1 / 3, 0.2), (2 / 3, 0.2))),
+    (0.3, ((0.0, 1.0), (0.25, 0.07), (0.5, 0.86), (0.75, 0.07), (1 / 3, 0.2), (2 / 3, 0.2))),
+    (0.6, ((0.0, 1.0), (0.25, 0.09), (0.5, 0.41), (0.75, 0.23), (1 / 3, 0.2), (2 / 3, 0.2))),
 )
 HARMONICS = 8  # Fourier terms of a template; the peaks' width follows from KERNEL_WIDTH
 KERNEL_WIDTH = 0.05  # beats (std of each peak): ~30 ms at 100 bpm, about human timing spread

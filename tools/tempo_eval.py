@@ -3,6 +3,7 @@
     python -m tools.tempo_eval                       # the 80 held-out songs (004 005 038 041 ...)
     python -m tools.tempo_eval --songs 004 005 038 041
     python -m tools.tempo_eval --split train --max-songs 60   # the songs the settings were chosen on
+    python -m tools.tempo_eval --jitter-ms 20           # with a human's timing spread
     python -m tools.tempo_eval --json > tempo.json
 
 Each song's MELODY track plays the human: its note-on times go to a TempoTracker one by
@@ -179,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bars", type=float, default=8.0, help="read the estimate this many bars after the first note")
     p.add_argument("--threshold", type=float, default=BeatConfig().follow_confidence,
                    help="confidence the beat clock needs to follow (default: beat.follow_confidence)")
+    p.add_argument("--jitter-ms", type=float, default=0.0,
+                   help="move each onset by Gaussian noise of this std (a human's timing; POP909 is near the grid)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the jitter")
     p.add_argument("--rows", action="store_true", help="print one line per song too")
     p.add_argument("--json", action="store_true", help="print JSON (summary and rows)")
     args = p.parse_args(argv)
@@ -187,12 +191,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_songs:
         songs = songs[:args.max_songs]
     rows = {}
+    rng = np.random.default_rng(args.seed)
     for song in songs:
         try:
             onsets, grid = melody_onsets(root, song)
         except ValueError as e:
             print(f"tempo_eval: skipped {e}", file=sys.stderr)
             continue
+        if args.jitter_ms:
+            onsets = np.sort(onsets + rng.normal(0.0, args.jitter_ms / 1000.0, len(onsets)))
         rows[song] = evaluate_song(onsets, grid, args.bars)
     summary = summarise(rows, args.threshold)
     if args.json:
@@ -202,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         for song, r in rows.items():
             print(song, json.dumps(r))
     print(f"songs: {' '.join(rows)}")
-    print(table(summary, args.bars))
+    print(table(summary, args.bars) + (f"\n(onsets jittered: {args.jitter_ms:g} ms std)" if args.jitter_ms else ""))
     return 0
 
 
