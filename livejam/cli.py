@@ -165,12 +165,6 @@ def _tempo_overrides(args: argparse.Namespace) -> list[str]:
     if args.tempo == "free":
         out.append("beat.clock_in=false")
     if args.link:
-        from livejam.link import LinkUnavailable, check_available
-
-        try:
-            check_available()
-        except LinkUnavailable as e:
-            raise ConfigError(str(e)) from None
         out.append("beat.link=true")
     return out
 
@@ -193,6 +187,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.count_in is not None:
         extra.append(f"beat.count_in_bars={args.count_in}")
     config = _config(args, extra)
+    if config.beat.link:  # from --link or a config file: no package, one line before any port opens
+        from livejam.link import LinkUnavailable, check_available
+
+        try:
+            check_available()
+        except LinkUnavailable as e:
+            raise ConfigError(str(e)) from None
 
     def ready(inp: str, out: str, backend: str) -> None:
         print(f"livejam: ready: in={inp} out={out} backend={backend} performer={config.performer.kind}", flush=True)
