@@ -1,7 +1,9 @@
 """The live beat clock: the tempo and the beat position now, from whichever source is active.
 
 Sources, by precedence: incoming MIDI clock (24 ppqn, start/stop/continue, song position)
-> livejam's own tempo (`bpm`, livejam is the master) > free time. `BeatClock` is written by
+> an Ableton Link session with peers (livejam/link.py) > livejam's own tempo (`bpm`, livejam
+is the master) > the human's tempo, followed from their note-ons (livejam/tempo.py) while the
+tracker is confident > free time. `BeatClock` is written by
 the performer thread (writers serialise on a lock) and read from any thread: every write
 publishes a new immutable `BeatSnapshot` (a BeatMap) and swapping one reference is atomic,
 so readers take no lock, and a reader holding a snapshot sees one consistent map.
@@ -9,12 +11,17 @@ so readers take no lock, and a reader holding a snapshot sees one consistent map
 Numbering: within one `generation` the map is continuous and increasing (piecewise linear
 in time). The generation changes whenever the source or the numbering changes (MIDI Start:
 beat 0 at the first tick after it, as MIDI defines; Continue; a Song Position Pointer while
-running; the master's `start`; a fall back to our tempo or free time when the clock stops).
-An event coder that sees a new generation rebases: it re-reads `beat_at` of its last event.
-Tempo updates within a source (every MIDI tick, a new `bpm`) keep the generation.
+running; the master's `start`; a fall back to a lower source when one stops; Link's timeline
+jumping; the followed tempo jumping by more than a quarter or its phase by more than a
+quarter beat). An event coder that sees a new generation rebases: it re-reads `beat_at` of
+its last event. Tempo updates within a source (every MIDI tick, a new `bpm`, Link's tempo,
+the follower's small corrections, spread over a couple of beats) keep the generation.
 
-Also here, pure and driven by whoever owns time: `ClockOut` (the MIDI clock we send as
-master) and `count_in` (the click notes before beat 0).
+Link and the follower are read in `expire(now)` (the performer thread's pump), never in a
+MIDI callback. Link numbers the beats (its beat mod the meter is the bar); the follower
+knows no downbeat, so its map has no bar (`bar_at` None) while it knows the tempo.
+
+`ClockOut` (the MIDI clock we send as master) and `count_in` live in livejam/clockout.py.
 """
 from __future__ import annotations
 
@@ -25,17 +32,26 @@ import threading
 from dataclasses import dataclass
 
 from livejam.clock import NOMINAL_BPM, TempoFit
+from livejam.clockout import (CLOCK, CONTINUE, START, STOP, TICKS_PER_BEAT, TICKS_PER_SIXTEENTH,  # noqa: F401
+                              ClockOut, count_in, count_in_for, song_position_message)
 from livejam.config import BeatConfig
-from livejam.midi.spec import Message, note_off, note_on
+from livejam.tempo import TempoTracker
 
 log = logging.getLogger(__name__)
 
-TICKS_PER_BEAT = 24  # MIDI clock: 24 per quarter note
-TICKS_PER_SIXTEENTH = 6  # the Song Position Pointer counts 16ths
 HISTORY = 48  # segments kept per generation (a steady clock adds one only when the map drifts)
 POS_TOLERANCE = 0.002  # beats (1 ms at 120 bpm) the map may be off before a tick corrects it
 BPM_TOLERANCE = 0.002  # relative; the event coder's tempo bins are ~6% apart
 CLOCK_TIMEOUT_S = 0.5  # no tick for this long: the clock is gone (20 bpm ticks every 125 ms)
+LINK_POLL_S = 0.02  # read the Link session at most this often (a capture costs microseconds)
+LINK_JUMP_BEATS = 0.25  # Link's timeline moved by more than this (a peer re-quantised): renumber
+FOLLOW_POLL_S = 0.2  # re-estimate the human's tempo at most this often (the tracker takes ~2 ms)
+FOLLOW_DROP = 0.75  # once following, free time only below this share of the threshold (no flapping)
+FOLLOW_CATCH_UP_BEATS = 2.0  # a phase correction is spread over this many beats: no jump
+FOLLOW_POS_TOLERANCE = 0.02  # beats; the tracker's estimate moves a little with every note
+FOLLOW_BPM_TOLERANCE = 0.005
+FOLLOW_RENUMBER = 0.25  # a tempo jump beyond 25% (another metrical level) or a phase jump beyond
+# a quarter beat renumbers: smoothing it would bend the map for beats on end
 
 
 @dataclass(frozen=True)
@@ -45,6 +61,7 @@ class Segment:
     t0: float
     beat0: float
     bpm: float | None
+    bars: bool = True  # False: the tempo is known but not the downbeat (tempo following)
 
     @property
     def rate(self) -> float:  # beats per second
@@ -79,7 +96,8 @@ class BeatSnapshot:
         return s.t0 + (beat - s.beat0) / s.rate
 
     def bar_at(self, beat: float) -> tuple[float, int] | None:
-        if self._seg_at_beat(beat).bpm is None or not self.bars:
+        seg = self._seg_at_beat(beat)
+        if seg.bpm is None or not seg.bars or not self.bars:
             return None  # free time has no bar, even if bars were known before it
         start, meter = self.bars[max(0, bisect.bisect_right(self._bar0s, beat + 1e-9) - 1)]
         return float((beat - start) % meter), meter
@@ -93,13 +111,16 @@ class BeatClock:
 
     Writers: `handle(kind, t, data)` for MIDI real-time input ("clock", "start", "continue",
     "stop", "songpos" with the raw bytes), `set_tempo(bpm, t, meter)` for our own tempo,
-    `start(t)` to put the master's beat 0 at time t (after a count-in).
+    `start(t)` to put the master's beat 0 at time t (after a count-in), `onset(t)` for each
+    note-on the human plays (tempo following), `expire(now)` now and then (the pump).
     Readers: `snapshot()` or the BeatMap methods, `generation`, `source`, `running`.
     Writers serialise on a lock (the performer thread, perhaps a control thread); readers
     never take it. A running clock that goes silent is dropped by `expire(now)`.
+    `link`: a Link session (livejam.link.LinkSource, or anything with `read(now)` giving
+    None without peers, else an object with `bpm` and `beat` at `now`).
     """
 
-    def __init__(self, config: BeatConfig | None = None, t0: float = 0.0):
+    def __init__(self, config: BeatConfig | None = None, t0: float = 0.0, link=None):
         self.config = config or BeatConfig()
         self._follow = self.config.clock_in and not self.config.clock_out
         self._own_bpm = self.config.bpm
@@ -113,6 +134,9 @@ class BeatClock:
         self._bars: list[tuple[float, int]] = []
         self._snap: BeatSnapshot | None = None
         self._write = threading.Lock()
+        self.link = link
+        self.tracker = TempoTracker(prior_bpm=self.config.follow_prior_bpm) if self.config.follow else None
+        self._link_at = self._tracked_at = -math.inf  # when each was last read
         self._rebase(Segment(t0, 0.0, self._own_bpm), "bpm" if self._own_bpm else "free")
 
     # --- readers (any thread) ---------------------------------------------------------
@@ -125,8 +149,15 @@ class BeatClock:
 
     @property
     def source(self) -> str:
-        """'midi' (following incoming clock), 'bpm' (our own tempo) or 'free'."""
+        """'midi' (incoming clock), 'link', 'bpm' (our own tempo), 'follow' (the human's) or 'free'."""
         return self._snap.source
+
+    @property
+    def poll_s(self) -> float | None:
+        """How often `expire` has work to do (Link or tempo following); None: only for MIDI clock."""
+        if self.link is not None:
+            return LINK_POLL_S
+        return FOLLOW_POLL_S if self.tracker is not None else None
 
     @property
     def song_position(self) -> float:
@@ -190,6 +221,20 @@ class BeatClock:
                 log.info("MIDI clock silent for %.1f s: treated as stopped", now - self.fit.times[-1])
                 self.running, self._pending = False, None
                 self._fall_back(now)
+            if self.running:
+                return  # the incoming clock leads: Link and the follower wait
+            if self.link is not None and now - self._link_at >= LINK_POLL_S:
+                self._link_at = now
+                self._read_link(now)
+            if self.tracker is not None and now - self._tracked_at >= FOLLOW_POLL_S:
+                self._tracked_at = now
+                self._track(now)
+
+    def onset(self, t: float) -> None:
+        """A note-on the human played at time t (tempo following; cheap: estimates wait for expire)."""
+        if self.tracker is not None:
+            with self._write:
+                self.tracker.onset(t)
 
     def set_tempo(self, bpm: float | None, t: float, meter: int | None = None) -> None:
         """Our own tempo from time t on (None: none); the numbering stays continuous. A new
@@ -209,21 +254,23 @@ class BeatClock:
             pos = snap.bar_at(beat)
             start = beat if pos is None else beat - pos[0] + (pos[1] if pos[0] > 1e-9 else 0)
             self._bars.append((start, meter))
-        if snap.source == "midi":
+        if snap.source in ("midi", "link"):  # they outrank our tempo: it waits
             self._publish(snap.source)
-        elif (bpm is None) != (snap.source == "free"):  # the source changes
-            self._append(Segment(t, snap.beat_at(t), bpm))
-            self._publish("bpm" if bpm else "free", new_generation=True)
+        elif bpm is None:
+            if snap.source == "bpm":
+                self._fall_back(t)
+            else:
+                self._publish(snap.source)
         else:
             self._append(Segment(t, snap.beat_at(t), bpm))
-            self._publish(snap.source)
+            self._publish("bpm", new_generation=snap.source != "bpm")
 
     def start(self, t: float) -> None:
         """The master's beat 0 is at time t (later than now after a count-in: the beats
         before it are negative). Ignored while an incoming clock runs."""
         with self._write:
-            if self.source == "midi":
-                log.info("start ignored: following the incoming MIDI clock")
+            if self.source in ("midi", "link"):
+                log.info("start ignored: following %s", "the incoming MIDI clock" if self.source == "midi" else "Link")
                 return
             self._rebase(Segment(t, 0.0, self._own_bpm), "bpm" if self._own_bpm else "free")
 
@@ -246,9 +293,75 @@ class BeatClock:
                 self._publish("midi")
 
     def _fall_back(self, t: float) -> None:
-        """The clock stopped: carry on from the beat we are at, at our tempo or in free time."""
+        """The leading source stopped: carry on with the next one down (Link with peers, our
+        tempo from the beat we are at, the human's tempo if the tracker is sure, free time)."""
+        state = self.link.read(t) if self.link is not None else None
+        if state is not None:
+            self._rebase(Segment(t, state.beat, state.bpm), "link")
+            return
+        estimate = self.tracker.estimate(t) if self.tracker is not None and not self._own_bpm else None
+        if estimate is not None and estimate.bpm and estimate.confidence >= self.config.follow_confidence:
+            self._renumber_follow(t, estimate)
+            return
         self._append(Segment(t, self._snap.beat_at(t), self._own_bpm))
         self._publish("bpm" if self._own_bpm else "free", new_generation=True)
+
+    def _read_link(self, now: float) -> None:
+        """Follow the Link session while it has peers; without, the sources below lead."""
+        state, source = self.link.read(now), self._snap.source
+        if state is None:
+            if source == "link":
+                log.info("Link: no peers left: on with the sources below")
+                self._fall_back(now)
+            return
+        if source != "link":
+            log.info("Link: following the session (%.1f bpm)", state.bpm)
+            self._rebase(Segment(now, state.beat, state.bpm), "link")  # Link's beats, its bars
+            return
+        drift = self._snap.beat_at(now) - state.beat
+        if abs(drift) > LINK_JUMP_BEATS:
+            self._rebase(Segment(now, state.beat, state.bpm), "link")
+        elif abs(drift) > POS_TOLERANCE or abs(state.bpm / self._snap.bpm_at(now) - 1) > BPM_TOLERANCE:
+            self._append(Segment(now, state.beat, state.bpm))
+            self._publish("link")
+
+    def _track(self, now: float) -> None:
+        """Follow the human's tempo while the tracker is sure of it, below Link and our bpm."""
+        source = self._snap.source
+        if source in ("link", "bpm"):
+            return
+        est = self.tracker.estimate(now)
+        threshold = self.config.follow_confidence
+        if source == "free":
+            if est.bpm is not None and est.confidence >= threshold:
+                log.info("tempo follow: %.1f bpm (confidence %.2f)", est.bpm, est.confidence)
+                self._renumber_follow(now, est)
+            return
+        if est.bpm is None or est.confidence < threshold * FOLLOW_DROP:
+            log.info("tempo follow: lost the beat (confidence %.2f): free time", est.confidence)
+            self._append(Segment(now, self._snap.beat_at(now), None))
+            self._publish("free", new_generation=True)
+            return
+        beat, bpm = self._snap.beat_at(now), self._snap.segments[-1].bpm
+        error = (est.phase - beat + 0.5) % 1.0 - 0.5  # beats the map is behind the human's beat
+        if abs(math.log(est.bpm / bpm)) > math.log1p(FOLLOW_RENUMBER) or abs(error) > FOLLOW_RENUMBER:
+            log.info("tempo follow: %.1f bpm, renumbered", est.bpm)
+            self._renumber_follow(now, est)
+        elif abs(error) > FOLLOW_POS_TOLERANCE or abs(est.bpm / bpm - 1) > FOLLOW_BPM_TOLERANCE:
+            # catch up over a couple of beats, then on at the new tempo: continuous, increasing
+            span = FOLLOW_CATCH_UP_BEATS * 60.0 / est.bpm
+            self._append(Segment(now, beat, est.bpm * (1 + error / FOLLOW_CATCH_UP_BEATS), bars=False))
+            self._append(Segment(now + span, beat + FOLLOW_CATCH_UP_BEATS + error, est.bpm, bars=False))
+            self._publish("follow")
+
+    def _renumber_follow(self, t: float, est) -> None:
+        """Start (or restart) following: the beat at t gets the tracker's phase, new generation."""
+        now_beat = self._snap.beat_at(t)
+        beat = math.floor(now_beat) + est.phase
+        if beat < now_beat:  # forward only: the map stays increasing, past times keep their beats
+            beat += 1.0
+        self._append(Segment(t, beat, est.bpm, bars=False))
+        self._publish("follow", new_generation=True)
 
     def _rebase(self, seg: Segment, source: str) -> None:
         self._segments = [seg]
@@ -266,127 +379,3 @@ class BeatClock:
         generation = (self._snap.generation if self._snap else 0) + (1 if new_generation else 0)
         del self._bars[:-HISTORY]
         self._snap = BeatSnapshot(tuple(self._segments), tuple(self._bars), generation, source)
-
-
-# --- what the master sends ------------------------------------------------------------
-CLOCK, START, CONTINUE, STOP = (Message(k, data=(b,)) for k, b in
-                                (("clock", 0xF8), ("start", 0xFA), ("continue", 0xFB), ("stop", 0xFC)))
-
-
-def song_position_message(sixteenths: int) -> Message:
-    sixteenths = min(sixteenths, 0x3FFF)  # 14 bits: ~34 min at 120 bpm; MIDI has no further
-    return Message("songpos", data=(0xF2, sixteenths & 0x7F, sixteenths >> 7))
-
-
-class ClockOut:
-    """The MIDI clock livejam sends as master. Pure: the scheduler thread pulls what is due.
-
-    Tick i sits at beat i/24 exactly and its time comes from the beat clock's current map,
-    so a tempo change takes effect on the next tick and nothing accumulates (no drift).
-    Start goes out with the tick of beat 0; with `preroll` the ticks before it (a count-in)
-    go out too, so slaves know the tempo when they start. Joining after beat 0, or after the
-    numbering changed, it sends Song Position Pointer + Continue on the next 16th instead.
-    While the map is not ours (an incoming clock leads, or free time) it stops and stays quiet.
-    """
-
-    def __init__(self, beats, now: float, preroll: bool = True):
-        self._beats = beats  # a BeatClock (anything with snapshot())
-        self._preroll = preroll
-        self._last = now  # the time of the last message out (or of the creation)
-        self._next = 0  # the next tick's index, in the current generation
-        self._start_tick = 0
-        self._gen: int | None = None
-        self._playing = False
-        self._first = True
-        self._stopped = False
-
-    @property
-    def playing(self) -> bool:
-        return self._playing
-
-    def pull(self, until: float) -> list[tuple[float, Message]]:
-        """Every message due before `until` not pulled yet, as (time, message) in order."""
-        out: list[tuple[float, Message]] = []
-        snap = self._beats.snapshot()
-        if self._stopped:
-            return out
-        if snap.source != "bpm":
-            if self._playing:
-                out.append((max(self._last, snap.segments[-1].t0), STOP))
-                self._playing = False
-            self._gen = None
-            return out
-        if snap.generation != self._gen:
-            self._sync(snap, out)
-        while True:
-            i = self._next
-            t = snap.time_at(i / TICKS_PER_BEAT)
-            if t >= until:
-                return out
-            t = max(t, self._last)  # a tempo change inside the lookahead never reorders
-            if i == self._start_tick and not self._playing:
-                if i == 0:
-                    out.append((t, START))
-                else:
-                    out += [(t, song_position_message(i // TICKS_PER_SIXTEENTH)), (t, CONTINUE)]
-                self._playing = True
-            out.append((t, CLOCK))
-            self._last, self._next = t, i + 1
-
-    def next_due(self) -> float | None:
-        """When the next message is due (for the scheduler's sleep), None when none is coming."""
-        snap = self._beats.snapshot()
-        if self._stopped or (snap.source != "bpm" and not self._playing):
-            return None
-        if snap.source != "bpm" or snap.generation != self._gen:
-            return self._last  # a Stop or a re-sync: due at once
-        return max(self._last, snap.time_at(self._next / TICKS_PER_BEAT))
-
-    def stop(self, t: float) -> list[tuple[float, Message]]:
-        """What is due before t, then Stop at t; nothing after."""
-        out = self.pull(t)
-        if self._playing:
-            out.append((max(t, self._last), STOP))
-            self._playing = False
-        self._stopped = True
-        return out
-
-    def _sync(self, snap: BeatSnapshot, out: list) -> None:
-        """A new generation (or the first pull): find the next tick in the new numbering."""
-        if self._playing:  # the numbering jumped: the slaves must stop and re-locate
-            out.append((self._last, STOP))
-            self._playing = False
-        self._gen = snap.generation
-        ticks = snap.beat_at(self._last) * TICKS_PER_BEAT
-        self._next = math.ceil(ticks - 1e-9) if self._first else math.floor(ticks + 1e-9) + 1
-        self._first = False
-        # start on beat 0, or on the next 16th when joining later (SPP counts 16ths)
-        self._start_tick = 0 if self._next <= 0 else -(-self._next // TICKS_PER_SIXTEENTH) * TICKS_PER_SIXTEENTH
-        if not self._preroll:
-            self._next = self._start_tick
-
-
-def count_in(bars: int, meter: int, bpm: float, beat0_time: float = 0.0, *, channel: int = 9,
-             notes: tuple[int, int] = (76, 77), velocities: tuple[int, int] = (110, 75),
-             length_beats: float = 0.25) -> list[tuple[float, Message]]:
-    """The clicks of `bars` bars before beat 0 (at `beat0_time`): (time, message) pairs in
-    time order, a note-on and its note-off per beat, the first note/velocity on downbeats."""
-    spb = 60.0 / bpm
-    n = bars * meter
-    out = []
-    for k in range(n):
-        t = beat0_time - (n - k) * spb
-        down = k % meter == 0
-        note = notes[0] if down else notes[1]
-        out.append((t, note_on(channel, note, velocities[0] if down else velocities[1])))
-        out.append((t + length_beats * spb, note_off(channel, note)))
-    out.sort(key=lambda p: (p[0], p[1].kind != "note_off"))  # offs first at equal times
-    return out
-
-
-def count_in_for(config: BeatConfig, beat0_time: float) -> list[tuple[float, Message]]:
-    """count_in with the config's bars, meter, tempo, channel and notes ([] without a tempo)."""
-    if config.bpm is None or config.count_in_bars == 0:
-        return []
-    return count_in(config.count_in_bars, config.meter, config.bpm, beat0_time, channel=config.click_channel,
-                    notes=config.click_notes, velocities=config.click_velocities)

@@ -138,10 +138,36 @@ def _add_run(sub) -> None:
     b.add_argument("--count-in", type=int, metavar="BARS", help="with --bpm: click this many bars before beat 0 "
                    "(MIDI channel 10)")
     b.add_argument("--no-clock-out", action="store_true", help="with --bpm: play at that tempo but send no clock")
+    b.add_argument("--tempo", choices=("follow", "fixed", "free"),
+                   help="follow: find the tempo and beat in what you play (with --bpm: the tempo to expect, "
+                        "not a fixed one); fixed: --bpm's tempo; free: no beat at all, incoming MIDI clock "
+                        "ignored (default: MIDI clock if one comes in, else --bpm, else free time)")
+    b.add_argument("--link", action="store_true", help="join an Ableton Link session and follow its tempo and "
+                   "beat while it has peers (needs livejam[link]); MIDI clock still outranks it")
     rec = p.add_mutually_exclusive_group()
     rec.add_argument("--record", metavar="PATH", help="record the session to this MIDI file")
     rec.add_argument("--no-record", action="store_true", help="do not record the session")
     p.set_defaults(func=cmd_run)
+
+
+def _tempo_overrides(args: argparse.Namespace) -> list[str]:
+    """--bpm, --tempo and --link as [beat] config overrides (usage errors as ConfigError)."""
+    out: list[str] = []
+    if args.tempo == "fixed" and args.bpm is None:
+        raise ConfigError("--tempo fixed needs --bpm")
+    if args.tempo == "free" and (args.bpm is not None or args.link):
+        raise ConfigError("--tempo free plays without a beat: drop --bpm / --link")
+    if args.tempo == "follow":  # --bpm is then the tempo to expect, not one to keep
+        out.append("beat.follow=true")
+        if args.bpm is not None:
+            out.append(f"beat.follow_prior_bpm={args.bpm}")
+    elif args.bpm is not None:
+        out += [f"beat.bpm={args.bpm}", f"beat.clock_out={'false' if args.no_clock_out else 'true'}"]
+    if args.tempo == "free":
+        out.append("beat.clock_in=false")
+    if args.link:
+        out.append("beat.link=true")
+    return out
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -156,13 +182,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         extra.append(f"midi.backend={_toml_str(args.backend)}")
     if args.no_record:
         extra.append("record.enabled=false")
-    if args.bpm is not None:
-        extra += [f"beat.bpm={args.bpm}", f"beat.clock_out={'false' if args.no_clock_out else 'true'}"]
+    extra += _tempo_overrides(args)
     if args.meter:
         extra.append(f"beat.meter={_meter(args.meter)}")
     if args.count_in is not None:
         extra.append(f"beat.count_in_bars={args.count_in}")
     config = _config(args, extra)
+    if config.beat.link:  # from --link or a config file: no package, one line before any port opens
+        from livejam.link import LinkUnavailable, check_available
+
+        try:
+            check_available()
+        except LinkUnavailable as e:
+            raise ConfigError(str(e)) from None
 
     def ready(inp: str, out: str, backend: str) -> None:
         print(f"livejam: ready: in={inp} out={out} backend={backend} performer={config.performer.kind}", flush=True)

@@ -308,6 +308,11 @@ class BeatConfig:
     clock_out: bool = False  # send MIDI clock as master (needs bpm); incoming clock is then
     # ignored: it would be our own looped back, or a second master fighting us
     clock_in_window: int = 96  # ticks in the tempo fit: 4 beats; a tempo jump restarts it sooner
+    follow: bool = False  # follow the human's tempo from their note-ons (below bpm and Link)
+    follow_confidence: float = 0.3  # the tracker's confidence (0..1) the beat clock needs to follow
+    follow_prior_bpm: float = 72.0  # the tempo the follower expects: it decides between x2 and x1/2
+    # (72: POP909's median; a melody of eighths fits twice the tempo as well as the true one)
+    link: bool = False  # join an Ableton Link session (outranks bpm and follow; MIDI clock outranks it)
 
     def __post_init__(self) -> None:
         if self.bpm is not None and not 20.0 <= self.bpm <= 300.0:
@@ -324,6 +329,10 @@ class BeatConfig:
             raise ValueError(f"beat.click_velocities must be within 1..127, got {self.click_velocities}")
         if not 8 <= self.clock_in_window <= 960:
             raise ValueError(f"beat.clock_in_window must be within 8..960 ticks, got {self.clock_in_window}")
+        if not 30.0 <= self.follow_prior_bpm <= 240.0:
+            raise ValueError(f"beat.follow_prior_bpm must be within 30..240, got {self.follow_prior_bpm}")
+        if not 0.0 <= self.follow_confidence <= 1.0:
+            raise ValueError(f"beat.follow_confidence must be within 0..1, got {self.follow_confidence}")
         if self.clock_out and self.bpm is None:
             raise ValueError("beat.clock_out needs beat.bpm: livejam can only send clock at its own tempo")
 

@@ -96,6 +96,8 @@ class Dispatcher:
             return
         kind = msg.kind
         if kind == "note_on" or kind == "note_off":
+            if kind == "note_on" and msg.b > 0:  # tempo following hears the human's onsets
+                self.beat.onset(t)
             if self.recorder is not None:
                 self.recorder.record_human(msg, t)
             self.performer.hear(TimedNote(t, 0, msg.a, msg.b if kind == "note_on" else 0), now)
@@ -126,6 +128,8 @@ class Dispatcher:
         wake = self.performer.next_wakeup(now)
         if self.clock_out is not None:
             wake = min(wake, now + CLOCK_AHEAD_S / 2)
+        if self.beat.poll_s is not None:  # Link / tempo following are read in pump
+            wake = min(wake, now + self.beat.poll_s)
         return wake
 
     def close(self, now: float) -> None:
@@ -255,6 +259,8 @@ class Daemon:
             steps.append(("send clock stop", lambda: [scheduler.send_now(m)
                                                       for _, m in dispatcher.clock_out.stop(clock.now())]))
         steps.append(("panic", scheduler.panic))
+        if dispatcher.beat.link is not None:
+            steps.append(("leave Link", dispatcher.beat.link.close))
         steps.append(("close output", out.close))
         if self.config.record.enabled:
             steps.append(("save recording", lambda: self._save(recorder)))
@@ -267,7 +273,12 @@ class Daemon:
     def _beat_clock(self, now: float) -> tuple[BeatClock, ClockOut | None, list]:
         """The beat clock; with our own tempo, beat 0 after the count-in, and the clock we send."""
         cfg = self.config.beat
-        beat = BeatClock(cfg, t0=now)
+        link = None
+        if cfg.link:
+            from livejam.link import LinkSource
+
+            link = LinkSource(bpm=cfg.bpm or 120.0, quantum=cfg.meter, clock=RealClock.now)
+        beat = BeatClock(cfg, t0=now, link=link)
         if cfg.bpm is None:
             return beat, None, []
         beat0 = now + START_DELAY_S + cfg.count_in_bars * cfg.meter * 60.0 / cfg.bpm

@@ -1,0 +1,138 @@
+"""The MIDI clock livejam sends as master, and the count-in clicks before beat 0.
+
+Pure and driven by whoever owns time: the scheduler thread pulls what is due. Split from
+livejam/beat.py (the beat clock it reads), which re-exports these names.
+"""
+from __future__ import annotations
+
+import math
+
+from livejam.config import BeatConfig
+from livejam.midi.spec import Message, note_off, note_on
+
+TICKS_PER_BEAT = 24  # MIDI clock: 24 per quarter note
+TICKS_PER_SIXTEENTH = 6  # the Song Position Pointer counts 16ths
+
+
+# --- what the master sends ------------------------------------------------------------
+CLOCK, START, CONTINUE, STOP = (Message(k, data=(b,)) for k, b in
+                                (("clock", 0xF8), ("start", 0xFA), ("continue", 0xFB), ("stop", 0xFC)))
+
+
+def song_position_message(sixteenths: int) -> Message:
+    sixteenths = min(sixteenths, 0x3FFF)  # 14 bits: ~34 min at 120 bpm; MIDI has no further
+    return Message("songpos", data=(0xF2, sixteenths & 0x7F, sixteenths >> 7))
+
+
+class ClockOut:
+    """The MIDI clock livejam sends as master. Pure: the scheduler thread pulls what is due.
+
+    Tick i sits at beat i/24 exactly and its time comes from the beat clock's current map,
+    so a tempo change takes effect on the next tick and nothing accumulates (no drift).
+    Start goes out with the tick of beat 0; with `preroll` the ticks before it (a count-in)
+    go out too, so slaves know the tempo when they start. Joining after beat 0, or after the
+    numbering changed, it sends Song Position Pointer + Continue on the next 16th instead.
+    While the map is not ours (an incoming clock leads, or free time) it stops and stays quiet.
+    """
+
+    def __init__(self, beats, now: float, preroll: bool = True):
+        self._beats = beats  # a BeatClock (anything with snapshot())
+        self._preroll = preroll
+        self._last = now  # the time of the last message out (or of the creation)
+        self._next = 0  # the next tick's index, in the current generation
+        self._start_tick = 0
+        self._gen: int | None = None
+        self._playing = False
+        self._first = True
+        self._stopped = False
+
+    @property
+    def playing(self) -> bool:
+        return self._playing
+
+    def pull(self, until: float) -> list[tuple[float, Message]]:
+        """Every message due before `until` not pulled yet, as (time, message) in order."""
+        out: list[tuple[float, Message]] = []
+        snap = self._beats.snapshot()
+        if self._stopped:
+            return out
+        if snap.source != "bpm":
+            if self._playing:
+                out.append((max(self._last, snap.segments[-1].t0), STOP))
+                self._playing = False
+            self._gen = None
+            return out
+        if snap.generation != self._gen:
+            self._sync(snap, out)
+        while True:
+            i = self._next
+            t = snap.time_at(i / TICKS_PER_BEAT)
+            if t >= until:
+                return out
+            t = max(t, self._last)  # a tempo change inside the lookahead never reorders
+            if i == self._start_tick and not self._playing:
+                if i == 0:
+                    out.append((t, START))
+                else:
+                    out += [(t, song_position_message(i // TICKS_PER_SIXTEENTH)), (t, CONTINUE)]
+                self._playing = True
+            out.append((t, CLOCK))
+            self._last, self._next = t, i + 1
+
+    def next_due(self) -> float | None:
+        """When the next message is due (for the scheduler's sleep), None when none is coming."""
+        snap = self._beats.snapshot()
+        if self._stopped or (snap.source != "bpm" and not self._playing):
+            return None
+        if snap.source != "bpm" or snap.generation != self._gen:
+            return self._last  # a Stop or a re-sync: due at once
+        return max(self._last, snap.time_at(self._next / TICKS_PER_BEAT))
+
+    def stop(self, t: float) -> list[tuple[float, Message]]:
+        """What is due before t, then Stop at t; nothing after."""
+        out = self.pull(t)
+        if self._playing:
+            out.append((max(t, self._last), STOP))
+            self._playing = False
+        self._stopped = True
+        return out
+
+    def _sync(self, snap, out: list) -> None:
+        """A new generation (or the first pull): find the next tick in the new numbering."""
+        if self._playing:  # the numbering jumped: the slaves must stop and re-locate
+            out.append((self._last, STOP))
+            self._playing = False
+        self._gen = snap.generation
+        ticks = snap.beat_at(self._last) * TICKS_PER_BEAT
+        self._next = math.ceil(ticks - 1e-9) if self._first else math.floor(ticks + 1e-9) + 1
+        self._first = False
+        # start on beat 0, or on the next 16th when joining later (SPP counts 16ths)
+        self._start_tick = 0 if self._next <= 0 else -(-self._next // TICKS_PER_SIXTEENTH) * TICKS_PER_SIXTEENTH
+        if not self._preroll:
+            self._next = self._start_tick
+
+
+def count_in(bars: int, meter: int, bpm: float, beat0_time: float = 0.0, *, channel: int = 9,
+             notes: tuple[int, int] = (76, 77), velocities: tuple[int, int] = (110, 75),
+             length_beats: float = 0.25) -> list[tuple[float, Message]]:
+    """The clicks of `bars` bars before beat 0 (at `beat0_time`): (time, message) pairs in
+    time order, a note-on and its note-off per beat, the first note/velocity on downbeats."""
+    spb = 60.0 / bpm
+    n = bars * meter
+    out = []
+    for k in range(n):
+        t = beat0_time - (n - k) * spb
+        down = k % meter == 0
+        note = notes[0] if down else notes[1]
+        out.append((t, note_on(channel, note, velocities[0] if down else velocities[1])))
+        out.append((t + length_beats * spb, note_off(channel, note)))
+    out.sort(key=lambda p: (p[0], p[1].kind != "note_off"))  # offs first at equal times
+    return out
+
+
+def count_in_for(config: BeatConfig, beat0_time: float) -> list[tuple[float, Message]]:
+    """count_in with the config's bars, meter, tempo, channel and notes ([] without a tempo)."""
+    if config.bpm is None or config.count_in_bars == 0:
+        return []
+    return count_in(config.count_in_bars, config.meter, config.bpm, beat0_time, channel=config.click_channel,
+                    notes=config.click_notes, velocities=config.click_velocities)
