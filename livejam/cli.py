@@ -114,6 +114,8 @@ def _add_run(sub) -> None:
     p.add_argument("--out", dest="output", metavar="NAME",
                    help="output port name substring (default: virtual 'livejam out')")
     p.add_argument("--backend", help="auto (default), alsa, jack, ...")
+    p.add_argument("--thru", action="store_true",
+                   help="pass your notes to the output too, on their own channel (midi.thru_channel, default 1)")
     rec = p.add_mutually_exclusive_group()
     rec.add_argument("--record", metavar="PATH", help="record the session to this MIDI file")
     rec.add_argument("--no-record", action="store_true", help="do not record the session")
@@ -132,6 +134,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         extra.append(f"midi.backend={_toml_str(args.backend)}")
     if args.no_record:
         extra.append("record.enabled=false")
+    if args.thru:
+        extra.append("midi.thru=true")
     config = _config(args, extra)
 
     def ready(inp: str, out: str, backend: str) -> None:

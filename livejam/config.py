@@ -186,8 +186,12 @@ class MidiConfig:
     # An input identical to something we sent within this window is our own echo.
     echo_window_s: float = 0.1
     queue_size: int = 4096  # MIDI callback -> performer thread; overflow is counted
-    # Output channel per machine part (part 0 continues the human, part 1 its own part).
-    channels: tuple[int, ...] = (0, 1)
+    # Output channel per machine part (part 0 continues the human, part 1 its own part),
+    # 0-based: MIDI channels 2 and 3, away from channel 1 where most keyboards play.
+    channels: tuple[int, ...] = (1, 2)
+    # --thru: the human's notes go to the output too, on this channel (0-based: MIDI channel 1).
+    thru: bool = False
+    thru_channel: int = 0
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from livejam.midi.normalise import EchoFilter, InputNormaliser
 from livejam.midi.ports import InputQueue, MidiInput, MidiOutput, api_name, select_backend
 from livejam.midi.spec import REALTIME_CLOCK, Message
 from livejam.recording import Recorder, default_path
-from livejam.scheduler import Scheduler
+from livejam.scheduler import THRU_PART, Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,11 @@ class Dispatcher:
     """
 
     def __init__(self, performer, scheduler: Scheduler, normaliser: InputNormaliser,
-                 recorder: Recorder | None = None, clock_follower: MidiClockFollower | None = None):
+                 recorder: Recorder | None = None, clock_follower: MidiClockFollower | None = None,
+                 thru: bool = False, taps: tuple = ()):
         self.performer = performer
+        self.thru = thru  # pass the human's notes to the output (through the scheduler's ledger)
+        self.taps = taps  # callables (note, now) told of every human note: non-blocking (sound, screen)
         self.scheduler = scheduler
         self.normaliser = normaliser
         self.recorder = recorder
@@ -83,7 +86,12 @@ class Dispatcher:
         if kind == "note_on" or kind == "note_off":
             if self.recorder is not None:
                 self.recorder.record_human(msg, t)
-            self.performer.hear(TimedNote(t, 0, msg.a, msg.b if kind == "note_on" else 0), now)
+            note = TimedNote(t, 0, msg.a, msg.b if kind == "note_on" else 0)
+            if self.thru:
+                self.scheduler.submit([TimedNote(now, THRU_PART, note.pitch, note.velocity)])
+            for tap in self.taps:
+                tap(note, now)
+            self.performer.hear(note, now)
         elif kind == "control_change":
             self.performer.control(msg.a, msg.b, now)
         elif kind in REALTIME_CLOCK:
@@ -119,10 +127,29 @@ class DaemonResult:
     recording: Path | None = None
 
 
+@dataclass
+class Session:
+    """What a running session shows to its add-ons (sound, status screen, OSC): read, or enqueue into."""
+
+    config: DaemonConfig
+    clock: RealClock
+    scheduler: Scheduler
+    dispatcher: Dispatcher
+    recorder: Recorder
+    inq: InputQueue
+    normaliser: InputNormaliser
+    daemon: "Daemon"
+
+
 class Daemon:
+    """Add-ons (livejam.sound, livejam.ui, livejam.osc) are objects with any of: `start(session)`
+    (after the scheduler starts), `on_human(note, now)` (performer thread), `on_sent(port, msg, t)`
+    (scheduler thread) and `close()` (after the final panic). Both taps must never block."""
+
     def __init__(self, config: DaemonConfig, performer=None, record_path: str | Path | None = None,
-                 on_ready=None):
+                 on_ready=None, addons: tuple = ()):
         self.config = config
+        self.addons = tuple(addons)
         self.performer = performer
         self.record_path = record_path
         self.on_ready = on_ready  # called with (input name, output name, backend) once listening
@@ -150,16 +177,23 @@ class Daemon:
         echo = EchoFilter(cfg.midi.echo_window_s)
         out = MidiOutput(api, cfg.midi.output, client=f"{cfg.midi.client_name} out")
 
+        sent_taps = tuple(a.on_sent for a in self.addons if hasattr(a, "on_sent"))
+
         def sink(port: int, msg: Message, t: float) -> None:
             echo.sent(msg, t)  # before sending: the echo may come back before send() returns
             out.send(msg)
-            recorder.record_machine(msg, t)
+            if port == 0:  # port 1 is the human's notes passed through: recorded as heard
+                recorder.record_machine(msg, t)
+            for tap in sent_taps:
+                tap(port, msg, t)
 
         scheduler = Scheduler(clock, sink, channels=cfg.midi.channels, late_drop_s=cfg.scheduler.late_drop_s,
-                              watchdog_s=cfg.scheduler.watchdog_s)
+                              watchdog_s=cfg.scheduler.watchdog_s,
+                              thru_channel=cfg.midi.thru_channel if cfg.midi.thru else None)
         inq = InputQueue(cfg.midi.queue_size)
         normaliser = InputNormaliser(cfg.midi.ignore_sysex, cfg.midi.ignore_active_sensing, echo)
-        dispatcher = Dispatcher(performer, scheduler, normaliser, recorder)
+        dispatcher = Dispatcher(performer, scheduler, normaliser, recorder, thru=cfg.midi.thru,
+                                taps=tuple(a.on_human for a in self.addons if hasattr(a, "on_human")))
         try:  # input messages queue up until the performer thread starts: nothing is lost
             inp = MidiInput(api, inq.callback, cfg.midi.input, client=f"{cfg.midi.client_name} in",
                             ignore_sysex=cfg.midi.ignore_sysex, ignore_active_sensing=cfg.midi.ignore_active_sensing)
@@ -176,6 +210,10 @@ class Daemon:
             worker = threading.Thread(target=self._performer_loop, args=(dispatcher, inq, clock),
                                       name="livejam-performer", daemon=True)
             worker.start()
+            session = Session(cfg, clock, scheduler, dispatcher, recorder, inq, normaliser, self)
+            for addon in self.addons:
+                if hasattr(addon, "start"):
+                    addon.start(session)
             log.info("listening on %s, playing on %s (%s)", inp.port_name, out.port_name, api_name(api))
             if self.on_ready:
                 self.on_ready(inp.port_name, out.port_name, api_name(api))
@@ -230,6 +268,7 @@ class Daemon:
         steps.append(("stop scheduler", lambda: scheduler.stop(flush=True)))
         steps.append(("panic", scheduler.panic))
         steps.append(("close output", out.close))
+        steps += [(f"close {type(a).__name__}", a.close) for a in self.addons if hasattr(a, "close")]
         if self.config.record.enabled:
             steps.append(("save recording", lambda: self._save(recorder)))
         for what, step in steps:
