@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: setup jack run test quick-model
+.PHONY: setup jack sound run test quick-model
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -18,8 +18,17 @@ jack:
 	  echo "installing jackd2 (apt-get)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends jackd2; }
 
+# Debian packages for --sound (pyfluidsynth's libfluidsynth, sounddevice's PortAudio, a small General MIDI
+# soundfont: /usr/share/sounds/sf2/TimGM6mb.sf2) and the tests that render through the same synth.
+sound:
+	@{ ldconfig -p | grep -q libfluidsynth && ldconfig -p | grep -q libportaudio && \
+	  test -e /usr/share/sounds/sf2/TimGM6mb.sf2; } || { \
+	  echo "installing libfluidsynth3 libportaudio2 timgm6mb-soundfont (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    libfluidsynth3 libportaudio2 timgm6mb-soundfont; }
+
 # If no MIDI system is usable, start a dummy-driver JACK server for the session and stop it (by PID) after.
-run: setup jack
+run: setup jack sound
 	@if $(PY) -m livejam.cli ports >/dev/null 2>&1; then \
 	  exec $(PY) -m livejam.cli run $(ARGS); \
 	fi; \
@@ -30,7 +39,7 @@ run: setup jack
 	$(PY) -m livejam.cli run $(ARGS)
 
 # The tests start and stop their own named JACK server (tests/conftest.py).
-test: setup jack
+test: setup jack sound
 	$(PY) -m pytest -q
 
 # Retrain a small model end to end on CPU in a few minutes (40 POP909 songs, configs/quick.toml):

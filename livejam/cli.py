@@ -165,6 +165,7 @@ def _add_simulate(sub) -> None:
     p.add_argument("--tail", type=float, metavar="SECONDS",
                    help="keep running this long after the last input (default: room for one answer)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument("--png", metavar="ROLL.png", help="also draw the result as a piano roll (needs livejam[plot])")
     p.set_defaults(func=cmd_simulate)
 
 
@@ -179,6 +180,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     else:
         print(f"{summary['human_notes']} human notes in, {summary['machine_notes']} machine notes out, "
               f"{summary['sounding_at_end']} sounding at the end -> {args.out}")
+    if args.png:
+        from livejam.roll import render_file
+
+        print(f"piano roll -> {render_file(args.out, args.png, grid_from=args.human)}")
     return 0 if summary["sounding_at_end"] == 0 else 1
 
 
@@ -196,13 +201,20 @@ def _add_bench(sub) -> None:
     bench.add_parser(sub)
 
 
+def _add_roll(sub) -> None:
+    from livejam import roll
+
+    roll.add_parser(sub)
+
+
 def _add_learn(sub) -> None:
     from livejam import learn
 
     learn.add_parser(sub)
 
 
-SUBCOMMANDS: tuple[Callable, ...] = (_add_ports, _add_run, _add_simulate, _add_eval, _add_bench, _add_learn)
+SUBCOMMANDS: tuple[Callable, ...] = (_add_ports, _add_run, _add_simulate, _add_eval, _add_bench, _add_learn,
+                                    _add_roll)
 
 
 def build_parser() -> argparse.ArgumentParser:
