@@ -114,6 +114,9 @@ def _add_run(sub) -> None:
     p.add_argument("--out", dest="output", metavar="NAME",
                    help="output port name substring (default: virtual 'livejam out')")
     p.add_argument("--backend", help="auto (default), alsa, jack, ...")
+    from livejam import stage
+
+    stage.add_run_options(p)
     p.add_argument("--thru", action="store_true",
                    help="pass your notes to the output too, on their own channel (midi.thru_channel, default 1)")
     rec = p.add_mutually_exclusive_group()
@@ -136,7 +139,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         extra.append("record.enabled=false")
     if args.thru:
         extra.append("midi.thru=true")
-    config = _config(args, extra)
+    from livejam import stage
+
+    config = _config(args, extra + stage.overrides(args))
 
     def ready(inp: str, out: str, backend: str) -> None:
         print(f"livejam: ready: in={inp} out={out} backend={backend} engine={config.engine}", flush=True)
@@ -145,7 +150,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     select_backend(config.midi.backend)  # no MIDI system: say so before loading a model
     performer = _performer(args, config)
-    result = Daemon(config, performer=performer, record_path=args.record, on_ready=ready).run()
+    addons = stage.build_addons(config)
+    for addon in addons:
+        if getattr(addon, "line", ""):
+            print(f"livejam: {addon.line}", flush=True)
+    try:
+        result = Daemon(config, performer=performer, record_path=args.record, on_ready=ready, addons=addons).run()
+    finally:
+        for addon in addons:  # the daemon closes those it started; closing twice is harmless
+            addon.close()
     print(f"livejam: stopped ({result.reason})", flush=True)
     if result.recording:
         print(f"livejam: recorded to {result.recording}", flush=True)

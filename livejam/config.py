@@ -211,6 +211,36 @@ class RecordConfig:
     folder: str = "~/.local/share/livejam/sessions"
 
 
+# --- stage: sound, OSC, status screen (optional add-ons, off the real-time path) ---------
+
+@dataclass(frozen=True)
+class SoundConfig:
+    enabled: bool = False  # --sound
+    soundfont: str = ""  # "" = the first General MIDI soundfont found (Debian timgm6mb-soundfont)
+    human_program: int = 0  # General MIDI program, 0-based: 0 acoustic grand piano
+    machine_program: int = 4  # 4 electric piano 1
+    block_size: int = 256  # frames per audio callback (smaller: lower latency, more CPU wake-ups)
+    samplerate: int = 0  # 0 = the device's own rate (JACK plays only at its server's rate)
+    latency: float | str = "low"  # sounddevice's: "low", "high" or seconds
+    gain: float = 0.5
+    queue_size: int = 1024  # notes waiting for the audio callback; overflow is counted
+    device: str = ""  # output device name substring; "" = the default
+
+
+@dataclass(frozen=True)
+class OscConfig:
+    # host:port to listen on for /livejam/... controls; "" = nothing listens. A bare port
+    # binds 127.0.0.1: another address (0.0.0.0) must be asked for.
+    listen: str = ""
+
+
+@dataclass(frozen=True)
+class ScreenConfig:
+    mode: str = "auto"  # auto (screen on a terminal, else plain) | screen | plain | off
+    refresh_hz: float = 15.0
+    roll_seconds: float = 8.0  # how much of the past the scrolling roll shows
+
+
 @dataclass(frozen=True)
 class DaemonConfig:
     engine: str = "neural"  # neural | markov | echo
@@ -220,5 +250,8 @@ class DaemonConfig:
     record: RecordConfig = field(default_factory=RecordConfig)
     performer: PerformerConfig = field(default_factory=PerformerConfig)
     neural: NeuralConfig = field(default_factory=NeuralConfig)
+    sound: SoundConfig = field(default_factory=SoundConfig)
+    osc: OscConfig = field(default_factory=OscConfig)
+    screen: ScreenConfig = field(default_factory=ScreenConfig)
     # How often the main thread checks the output port and the worker threads.
     health_check_s: float = 0.5
