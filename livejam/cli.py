@@ -145,15 +145,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def ready(inp: str, out: str, backend: str) -> None:
         print(f"livejam: ready: in={inp} out={out} backend={backend} engine={config.engine}", flush=True)
+        for addon in addons:  # sound (its latency, or why there is none), OSC address
+            if getattr(addon, "line", ""):
+                print(f"livejam: {addon.line}", flush=True)
 
     from livejam.midi.ports import select_backend
 
     select_backend(config.midi.backend)  # no MIDI system: say so before loading a model
     performer = _performer(args, config)
     addons = stage.build_addons(config)
-    for addon in addons:
-        if getattr(addon, "line", ""):
-            print(f"livejam: {addon.line}", flush=True)
     try:
         result = Daemon(config, performer=performer, record_path=args.record, on_ready=ready, addons=addons).run()
     finally:
@@ -163,6 +163,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result.recording:
         print(f"livejam: recorded to {result.recording}", flush=True)
     print("livejam: counters " + json.dumps(result.summary, sort_keys=True), flush=True)
+    for addon in addons:
+        if hasattr(addon, "summary"):
+            print(f"livejam: {type(addon).__name__} " + json.dumps(addon.summary(), sort_keys=True), flush=True)
     return result.rc
 
 

@@ -237,7 +237,7 @@ class OscConfig:
 @dataclass(frozen=True)
 class ScreenConfig:
     mode: str = "auto"  # auto (screen on a terminal, else plain) | screen | plain | off
-    refresh_hz: float = 15.0
+    refresh_hz: float = 10.0  # a full frame costs ~6 ms of CPU here (livejam bench --screen)
     roll_seconds: float = 8.0  # how much of the past the scrolling roll shows
 
 

@@ -61,9 +61,9 @@ def build_addons(config: DaemonConfig) -> list:
     if config.sound.enabled:
         from livejam.sound.output import SoundOut
 
-        sound = SoundOut(config.sound, config.midi.channels)
-        sound.open()  # no device is one line, not an error
-        addons.append(sound)
+        # Opened in its start(), after the MIDI ports: a JACK client opening while the audio
+        # callback waits for the GIL stalled a synchronous JACK server's graph here.
+        addons.append(SoundOut(config.sound, config.midi.channels))
     if config.osc.listen:
         from livejam.osc import OscControl
 

@@ -23,6 +23,8 @@ class SoundCounters:
     underflows: int = 0  # the device asked before a block was ready (status flags)
     callback_errors: int = 0
     level: float = 0.0  # peak of the last block, 0..1: the status screen's meter
+    synth_events: int = 0  # note events applied to the synth (copied at close)
+    queue_overflow: int = 0  # note events dropped on a full queue (copied at close)
 
 
 class SoundOut:
@@ -57,9 +59,11 @@ class SoundOut:
             self.close()
             self.line = f"sound: off (no audio output: {str(e).splitlines()[0]}); MIDI keeps working"
             return self.line
-        self.line = (f"sound: {self.synth.soundfont.name} on {info['name']} at {rate} Hz, block {c.block_size} "
-                     f"frames, output latency {self.stream.latency * 1000:.1f} ms, programs human="
-                     f"{c.human_program} machine={c.machine_program}")
+        block_ms = c.block_size / rate * 1000
+        self.line = (f"sound: {self.synth.soundfont.name} on {info['name']} at {rate} Hz; output latency "
+                     f"{self.stream.latency * 1000 + block_ms:.1f} ms (block {c.block_size} frames = {block_ms:.1f} ms"
+                     f" + device {self.stream.latency * 1000:.1f} ms); programs human={c.human_program} "
+                     f"machine={c.machine_program}")
         return self.line
 
     def start(self, session) -> None:  # the daemon add-on hook
@@ -99,6 +103,11 @@ class SoundOut:
             outdata.fill(0)
             self.counters.callback_errors += 1
 
+    def summary(self) -> dict:
+        c = self.counters
+        return {"blocks": c.blocks, "underflows": c.underflows, "callback_errors": c.callback_errors,
+                "queue_overflow": c.queue_overflow, "synth_events": c.synth_events}
+
     def close(self) -> None:
         if self.stream is not None:
             try:
@@ -108,5 +117,7 @@ class SoundOut:
                 log.debug("sound: closing the stream: %s", e)
             self.stream = None
         if self.synth is not None:
+            self.counters.synth_events = self.synth.events
+            self.counters.queue_overflow = self.synth.queue.overflow
             self.synth.close()
             self.synth = None

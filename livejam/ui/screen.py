@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from rich.console import Group
 from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
 from livejam.ui.status import HUMAN, Snapshot
@@ -47,12 +46,16 @@ def roll(snap: Snapshot, width: int = 64, rows: int = 14, span_s: float = 8.0) -
     text = Text()
     for p in range(hi, lo - 1, -1):
         text.append(f"{note_name(p):>4} ", style="dim" if p % 12 else "bold")
-        for c in range(width):
-            who = grid.get((p, c))
-            if who is None:
-                text.append("·" if p % 12 in (0, 5) else " ", style="grey30")
-            else:
-                text.append("█", style=COLOURS[who])
+        blank = "·" if p % 12 in (0, 5) else " "
+        run_who, run_len = grid.get((p, 0)), 0
+        for c in range(width + 1):  # one span per run of equal cells: rich's cost is per span
+            who = grid.get((p, c)) if c < width else "end"
+            if who == run_who:
+                run_len += 1
+                continue
+            text.append(blank * run_len if run_who is None else "█" * run_len,
+                        style="grey30" if run_who is None else COLOURS[run_who])
+            run_who, run_len = who, 1
         text.append("\n")
     text.append(f"     -{span_s:g} s", style="dim")
     text.append(" " * max(1, width - 12) + "now\n", style="dim")
@@ -63,31 +66,45 @@ def roll(snap: Snapshot, width: int = 64, rows: int = 14, span_s: float = 8.0) -
     return text
 
 
+def _line(label: str, *cells: str, cell: int = 36) -> str:
+    """A label and cells padded to `cell` visible characters (markup does not count)."""
+    out = f"[bold]{label:<12}[/]"
+    for c in cells[:-1]:
+        out += c + " " * max(1, cell - len(Text.from_markup(c).plain))
+    return out + (cells[-1] if cells else "")
+
+
 def render(snap: Snapshot, extra: str = "", width: int = 64, span_s: float = 8.0):
-    head = Table.grid(padding=(0, 2))
+    """The whole screen. Plain markup lines, not a rich Table: a table's layout cost ~18 ms a frame here."""
     c = snap.controls
     tempo = f"{snap.bpm:g} BPM" if snap.bpm else "free time"
     if snap.beat is not None:
         tempo += f", beat {snap.beat:.1f}"
-    head.add_row(Text("livejam", style="bold"), f"{snap.t:7.1f} s", f"mode [bold]{snap.mode}[/]",
-                 f"tempo {tempo}", f"key {c.get('key', '-')}")
     rng = c.get("range") or (None, None)
-    head.add_row("controls", f"temperature {_fmt(c.get('temperature'))}", f"density {_fmt(c.get('density'))}",
-                 f"range {note_name(rng[0]) if rng[0] is not None else '-'}.."
-                 f"{note_name(rng[1]) if rng[1] is not None else '-'}", snap.engine)
-    lat, step = snap.lateness_ms, snap.step_ms
-    head.add_row("last minute", f"step p50 {_fmt(step['p50'], ' ms')} p99 {_fmt(step['p99'], ' ms')}",
-                 f"lateness p50 {_fmt(lat['p50'], ' ms')} p99 {_fmt(lat['p99'], ' ms')}", f"({lat['n']} events)", "")
-    k = snap.counters
-    head.add_row("counters", f"in {k['in']}  heard {k['heard']}  played {k['played']}",
-                 f"sent {k['sent']}  late {k['late']}  dropped {k['dropped']}",
-                 f"cancels {k['cancels']}  watchdog {k['watchdog']}", f"overflow {k['overflow']}  sounding {k['sounding']}")
-    parts = [head, Panel(roll(snap, width, span_s=span_s), title="heard and played", border_style="grey50")]
-    lines = list(snap.events[-3:])
+    lat, step, k = snap.lateness_ms, snap.step_ms, snap.counters
+    lines = [
+        _line("livejam", f"{snap.t:.1f} s  {snap.engine}", f"mode [bold]{snap.mode}[/]", f"tempo {tempo}",
+              f"key {c.get('key', '-')}"),
+        _line("controls", f"temperature {_fmt(c.get('temperature'))}", f"density {_fmt(c.get('density'))}",
+              f"range {note_name(rng[0]) if rng[0] is not None else '-'}.."
+              f"{note_name(rng[1]) if rng[1] is not None else '-'}"),
+        _line("last minute", f"step p50 {_fmt(step['p50'], ' ms')} p99 {_fmt(step['p99'], ' ms')}",
+              f"lateness p50 {_fmt(lat['p50'], ' ms')} p99 {_fmt(lat['p99'], ' ms')}", f"({lat['n']} events)"),
+        _line("counters", f"in {k['in']}  heard {k['heard']}  played {k['played']}",
+              f"sent {k['sent']}  late {k['late']}  dropped {k['dropped']}",
+              f"cancels {k['cancels']}  watchdog {k['watchdog']}  overflow {k['overflow']}  sounding {k['sounding']}"),
+    ]
+    if snap.sound is not None:
+        bars = round(min(1.0, snap.sound["level"] * 2) * 20)  # a note at full velocity peaks near 0.5
+        lines.append(_line("sound", "[green]" + "▮" * bars + "[/]" + "▯" * (20 - bars),
+                           f"blocks {snap.sound['blocks']}", f"underflows {snap.sound['underflows']}"))
+    parts = [Text.from_markup("\n".join(lines)),
+             Panel(roll(snap, width, span_s=span_s), title="heard and played", border_style="grey50")]
+    notes = list(snap.events[-3:])
     if extra:
-        lines.insert(0, extra)
-    if lines:
-        parts.append(Text("\n".join(lines), style="yellow"))
+        notes.insert(0, extra)
+    if notes:
+        parts.append(Text("\n".join(notes), style="yellow"))
     parts.append(Text(KEYS, style="dim"))
     return Group(*parts)
 

@@ -38,6 +38,7 @@ class Snapshot:
     step_ms: dict
     notes: list[RollNote] = field(default_factory=list)
     events: list[str] = field(default_factory=list)  # recent one-line events (port lost/found, errors)
+    sound: dict | None = None  # --sound: level of the last block, blocks, underflows
 
 
 def _tail(d: deque, n: int) -> list:
@@ -102,7 +103,15 @@ class StatusReader:
             t=t, mode=str(getattr(perf, "mode", "call")), engine=type(perf).__name__,
             controls=self._controls(perf), bpm=self._bpm(), beat=self._beat(),
             counters=self._counters(), lateness_ms=_pct([v for _, v in self._late]),
-            step_ms=_pct([v for _, v in self._step]), notes=self._roll(t), events=list(self.events)[-5:])
+            step_ms=_pct([v for _, v in self._step]), notes=self._roll(t), events=list(self.events)[-5:],
+            sound=self._sound())
+
+    def _sound(self) -> dict | None:
+        for addon in getattr(self.s.daemon, "addons", ()):
+            c = getattr(addon, "counters", None)
+            if c is not None and hasattr(c, "underflows"):
+                return {"level": round(c.level, 3), "blocks": c.blocks, "underflows": c.underflows}
+        return None
 
     def _controls(self, perf) -> dict:
         c = getattr(perf, "constraints", None)
