@@ -22,7 +22,9 @@ ENGINES = ("neural", "markov", "echo")
 
 def _common(p: argparse.ArgumentParser) -> None:
     """Options every engine-running subcommand shares."""
-    p.add_argument("--config", metavar="FILE", help="TOML config file (unknown keys are errors)")
+    p.add_argument("--config", metavar="FILE",
+                   help="TOML config file (unknown keys are errors); default ~/.config/livejam/config.toml when "
+                        "it exists ('' for none)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key, e.g. --set performer.phrase_end_silence_s=0.8")
     p.add_argument("--engine", choices=ENGINES,
@@ -67,7 +69,17 @@ def _config(args: argparse.Namespace, extra: list[str] = ()) -> DaemonConfig:
             raise ConfigError(f"--pitch-range {args.pitch_range!r}: expected LO:HI MIDI notes, e.g. 36:96")
         overrides += [f"performer.pitch_low={int(lo)}", f"performer.pitch_high={int(hi)}"]
     overrides.extend(extra)
-    return load(DaemonConfig, args.config, overrides)
+    return load(DaemonConfig, config_file(args), overrides)
+
+
+def config_file(args: argparse.Namespace) -> str | None:
+    """--config, else the user's config file when there is one (~/.config/livejam/config.toml)."""
+    if args.config is not None:
+        return args.config or None  # --config "" : none at all
+    from livejam.paths import user_config_file
+
+    path = user_config_file()
+    return str(path) if path.is_file() else None
 
 
 def _toml_str(value: str) -> str:
@@ -144,7 +156,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _config(args, extra + stage.overrides(args))
 
     def ready(inp: str, out: str, backend: str) -> None:
-        print(f"livejam: ready: in={inp} out={out} backend={backend} engine={config.engine}", flush=True)
+        used = config_file(args)
+        print(f"livejam: ready: in={inp} out={out} backend={backend} engine={config.engine}"
+              + (f" config={used}" if used else ""), flush=True)
         for addon in addons:  # sound (its latency, or why there is none), OSC address
             if getattr(addon, "line", ""):
                 print(f"livejam: {addon.line}", flush=True)

@@ -208,7 +208,7 @@ class SchedulerConfig:
 @dataclass(frozen=True)
 class RecordConfig:
     enabled: bool = True
-    folder: str = "~/.local/share/livejam/sessions"
+    folder: str = ""  # "" = the user data dir's sessions/ (~/.local/share/livejam/sessions on Linux)
 
 
 # --- stage: sound, OSC, status screen (optional add-ons, off the real-time path) ---------

@@ -278,6 +278,9 @@ class Daemon:
                 log.error("shutdown: %s failed: %s", what, e)
 
     def _save(self, recorder: Recorder) -> None:
+        if recorder.empty():
+            log.info("nothing was played: no recording saved")
+            return
         path = self.record_path or default_path(self.config.record.folder)
         self.recording = recorder.save(path)
 
