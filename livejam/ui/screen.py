@@ -9,6 +9,7 @@ from rich.text import Text
 from livejam.ui.status import HUMAN, Snapshot
 
 COLOURS = {HUMAN: "bold blue", "machine": "bold dark_orange", "both": "bold magenta"}
+GLYPHS = {HUMAN: "█", "machine": "▒", "both": "▓"}  # apart without colour too (captures, colour-blind eyes)
 NAMES = "C C# D D# E F F# G G# A A# B".split()
 KEYS = "[m] mode  [t/T] temperature -/+  [d/D] density -/+  [e] end phrase  [r] reset  [p] panic  [q] quit"
 
@@ -53,7 +54,7 @@ def roll(snap: Snapshot, width: int = 64, rows: int = 14, span_s: float = 8.0) -
             if who == run_who:
                 run_len += 1
                 continue
-            text.append(blank * run_len if run_who is None else "█" * run_len,
+            text.append(blank * run_len if run_who is None else GLYPHS[run_who] * run_len,
                         style="grey30" if run_who is None else COLOURS[run_who])
             run_who, run_len = who, 1
         text.append("\n")
@@ -62,11 +63,11 @@ def roll(snap: Snapshot, width: int = 64, rows: int = 14, span_s: float = 8.0) -
     text.append("     ")
     text.append("█ you", style=COLOURS[HUMAN])
     text.append("   ")
-    text.append("█ livejam", style=COLOURS["machine"])
+    text.append("▒ livejam", style=COLOURS["machine"])
     return text
 
 
-def _line(label: str, *cells: str, cell: int = 36) -> str:
+def _line(label: str, *cells: str, cell: int = 28) -> str:
     """A label and cells padded to `cell` visible characters (markup does not count)."""
     out = f"[bold]{label:<12}[/]"
     for c in cells[:-1]:
@@ -83,16 +84,16 @@ def render(snap: Snapshot, extra: str = "", width: int = 64, span_s: float = 8.0
     rng = c.get("range") or (None, None)
     lat, step, k = snap.lateness_ms, snap.step_ms, snap.counters
     lines = [
-        _line("livejam", f"{snap.t:.1f} s  {snap.engine}", f"mode [bold]{snap.mode}[/]", f"tempo {tempo}",
+        _line("livejam", f"{snap.t:.1f} s  {snap.engine.replace('Performer', '')}", f"mode [bold]{snap.mode}[/]", f"tempo {tempo}",
               f"key {c.get('key', '-')}"),
         _line("controls", f"temperature {_fmt(c.get('temperature'))}", f"density {_fmt(c.get('density'))}",
               f"range {note_name(rng[0]) if rng[0] is not None else '-'}.."
               f"{note_name(rng[1]) if rng[1] is not None else '-'}"),
         _line("last minute", f"step p50 {_fmt(step['p50'], ' ms')} p99 {_fmt(step['p99'], ' ms')}",
               f"lateness p50 {_fmt(lat['p50'], ' ms')} p99 {_fmt(lat['p99'], ' ms')}", f"({lat['n']} events)"),
-        _line("counters", f"in {k['in']}  heard {k['heard']}  played {k['played']}",
-              f"sent {k['sent']}  late {k['late']}  dropped {k['dropped']}",
-              f"cancels {k['cancels']}  watchdog {k['watchdog']}  overflow {k['overflow']}  sounding {k['sounding']}"),
+        _line("counters", f"in {k['in']} heard {k['heard']} played {k['played']}",
+              f"sent {k['sent']} late {k['late']} dropped {k['dropped']}",
+              f"cancels {k['cancels']} watchdog {k['watchdog']} overflow {k['overflow']} sounding {k['sounding']}"),
     ]
     if snap.sound is not None:
         bars = round(min(1.0, snap.sound["level"] * 2) * 20)  # a note at full velocity peaks near 0.5
