@@ -211,9 +211,12 @@ class Daemon:
                                       name="livejam-performer", daemon=True)
             worker.start()
             session = Session(cfg, clock, scheduler, dispatcher, recorder, inq, normaliser, self)
-            for addon in self.addons:
-                if hasattr(addon, "start"):
-                    addon.start(session)
+            for addon in self.addons:  # optional: one failing must not end the session
+                try:
+                    if hasattr(addon, "start"):
+                        addon.start(session)
+                except Exception as e:
+                    log.error("%s did not start: %s: %s", type(addon).__name__, type(e).__name__, e)
             log.info("listening on %s, playing on %s (%s)", inp.port_name, out.port_name, api_name(api))
             if self.on_ready:
                 self.on_ready(inp.port_name, out.port_name, api_name(api))

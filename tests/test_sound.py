@@ -96,3 +96,18 @@ def test_plays_through_jack_dummy_driver(jack_server):
         sd._terminate()  # leave PortAudio's JACK client before the fixture stops the server
         sd._initialize()
         sd._terminate()
+
+
+def test_no_device_at_all_is_one_clear_line_on_stdout_and_nothing_on_stderr(tmp_path):
+    """A machine with no sound card and no JACK server: PortAudio finds no output; one line, no noise."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from livejam.config import SoundConfig; from livejam.sound.output import SoundOut; "
+            "o = SoundOut(SoundConfig()); print(o.open()); o.close()")
+    env = dict(os.environ, JACK_DEFAULT_SERVER="livejam-no-such-server", JACK_NO_START_SERVER="1")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("sound: off (") and proc.stdout.count("\n") == 1
+    assert proc.stderr == ""

@@ -9,7 +9,9 @@ one line, and MIDI keeps working.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from dataclasses import dataclass
 
 from livejam.sound.synth import CONTROL, HUMAN, MACHINE, NOTE_OFF, NOTE_ON, SoundUnavailable, Synth
@@ -27,6 +29,25 @@ class SoundCounters:
     queue_overflow: int = 0  # note events dropped on a full queue (copied at close)
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """PortAudio probes every host API (JACK, ALSA, OSS) when it starts and their C libraries print
+    on fd 2 when one is missing; the user gets our one line instead of their noise."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 class SoundOut:
     """Daemon add-on: the human's notes (on_human) and the machine's (on_sent) into the synth."""
 
@@ -42,19 +63,25 @@ class SoundOut:
     def open(self) -> str:
         """Open synth and stream; returns the one line to print. Never raises: no sound is not an error."""
         try:
-            import sounddevice as sd
+            with _quiet_stderr():
+                import sounddevice as sd
         except (ImportError, OSError) as e:  # OSError: PortAudio (libportaudio2) missing
             self.line = f"sound: off (no audio library: {e}); MIDI keeps working"
             return self.line
         c = self.config
         try:
             device = c.device or None
-            info = sd.query_devices(device, "output")
-            rate = c.samplerate or int(info["default_samplerate"])
-            self.synth = Synth(c.soundfont, rate, (c.human_program, c.machine_program), c.gain, c.queue_size)
-            self.stream = sd.OutputStream(samplerate=rate, blocksize=c.block_size, channels=2, dtype="int16",
-                                          latency=c.latency, device=device, callback=self._callback)
-            self.stream.start()
+            with _quiet_stderr():
+                if device is None and not any(d["max_output_channels"] > 0 for d in sd.query_devices()):
+                    self.line = ("sound: off (no audio output device; without a sound card on Linux, a JACK "
+                                 "server gives one: jackd -d dummy -r 48000); MIDI keeps working")
+                    return self.line
+                info = sd.query_devices(device, "output")
+                rate = c.samplerate or int(info["default_samplerate"])
+                self.synth = Synth(c.soundfont, rate, (c.human_program, c.machine_program), c.gain, c.queue_size)
+                self.stream = sd.OutputStream(samplerate=rate, blocksize=c.block_size, channels=2, dtype="int16",
+                                              latency=c.latency, device=device, callback=self._callback)
+                self.stream.start()
         except (SoundUnavailable, sd.PortAudioError, ValueError) as e:  # ValueError: no such/any device
             self.close()
             self.line = f"sound: off (no audio output: {str(e).splitlines()[0]}); MIDI keeps working"
