@@ -47,6 +47,7 @@ class OscControl:
         self.received = 0
         self.errors = 0
         self._thread: threading.Thread | None = None
+        self._last_client = None
         self.line = ""
 
     def bind(self) -> str:
@@ -106,13 +107,20 @@ class OscControl:
         for k, v in snap.controls.items():
             values[k] = list(v) if isinstance(v, tuple) else v
         values.update(snap.counters)
+        client = self._client(target)
         for k, v in values.items():
-            self._reply(target, f"/livejam/status/{k}", v)
+            client.send_message(f"/livejam/status/{k}", v)
 
     def _reply(self, target: tuple[str, int], address: str, value) -> None:
+        self._client(target).send_message(address, value)
+
+    def _client(self, target: tuple[str, int]):
+        """A UDP client for `target`, kept for the next reply (one socket per client, not per message)."""
         from pythonosc.udp_client import SimpleUDPClient
 
-        SimpleUDPClient(*target).send_message(address, value)
+        if self._last_client is None or self._last_client[0] != target:
+            self._last_client = (target, SimpleUDPClient(*target))
+        return self._last_client[1]
 
     def close(self) -> None:
         if self.server is not None:
