@@ -144,7 +144,8 @@ class Session:
 class Daemon:
     """Add-ons (livejam.sound, livejam.ui, livejam.osc) are objects with any of: `start(session)`
     (after the scheduler starts), `on_human(note, now)` (performer thread), `on_sent(port, msg, t)`
-    (scheduler thread) and `close()` (after the final panic). Both taps must never block."""
+    (scheduler thread), `on_event(text)` (a session event, see `event`) and `close()` (after the
+    final panic). Both taps must never block."""
 
     def __init__(self, config: DaemonConfig, performer=None, record_path: str | Path | None = None,
                  on_ready=None, addons: tuple = ()):
@@ -157,6 +158,16 @@ class Daemon:
         self.error: BaseException | None = None
         self.reason = "stopped"
         self.recording: Path | None = None
+
+    def event(self, text: str) -> None:
+        """A one-line session event (an output port lost or found, ...): shown by the add-ons that show
+        events (the status screen, the plain log), else logged as a warning."""
+        shown = False
+        for addon in self.addons:
+            if hasattr(addon, "on_event"):
+                addon.on_event(text)
+                shown = True
+        log.log(logging.INFO if shown else logging.WARNING, "%s", text)
 
     def request_stop(self, reason: str = "stopped") -> None:
         if not self.stop_event.is_set():
@@ -222,6 +233,7 @@ class Daemon:
                 self.on_ready(inp.port_name, out.port_name, api_name(api))
             while not self.stop_event.wait(cfg.health_check_s):
                 if out.vanished():
+                    self.event(f"output port lost: {out.port_name}")
                     self.request_stop("output port vanished")
                 elif scheduler.error is not None:
                     self.error = scheduler.error

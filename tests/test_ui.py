@@ -71,7 +71,19 @@ def test_plain_mode_writes_a_line_per_change():
     before = ui.plain_step(before)
     assert out.getvalue().count("\n") == 1  # nothing changed: silence
     s.dispatcher.performer.mode = "duet"
-    ui.note_event("output port lost: fluidsynth")
+    ui.on_event("output port lost: fluidsynth")  # what Daemon.event hands to add-ons
     ui.plain_step(before)
     lines = out.getvalue().splitlines()[1:]
     assert len(lines) == 2 and "mode call -> duet" in lines[0] and "port lost" in lines[1]
+
+
+def test_plain_thread_flushes_events_at_close():
+    from livejam.ui import StatusAddon
+
+    s = session(FakeCallResponse())
+    out = io.StringIO()
+    ui = StatusAddon(DaemonConfig(), "plain", stream=out)
+    ui.start(s)
+    ui.on_event("output port lost: synth")  # then the session ends at once
+    ui.close()
+    assert "output port lost: synth" in out.getvalue()

@@ -48,7 +48,7 @@ class StatusAddon:
         self._thread: threading.Thread | None = None
         self.frames = 0
 
-    def note_event(self, text: str) -> None:
+    def on_event(self, text: str) -> None:
         """A one-line event (port lost/found ...): shown on the screen, a line in plain mode."""
         self.events.append(text)
 
@@ -88,6 +88,7 @@ class StatusAddon:
         before = None
         while not self._stop.wait(period):
             before = self.plain_step(before)
+        self.plain_step(before)  # the last changes and events (a lost port just before the end)
 
     def plain_step(self, before):
         """Write one line per change since snapshot `before` and per new event; returns the new snapshot."""
