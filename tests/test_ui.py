@@ -66,6 +66,7 @@ def test_plain_mode_writes_a_line_per_change():
     ui = StatusAddon(DaemonConfig(), "plain", stream=out)
     ui.start(s)
     ui.close()  # the thread is not needed: drive the steps
+    ui.stream = out = io.StringIO()
     before = ui.plain_step(None)
     assert out.getvalue().count("\n") == 1 and "mode call" in out.getvalue()
     before = ui.plain_step(before)

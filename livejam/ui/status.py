@@ -122,7 +122,7 @@ class StatusReader:
         c = getattr(perf, "constraints", None)
         if c is None:  # the Markov continuator: its range is its config's
             cfg = getattr(perf, "config", None)
-            return {"range": (getattr(cfg, "pitch_low", None), getattr(cfg, "pitch_high", None))}
+            return {"range": (cfg.pitch_low, cfg.pitch_high)} if hasattr(cfg, "pitch_low") else {}
         return {"temperature": round(c.temperature, 2), "density": round(c.density, 2),
                 "range": tuple(c.pitch_range), "key": c.key or "-"}
 
