@@ -232,6 +232,7 @@ class OscConfig:
     # host:port to listen on for /livejam/... controls; "" = nothing listens. A bare port
     # binds 127.0.0.1: another address (0.0.0.0) must be asked for.
     listen: str = ""
+    push_hz: float = 2.0  # status pushed to /livejam/subscribe'd clients this often (0: no push thread)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ address under /livejam/, and the session's status sent back to whoever asks.
     /livejam/mode duet            /livejam/reset             /livejam/panic
     /livejam/end_phrase           /livejam/harmony X (answers an error: no chord control yet)
     /livejam/status [PORT]        -> /livejam/status/<name> value ... to the sender (or PORT on its host)
+    /livejam/subscribe [PORT]     the same status, pushed `osc.push_hz` times a second; /livejam/unsubscribe
 
 Controls take the same path as a MIDI knob: the server thread turns them into
 the control change the performer understands (livejam.steer) and enqueues it
@@ -48,6 +49,10 @@ class OscControl:
         self.errors = 0
         self._thread: threading.Thread | None = None
         self._last_client = None
+        self.subscribers: set[tuple[str, int]] = set()  # written by the server thread, read by the push thread
+        self._stop = threading.Event()
+        self._push_thread: threading.Thread | None = None
+        self.pushes = 0
         self.line = ""
 
     def bind(self) -> str:
@@ -77,6 +82,10 @@ class OscControl:
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="livejam-osc", daemon=True)
         self._thread.start()
+        if self.config.osc.push_hz > 0:
+            self._push_thread = threading.Thread(target=self._push_loop, args=(StatusReader(session),),
+                                                 name="livejam-osc-push", daemon=True)
+            self._push_thread.start()
         log.info("%s", self.line)
 
     def _handle(self, client: tuple[str, int], address: str, *args) -> None:
@@ -87,7 +96,12 @@ class OscControl:
             return
         try:
             if name == "status":
-                self._send_status(client, args)
+                self._send_status(self._client(self._target(client, args)), self.reader)
+            elif name == "subscribe":
+                self.subscribers = self.subscribers | {self._target(client, args)}  # a new set: no shared mutation
+                self._reply(client, "/livejam/subscribed", self._target(client, args)[1])
+            elif name == "unsubscribe":
+                self.subscribers = self.subscribers - {self._target(client, args)}
             else:
                 self.steer.set(name, *args)
         except SteerError as e:
@@ -98,16 +112,35 @@ class OscControl:
             log.warning("osc: %s %r failed: %s: %s", address, args, type(e).__name__, e)
             self._reply(client, "/livejam/error", f"{address}: {type(e).__name__}: {e}")
 
-    def _send_status(self, client: tuple[str, int], args) -> None:
-        snap = self.reader.read()
-        port = int(args[0]) if args else client[1]
-        target = (client[0], port)
+    @staticmethod
+    def _target(client: tuple[str, int], args) -> tuple[str, int]:
+        """Where replies go: the sender's address, or the port it names on its host."""
+        return (client[0], int(args[0])) if args else client
+
+    def _push_loop(self, reader) -> None:
+        """The push thread: status to every subscriber, `push_hz` times a second (its own reader and sockets)."""
+        from pythonosc.udp_client import SimpleUDPClient
+
+        clients: dict[tuple[str, int], SimpleUDPClient] = {}
+        while not self._stop.wait(1.0 / self.config.osc.push_hz):
+            subscribers = self.subscribers
+            if not subscribers:
+                continue
+            snap = reader.read()
+            for target in subscribers:
+                try:
+                    self._send_status(clients.setdefault(target, SimpleUDPClient(*target)), snapshot=snap)
+                except OSError as e:  # only the server thread changes the set: say it, keep the others
+                    log.debug("osc: status to %s:%d failed: %s", *target, e)
+            self.pushes += 1
+
+    def _send_status(self, client, reader=None, snapshot=None) -> None:
+        snap = snapshot or reader.read()
         values = {"mode": snap.mode, "time": round(snap.t, 3), "bpm": snap.bpm or 0.0,
                   "lateness_p99_ms": snap.lateness_ms["p99"] or 0.0, "step_p99_ms": snap.step_ms["p99"] or 0.0}
         for k, v in snap.controls.items():
             values[k] = list(v) if isinstance(v, tuple) else v
         values.update(snap.counters)
-        client = self._client(target)
         for k, v in values.items():
             client.send_message(f"/livejam/status/{k}", v)
 
@@ -123,6 +156,10 @@ class OscControl:
         return self._last_client[1]
 
     def close(self) -> None:
+        self._stop.set()
+        if self._push_thread is not None:
+            self._push_thread.join(2.0)
+            self._push_thread = None
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()

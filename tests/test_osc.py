@@ -118,3 +118,28 @@ def test_status_and_errors_go_back_to_the_client(running):
         assert "harmony" in errors[0][1][0] and "unknown control" in errors[1][1][0]
     finally:
         sock.close()
+
+
+def test_subscribers_get_status_pushed(running):
+    s, osc, _ = running
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5.0)
+    try:
+        sock.sendto(OscMessageBuilder("/livejam/subscribe").build().dgram, ("127.0.0.1", osc.port))
+        seen = set()
+        while "/livejam/status/mode" not in seen or "/livejam/subscribed" not in seen:
+            seen.add(OscMessage(sock.recvfrom(65536)[0]).address)  # pushed at osc.push_hz (2 Hz)
+        assert osc.subscribers == {sock.getsockname()}  # status arrived unasked: pushed
+        sock.sendto(OscMessageBuilder("/livejam/unsubscribe").build().dgram, ("127.0.0.1", osc.port))
+        other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a reply here comes after the unsubscribe
+        other.bind(("127.0.0.1", 0))  # was handled: one server thread, in order
+        other.settimeout(5.0)
+        b = OscMessageBuilder("/livejam/status")
+        b.add_arg(other.getsockname()[1])
+        sock.sendto(b.build().dgram, ("127.0.0.1", osc.port))
+        other.recvfrom(65536)
+        other.close()
+        assert osc.subscribers == set()
+    finally:
+        sock.close()
