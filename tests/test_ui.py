@@ -88,3 +88,14 @@ def test_plain_thread_flushes_events_at_close():
     ui.on_event("output port lost: synth")  # then the session ends at once
     ui.close()
     assert "output port lost: synth" in out.getvalue()
+
+
+def test_tempo_and_beat_from_midi_clock():
+    s = session(FakeCallResponse())
+    d = s.dispatcher
+    d.feed(10.0, [0xFA], 10.0)  # start
+    tick = 0.5 / 24  # 120 BPM
+    for i in range(49):  # two beats and one tick
+        d.feed(10.0 + i * tick, [0xF8], 10.0 + i * tick)
+    snap = StatusReader(s).read()
+    assert snap.bpm == pytest.approx(120.0, abs=0.5) and snap.beat == pytest.approx(2.0)
