@@ -56,7 +56,7 @@ def test_roll_command_writes_a_png(tmp_path, capsys):
 def test_simulate_png_draws_the_same(tmp_path):
     human = with_meter(tmp_path / "h.mid")
     out, png = tmp_path / "o.mid", tmp_path / "o.png"
-    assert main(["simulate", "--engine", "markov", "--seed", "1", "--human", str(human), "--out", str(out),
+    assert main(["simulate", "--seed", "1", "--human", str(human), "--out", str(out),
                  "--tail", "2", "--png", str(png)]) == 0
     assert png.read_bytes()[:8] == PNG_MAGIC
     assert render_file(out, tmp_path / "again.png").exists()

@@ -28,7 +28,7 @@ def wait_line(lines, pattern, proc, timeout=30.0):
 
 
 def test_thru_sound_osc_and_plain_log_over_jack(jack_server):
-    proc, lines = start_daemon("--engine", "neural", "--seed", "3", "--no-record", "--thru", "--sound",
+    proc, lines = start_daemon("--seed", "3", "--no-record", "--thru", "--sound",
                                "--osc", "127.0.0.1:0", "--mode", "call")
     try:
         port = int(wait_line(lines, r"osc: listening on 127\.0\.0\.1:(\d+)", proc).group(1))
