@@ -122,10 +122,9 @@ class SoundOut:
         try:
             if status.output_underflow:
                 self.counters.underflows += 1
-            block = self.synth.render(frames)
-            outdata[:] = block
+            self.synth.render_into(outdata)
             self.counters.blocks += 1
-            self.counters.level = float(block.max()) / 32768.0
+            self.counters.level = float(outdata.max()) / 32768.0
         except Exception:  # never escape into PortAudio: silence this block, count it
             outdata.fill(0)
             self.counters.callback_errors += 1

@@ -11,6 +11,7 @@ each with its own General MIDI program.
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 from collections import deque
 from pathlib import Path
@@ -94,6 +95,7 @@ class Synth:
         self.programs = {HUMAN: programs[0], MACHINE: programs[1], MACHINE + 1: programs[1]}
         for channel, program in self.programs.items():
             self._fs.program_select(channel, sfid, 0, program)
+        self._write_s16 = fluidsynth.fluid_synth_write_s16
         self.queue = NoteQueue(queue_size)
         self.events = 0  # applied to the synth
 
@@ -113,8 +115,17 @@ class Synth:
 
     def render(self, frames: int) -> np.ndarray:
         """The next `frames` frames, (frames, 2) int16, after applying queued events."""
+        out = np.empty((frames, 2), dtype=np.int16)
+        self.render_into(out)
+        return out
+
+    def render_into(self, out: np.ndarray) -> None:
+        """Render straight into `out` ((frames, 2) int16, C-contiguous: sounddevice's output buffer),
+        after applying queued events: no sample buffer is allocated on the audio thread."""
         self.apply_pending()
-        return self._fs.get_samples(frames).reshape(frames, 2)
+        ptr = out.ctypes.data_as(ctypes.c_void_p)
+        # interleaved stereo: left at offset 0, right at 1, both with a stride of 2 samples
+        self._write_s16(self._fs.synth, out.shape[0], ptr, 0, 2, ptr, 1, 2)
 
     def render_seconds(self, seconds: float) -> np.ndarray:
         """Offline render (no device): float samples in [-1, 1], (frames, 2)."""
