@@ -3,9 +3,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: setup setup-dev python jack run test quick-model
-# `make run` installs what playing needs (numpy, mido, python-rtmidi, onnxruntime: ~1 min the first
-# time); `make test` and the training tools add torch, onnx, pytest and the rest (~2-3 min more).
+.PHONY: setup setup-dev python jack sound run test quick-model
+# `make run` installs what playing needs (numpy, mido, python-rtmidi, onnxruntime, and the sound, status
+# screen and OSC extras: ~1 min the first time); `make test` and the training tools add torch, onnx,
+# pytest and the rest (a few minutes more).
 setup: $(VENV)/.installed-run
 setup-dev: $(VENV)/.installed-dev
 
@@ -17,7 +18,7 @@ $(VENV)/.installed-run: pyproject.toml | python
 	@echo "setting up $(VENV): livejam and what playing needs (first time: about a minute)"
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install --progress-bar on -e .
+	$(PY) -m pip install --progress-bar on -e '.[sound,ui,osc]'
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed-run
@@ -31,8 +32,17 @@ jack:
 	  echo "installing jackd2 (apt-get)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends jackd2; }
 
+# Debian packages for --sound (pyfluidsynth's libfluidsynth, sounddevice's PortAudio, a small General MIDI
+# soundfont: /usr/share/sounds/sf2/TimGM6mb.sf2) and the tests that render through the same synth.
+sound:
+	@{ ldconfig -p | grep -q libfluidsynth && ldconfig -p | grep -q libportaudio && \
+	  test -e /usr/share/sounds/sf2/TimGM6mb.sf2; } || { \
+	  echo "installing libfluidsynth3 libportaudio2 timgm6mb-soundfont (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    libfluidsynth3 libportaudio2 timgm6mb-soundfont; }
+
 # If no MIDI system is usable, start a dummy-driver JACK server for the session and stop it (by PID) after.
-run: setup jack
+run: setup jack sound
 	@if $(PY) -m livejam.cli ports >/dev/null 2>&1; then \
 	  exec $(PY) -m livejam.cli run $(ARGS); \
 	fi; \
@@ -42,8 +52,11 @@ run: setup jack
 	jack_wait -w -t 20 >/dev/null 2>&1 || { echo "jackd did not start: see /tmp/livejam-jackd.log"; exit 1; }; \
 	$(PY) -m livejam.cli run $(ARGS)
 
-# The tests start and stop their own named JACK server (tests/conftest.py).
-test: setup-dev jack
+# The tests start and stop their own named JACK server (tests/conftest.py). JACK keeps a machine-wide
+# registry of servers with a few slots; servers that died unstopped (SIGKILL) leave theirs taken, so
+# with no jackd running at all the registry is cleared first.
+test: setup-dev jack sound
+	@pgrep -x jackd >/dev/null || rm -f /dev/shm/jack-shm-registry 2>/dev/null || true
 	$(PY) -m pytest -q
 
 # Retrain a small model end to end on CPU in a few minutes (40 POP909 songs, configs/quick.toml):

@@ -24,7 +24,9 @@ _NEURAL, _PERFORMER = NeuralConfig(), PerformerConfig()  # help texts show the r
 
 def _common(p: argparse.ArgumentParser) -> None:
     """Options every performer-running subcommand shares."""
-    p.add_argument("--config", metavar="FILE", help="TOML config file (unknown keys are errors)")
+    p.add_argument("--config", metavar="FILE",
+                   help="TOML config file (unknown keys are errors); default ~/.config/livejam/config.toml when "
+                        "it exists ('' for none)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key, e.g. --set performer.phrase_end_silence_s=0.8")
     p.add_argument("--performer", "--engine", dest="performer", choices=PERFORMERS,
@@ -71,10 +73,20 @@ def _config(args: argparse.Namespace, extra: list[str] = ()) -> DaemonConfig:
             raise ConfigError(f"--pitch-range {args.pitch_range!r}: expected LO:HI MIDI notes, e.g. 36:96")
         overrides += [f"performer.pitch_low={int(lo)}", f"performer.pitch_high={int(hi)}"]
     overrides.extend(extra)
-    config = load(DaemonConfig, args.config, overrides)
+    config = load(DaemonConfig, config_file(args), overrides)
     if args.model is not None:  # a path is no TOML value: set it on the loaded config
         config = replace(config, neural=replace(config.neural, model=args.model))
     return config
+
+
+def config_file(args: argparse.Namespace) -> str | None:
+    """--config, else the user's config file when there is one (~/.config/livejam/config.toml)."""
+    if args.config is not None:
+        return args.config or None  # --config "" : none at all
+    from livejam.config import user_config_file
+
+    path = user_config_file()
+    return str(path) if path.is_file() else None
 
 
 def _meter(text: str) -> int:
@@ -144,6 +156,11 @@ def _add_run(sub) -> None:
                         "ignored (default: MIDI clock if one comes in, else --bpm, else free time)")
     b.add_argument("--link", action="store_true", help="join an Ableton Link session and follow its tempo and "
                    "beat while it has peers (needs livejam[link]); MIDI clock still outranks it")
+    from livejam import stage
+
+    stage.add_run_options(p)
+    p.add_argument("--thru", action="store_true",
+                   help="pass your notes to the output too, on their own channel (midi.thru_channel, default 1)")
     rec = p.add_mutually_exclusive_group()
     rec.add_argument("--record", metavar="PATH", help="record the session to this MIDI file")
     rec.add_argument("--no-record", action="store_true", help="do not record the session")
@@ -187,7 +204,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         extra.append(f"beat.meter={_meter(args.meter)}")
     if args.count_in is not None:
         extra.append(f"beat.count_in_bars={args.count_in}")
-    config = _config(args, extra)
+    if args.thru:
+        extra.append("midi.thru=true")
+    from livejam import stage
+
+    config = _config(args, extra + stage.overrides(args))
     if config.beat.link:  # from --link or a config file: no package, one line before any port opens
         from livejam.link import LinkUnavailable, check_available
 
@@ -197,17 +218,30 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError(str(e)) from None
 
     def ready(inp: str, out: str, backend: str) -> None:
-        print(f"livejam: ready: in={inp} out={out} backend={backend} performer={config.performer.kind}", flush=True)
+        used = config_file(args)
+        print(f"livejam: ready: in={inp} out={out} backend={backend} performer={config.performer.kind}"
+              + (f" config={used}" if used else ""), flush=True)
+        for addon in addons:  # sound (its latency, or why there is none), OSC address
+            if getattr(addon, "line", ""):
+                print(f"livejam: {addon.line}", flush=True)
 
     from livejam.midi.ports import select_backend
 
     select_backend(config.midi.backend)  # no MIDI system: say so before loading a model
     performer = _performer(args, config)
-    result = Daemon(config, performer=performer, record_path=args.record, on_ready=ready).run()
+    addons = stage.build_addons(config)
+    try:
+        result = Daemon(config, performer=performer, record_path=args.record, on_ready=ready, addons=addons).run()
+    finally:
+        for addon in addons:  # the daemon closes those it started; closing twice is harmless
+            addon.close()
     print(f"livejam: stopped ({result.reason})", flush=True)
     if result.recording:
         print(f"livejam: recorded to {result.recording}", flush=True)
     print("livejam: counters " + json.dumps(result.summary, sort_keys=True), flush=True)
+    for addon in addons:
+        if hasattr(addon, "summary"):
+            print(f"livejam: {type(addon).__name__} " + json.dumps(addon.summary(), sort_keys=True), flush=True)
     return result.rc
 
 
@@ -228,6 +262,7 @@ def _add_simulate(sub) -> None:
     p.add_argument("--tail", type=float, metavar="SECONDS",
                    help="keep running this long after the last input (default: room for one answer)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument("--png", metavar="ROLL.png", help="also draw the result as a piano roll (needs livejam[plot])")
     p.set_defaults(func=cmd_simulate)
 
 
@@ -245,6 +280,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     else:
         print(f"{summary['human_notes']} human notes in, {summary['machine_notes']} machine notes out, "
               f"{summary['sounding_at_end']} sounding at the end -> {args.out}")
+    if args.png:
+        from livejam.roll import render_file
+
+        print(f"piano roll -> {render_file(args.out, args.png, grid_from=args.human)}")
     return 0 if summary["sounding_at_end"] == 0 else 1
 
 
@@ -262,13 +301,20 @@ def _add_bench(sub) -> None:
     bench.add_parser(sub)
 
 
+def _add_roll(sub) -> None:
+    from livejam import roll
+
+    roll.add_parser(sub)
+
+
 def _add_learn(sub) -> None:
     from livejam import learn
 
     learn.add_parser(sub)
 
 
-SUBCOMMANDS: tuple[Callable, ...] = (_add_ports, _add_run, _add_simulate, _add_eval, _add_bench, _add_learn)
+SUBCOMMANDS: tuple[Callable, ...] = (_add_ports, _add_run, _add_simulate, _add_eval, _add_bench, _add_learn,
+                                    _add_roll)
 
 
 def build_parser() -> argparse.ArgumentParser:

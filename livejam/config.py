@@ -175,6 +175,26 @@ DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "livejam-small.onnx
 MODES = ("call", "duet")
 
 
+def user_config_file() -> Path:
+    """The config `livejam run` loads when no --config is given (if it exists), and `livejam learn`
+    writes to: ~/.config/livejam/config.toml on Linux (XDG_CONFIG_HOME respected), the platform's
+    own place elsewhere (platformdirs)."""
+    return _user_dir("user_config_dir", "~/.config") / "config.toml"
+
+
+def user_sessions_dir() -> Path:
+    """Where sessions are recorded by default: ~/.local/share/livejam/sessions on Linux."""
+    return _user_dir("user_data_dir", "~/.local/share") / "sessions"
+
+
+def _user_dir(kind: str, fallback: str) -> Path:
+    try:
+        import platformdirs
+    except ImportError:  # a base dependency; an install without it still finds the Linux places
+        return Path(fallback).expanduser() / "livejam"
+    return Path(getattr(platformdirs, kind)("livejam", appauthor=False))
+
+
 def model_path(configured: str) -> Path:
     """The model file a setting names ("" = the shipped default)."""
     return Path(configured).expanduser() if configured else DEFAULT_MODEL
@@ -273,8 +293,12 @@ class MidiConfig:
     # An input identical to something we sent within this window is our own echo.
     echo_window_s: float = 0.1
     queue_size: int = 4096  # MIDI callback -> performer thread; overflow is counted
-    # Output channel per machine part (part 0 continues the human, part 1 its own part).
-    channels: tuple[int, ...] = (0, 1)
+    # Output channel per machine part (part 0 continues the human, part 1 its own part),
+    # 0-based: MIDI channels 2 and 3, away from channel 1 where most keyboards play.
+    channels: tuple[int, ...] = (1, 2)
+    # --thru: the human's notes go to the output too, on this channel (0-based: MIDI channel 1).
+    thru: bool = False
+    thru_channel: int = 0
 
 
 @dataclass(frozen=True)
@@ -291,7 +315,38 @@ class SchedulerConfig:
 @dataclass(frozen=True)
 class RecordConfig:
     enabled: bool = True
-    folder: str = "~/.local/share/livejam/sessions"
+    folder: str = ""  # "" = the user data dir's sessions/ (~/.local/share/livejam/sessions on Linux)
+
+
+# --- stage: sound, OSC, status screen (optional add-ons, off the real-time path) ---------
+
+@dataclass(frozen=True)
+class SoundConfig:
+    enabled: bool = False  # --sound
+    soundfont: str = ""  # "" = the first General MIDI soundfont found (Debian timgm6mb-soundfont)
+    human_program: int = 0  # General MIDI program, 0-based: 0 acoustic grand piano
+    machine_program: int = 4  # 4 electric piano 1
+    block_size: int = 256  # frames per audio callback (smaller: lower latency, more CPU wake-ups)
+    samplerate: int = 0  # 0 = the device's own rate (JACK plays only at its server's rate)
+    latency: float | str = "low"  # sounddevice's: "low", "high" or seconds
+    gain: float = 0.5
+    queue_size: int = 1024  # notes waiting for the audio callback; overflow is counted
+    device: str = ""  # output device name substring; "" = the default
+
+
+@dataclass(frozen=True)
+class OscConfig:
+    # host:port to listen on for /livejam/... controls; "" = nothing listens. A bare port
+    # binds 127.0.0.1: another address (0.0.0.0) must be asked for.
+    listen: str = ""
+    push_hz: float = 2.0  # status pushed to /livejam/subscribe'd clients this often (0: no push thread)
+
+
+@dataclass(frozen=True)
+class ScreenConfig:
+    mode: str = "auto"  # auto (screen on a terminal, else plain) | screen | plain | off
+    refresh_hz: float = 10.0  # a full frame costs ~6 ms of CPU here (livejam bench --screen)
+    roll_seconds: float = 8.0  # how much of the past the scrolling roll shows
 
 
 @dataclass(frozen=True)
@@ -346,5 +401,8 @@ class DaemonConfig:
     performer: PerformerConfig = field(default_factory=PerformerConfig)
     neural: NeuralConfig = field(default_factory=NeuralConfig)
     beat: BeatConfig = field(default_factory=BeatConfig)
+    sound: SoundConfig = field(default_factory=SoundConfig)
+    osc: OscConfig = field(default_factory=OscConfig)
+    screen: ScreenConfig = field(default_factory=ScreenConfig)
     # How often the main thread checks the output port and the worker threads.
     health_check_s: float = 0.5

@@ -26,7 +26,7 @@ from livejam.midi.normalise import EchoFilter, InputNormaliser
 from livejam.midi.ports import InputQueue, MidiInput, MidiOutput, api_name, select_backend
 from livejam.midi.spec import REALTIME_CLOCK, Message
 from livejam.recording import Recorder, default_path
-from livejam.scheduler import Scheduler
+from livejam.scheduler import THRU_PART, Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,11 @@ class Dispatcher:
     """
 
     def __init__(self, performer, scheduler: Scheduler, normaliser: InputNormaliser,
-                 recorder: Recorder | None = None, beat: BeatClock | None = None, clock_out: ClockOut | None = None):
+                 recorder: Recorder | None = None, beat: BeatClock | None = None, clock_out: ClockOut | None = None,
+                 thru: bool = False, taps: tuple = ()):
         self.performer = performer
+        self.thru = thru  # pass the human's notes to the output (through the scheduler's ledger)
+        self.taps = taps  # callables (note, now) told of every human note: non-blocking (sound, screen)
         self.scheduler = scheduler
         self.normaliser = normaliser
         self.recorder = recorder
@@ -96,13 +99,18 @@ class Dispatcher:
             return
         kind = msg.kind
         if kind == "note_on" or kind == "note_off":
-            if kind == "note_on" and msg.b > 0:  # tempo following hears the human's onsets
+            if kind == "note_on" and msg.velocity > 0:  # tempo following hears the human's onsets
                 self.beat.onset(t)
             if self.recorder is not None:
                 self.recorder.record_human(msg, t)
-            self.performer.hear(TimedNote(t, 0, msg.a, msg.b if kind == "note_on" else 0), now)
+            note = TimedNote(t, 0, msg.note, msg.velocity if kind == "note_on" else 0)
+            if self.thru:
+                self.scheduler.submit([TimedNote(now, THRU_PART, note.pitch, note.velocity)])
+            for tap in self.taps:
+                tap(note, now)
+            self.performer.hear(note, now)
         elif kind == "control_change":
-            self.performer.control(msg.a, msg.b, now)
+            self.performer.control(msg.control, msg.value, now)
         elif kind in REALTIME_CLOCK or kind == "songpos":
             self.beat.handle(kind, t, msg.data)
 
@@ -144,10 +152,30 @@ class DaemonResult:
     recording: Path | None = None
 
 
+@dataclass
+class Session:
+    """What a running session shows to its add-ons (sound, status screen, OSC): read, or enqueue into."""
+
+    config: DaemonConfig
+    clock: RealClock
+    scheduler: Scheduler
+    dispatcher: Dispatcher
+    recorder: Recorder
+    inq: InputQueue
+    normaliser: InputNormaliser
+    daemon: "Daemon"
+
+
 class Daemon:
+    """Add-ons (livejam.sound, livejam.ui, livejam.osc) are objects with any of: `start(session)`
+    (after the scheduler starts), `on_human(note, now)` (performer thread), `on_sent(port, msg, t)`
+    (scheduler thread), `on_event(text)` (a session event, see `event`) and `close()` (after the
+    final panic). Both taps must never block."""
+
     def __init__(self, config: DaemonConfig, performer=None, record_path: str | Path | None = None,
-                 on_ready=None):
+                 on_ready=None, addons: tuple = ()):
         self.config = config
+        self.addons = tuple(addons)
         self.performer = performer
         self.record_path = record_path
         self.on_ready = on_ready  # called with (input name, output name, backend) once listening
@@ -155,6 +183,16 @@ class Daemon:
         self.error: BaseException | None = None
         self.reason = "stopped"
         self.recording: Path | None = None
+
+    def event(self, text: str) -> None:
+        """A one-line session event (an output port lost or found, ...): shown by the add-ons that show
+        events (the status screen, the plain log), else logged as a warning."""
+        shown = False
+        for addon in self.addons:
+            if hasattr(addon, "on_event"):
+                addon.on_event(text)
+                shown = True
+        log.log(logging.INFO if shown else logging.WARNING, "%s", text)
 
     def request_stop(self, reason: str = "stopped") -> None:
         if not self.stop_event.is_set():
@@ -175,17 +213,24 @@ class Daemon:
         echo = EchoFilter(cfg.midi.echo_window_s)
         out = MidiOutput(api, cfg.midi.output, client=f"{cfg.midi.client_name} out")
 
+        sent_taps = tuple(a.on_sent for a in self.addons if hasattr(a, "on_sent"))
+
         def sink(port: int, msg: Message, t: float) -> None:
             echo.sent(msg, t)  # before sending: the echo may come back before send() returns
             out.send(msg)
-            recorder.record_machine(msg, t)
+            if port == 0:  # port 1 is the human's notes passed through: recorded as heard
+                recorder.record_machine(msg, t)
+            for tap in sent_taps:
+                tap(port, msg, t)
 
         scheduler = Scheduler(clock, sink, channels=cfg.midi.channels, late_drop_s=cfg.scheduler.late_drop_s,
-                              watchdog_s=cfg.scheduler.watchdog_s)
+                              watchdog_s=cfg.scheduler.watchdog_s,
+                              thru_channel=cfg.midi.thru_channel if cfg.midi.thru else None)
         inq = InputQueue(cfg.midi.queue_size)
         normaliser = InputNormaliser(cfg.midi.ignore_sysex, cfg.midi.ignore_active_sensing, echo)
         beat, clock_out, clicks = self._beat_clock(clock.now())
-        dispatcher = Dispatcher(performer, scheduler, normaliser, recorder, beat, clock_out)
+        dispatcher = Dispatcher(performer, scheduler, normaliser, recorder, beat, clock_out, thru=cfg.midi.thru,
+                                taps=tuple(a.on_human for a in self.addons if hasattr(a, "on_human")))
         try:  # input messages queue up until the performer thread starts: nothing is lost
             inp = MidiInput(api, inq.callback, cfg.midi.input, client=f"{cfg.midi.client_name} in",
                             ignore_sysex=cfg.midi.ignore_sysex, ignore_active_sensing=cfg.midi.ignore_active_sensing)
@@ -203,11 +248,19 @@ class Daemon:
             worker = threading.Thread(target=self._performer_loop, args=(dispatcher, inq, clock),
                                       name="livejam-performer", daemon=True)
             worker.start()
+            session = Session(cfg, clock, scheduler, dispatcher, recorder, inq, normaliser, self)
+            for addon in self.addons:  # optional: one failing must not end the session
+                try:
+                    if hasattr(addon, "start"):
+                        addon.start(session)
+                except Exception as e:
+                    log.error("%s did not start: %s: %s", type(addon).__name__, type(e).__name__, e)
             log.info("listening on %s, playing on %s (%s)", inp.port_name, out.port_name, api_name(api))
             if self.on_ready:
                 self.on_ready(inp.port_name, out.port_name, api_name(api))
             while not self.stop_event.wait(cfg.health_check_s):
                 if out.vanished():
+                    self.event(f"output port lost: {out.port_name}")
                     self.request_stop("output port vanished")
                 elif scheduler.error is not None:
                     self.error = scheduler.error
@@ -262,6 +315,7 @@ class Daemon:
         if dispatcher.beat.link is not None:
             steps.append(("leave Link", dispatcher.beat.link.close))
         steps.append(("close output", out.close))
+        steps += [(f"close {type(a).__name__}", a.close) for a in self.addons if hasattr(a, "close")]
         if self.config.record.enabled:
             steps.append(("save recording", lambda: self._save(recorder)))
         for what, step in steps:
@@ -290,6 +344,9 @@ class Daemon:
         return beat, clock_out, clicks
 
     def _save(self, recorder: Recorder) -> None:
+        if recorder.empty():
+            log.info("nothing was played: no recording saved")
+            return
         path = self.record_path or default_path(self.config.record.folder)
         self.recording = recorder.save(path)
 

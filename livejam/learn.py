@@ -1,13 +1,15 @@
 """`livejam learn`: MIDI-learn the live controls and write them to a TOML config.
 
-    livejam learn --in "My Keyboard" --out ~/.config/livejam/controls.toml
-    livejam run --config ~/.config/livejam/controls.toml
+    livejam learn --in "My Keyboard"     # writes ~/.config/livejam/config.toml
+    livejam run                           # loads it (no --config needed)
 
 For each control (temperature, density, pitch centre, mode, reset, panic) it
 asks you to move a knob or press a button and takes the first control change
 that arrives; Enter-less: a control nobody touches within `--timeout` seconds
-keeps its default. The file holds a `[neural.controls]` table, so it is a
-valid `livejam run --config` file on its own.
+keeps its default. The mapping is the `[neural.controls]` table of the user's
+config file (platformdirs: ~/.config/livejam/config.toml on Linux), which
+`livejam run` loads when no --config is given; the file's other settings are
+kept. `--out FILE` writes another file (a valid `--config` file on its own).
 """
 from __future__ import annotations
 
@@ -61,6 +63,21 @@ def to_toml(mapping: ControlMap) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge_into(existing: str, mapping: ControlMap) -> str:
+    """`existing` TOML text with its [neural.controls] table replaced by `mapping` (other tables kept)."""
+    kept, skipping = [], False
+    for line in existing.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            skipping = stripped.replace(" ", "") == "[neural.controls]"
+        elif stripped.startswith("# livejam live controls"):
+            continue
+        if not skipping:
+            kept.append(line)
+    head = "\n".join(kept).rstrip()
+    return (head + "\n\n" if head else "") + to_toml(mapping)
+
+
 def cc_numbers(q: "queue.SimpleQueue") -> Callable[[float], int | None]:
     """next_cc over a queue of raw MIDI messages (the rtmidi callback fills it)."""
 
@@ -79,7 +96,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("learn", help="MIDI-learn the live controls and write them to a TOML file")
     p.add_argument("--in", dest="input", metavar="NAME", help="input port name substring (default: virtual 'livejam learn')")
     p.add_argument("--backend", default="auto", help="auto (default), alsa, jack, ...")
-    p.add_argument("--out", default="~/.config/livejam/controls.toml", metavar="FILE", help="TOML file to write")
+    p.add_argument("--out", metavar="FILE",
+                   help="TOML file to write (default: the user config, ~/.config/livejam/config.toml, which "
+                        "`livejam run` loads; its other settings are kept)")
     p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for each control")
     p.set_defaults(func=run)
     return p
@@ -96,9 +115,14 @@ def run(args: argparse.Namespace) -> int:
         mapping = learn_mapping(cc_numbers(q), args.timeout)
     finally:
         inp.close()
-    out = Path(args.out).expanduser()
+    from livejam.config import user_config_file
+
+    out = Path(args.out).expanduser() if args.out else user_config_file()
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(to_toml(mapping))
-    print(f"wrote {out}: use it with `livejam run --config {out}`")
+    out.write_text(merge_into(out.read_text() if out.exists() else "", mapping))
+    if args.out:
+        print(f"wrote {out}: use it with `livejam run --config {out}`")
+    else:
+        print(f"wrote {out}: `livejam run` loads it")
     return 0
 

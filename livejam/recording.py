@@ -40,6 +40,10 @@ class Recorder:
         if note is not None:
             self.machine.append(note)
 
+    def empty(self) -> bool:
+        """Nothing heard and nothing played: such a session is not worth a file."""
+        return not self.human and not self.machine
+
     def save(self, path: str | Path) -> Path:
         path = Path(path).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,6 +56,10 @@ class Recorder:
 
 def default_path(folder: str | Path) -> Path:
     """A fresh file name in `folder`, by start time (never overwrites a session)."""
+    if not folder:
+        from livejam.config import user_sessions_dir
+
+        folder = user_sessions_dir()
     folder = Path(folder).expanduser()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = folder / f"session-{stamp}.mid"

@@ -13,6 +13,11 @@ Policy:
 - at equal times note-offs go first, so a re-struck note ends then starts;
 - a watchdog ends notes held longer than `watchdog_s`.
 
+MIDI thru: notes of part THRU_PART (the human's, passed through) go out on
+`thru_channel` and are kept in the ledger under their own port key
+(`port + 1`), so panic ends them too, while a barge-in (`cancel`) and the
+watchdog touch only the machine's notes (a held chord of the human's stays).
+
 The same object runs without a thread on a VirtualClock: the simulation loop
 calls `run_until(t)` and everything happens at exactly its scheduled time.
 """
@@ -34,6 +39,7 @@ from livejam.stats import summary_ms
 log = logging.getLogger(__name__)
 
 Sink = Callable[[int, Message, float], None]  # (port, message, send time); may raise OSError
+THRU_PART = -1  # a TimedNote of this part is the human's, passed through (--thru)
 
 
 @dataclass
@@ -45,6 +51,7 @@ class SchedulerCounters:
     cancelled: int = 0  # queued events dropped by barge-in
     watchdog_offs: int = 0
     past_submissions: int = 0  # handed over with a time already passed
+    timed: int = 0  # values ever appended to `lateness` (readers find the new ones by difference)
     lateness: deque = field(default_factory=lambda: deque(maxlen=100_000))
 
     def summary(self) -> dict:
@@ -55,12 +62,18 @@ class SchedulerCounters:
 
 class Scheduler:
     def __init__(self, clock, sink: Sink, ledger: NoteLedger | None = None, *, channels: tuple[int, ...] = (0, 1),
-                 port: int = 0, late_drop_s: float = 0.030, watchdog_s: float = 8.0, late_s: float = 0.001):
+                 port: int = 0, late_drop_s: float = 0.030, watchdog_s: float = 8.0, late_s: float = 0.001,
+                 thru_channel: int | None = None):
         self.clock = clock
         self.sink = sink
         self.channels = channels
         self.port = port
-        self.ledger = ledger or NoteLedger({port: set(channels)})
+        self.thru_port = port + 1  # the ledger's key for the human's notes passed through
+        self.thru_channel = thru_channel
+        initial = {port: set(channels)}
+        if thru_channel is not None:
+            initial[self.thru_port] = {thru_channel}
+        self.ledger = ledger or NoteLedger(initial)
         self.late_drop_s = late_drop_s
         self.watchdog_s = watchdog_s
         self.late_s = late_s
@@ -105,7 +118,8 @@ class Scheduler:
     def cancel(self) -> None:
         """Barge-in: drop every queued event and end the machine's sounding notes now."""
         with self._cond:
-            keep = [e for e in self._heap if isinstance(e[3], Message)]  # the clock goes on
+            # the clock goes on, and the human's own notes passed through stay
+            keep = [e for e in self._heap if isinstance(e[3], Message) or e[3].part == THRU_PART]
             self.counters.cancelled += len(self._heap) - len(keep)
             self._heap[:] = keep
             heapq.heapify(self._heap)
@@ -209,7 +223,7 @@ class Scheduler:
     def _next_time_locked(self) -> float:
         nxt = self._heap[0][0] if self._heap else float("inf")
         # the ledger is only touched by its owner thread, which is the caller here
-        return min(nxt, self.ledger.oldest_on() + self.watchdog_s)
+        return min(nxt, self.ledger.oldest_on(self.port) + self.watchdog_s)
 
     def _channel(self, part: int) -> int:
         return self.channels[part] if 0 <= part < len(self.channels) else self.channels[-1]
@@ -218,24 +232,30 @@ class Scheduler:
         if isinstance(n, Message):
             self._emit_raw(n)
             return
-        channel = self._channel(n.part)
+        if n.part == THRU_PART:
+            if self.thru_channel is None:
+                return
+            port, channel = self.thru_port, self.thru_channel
+        else:
+            port, channel = self.port, self._channel(n.part)
         now = self.clock.now()
         lateness = max(0.0, now - n.time)
         if n.velocity > 0:
             if lateness > self.late_drop_s:
                 self.counters.dropped_late += 1
                 return
-            if not self.ledger.note_on(self.port, channel, n.pitch, n.time):
+            if not self.ledger.note_on(port, channel, n.pitch, n.time):
                 return
             msg = note_on(channel, n.pitch, min(127, n.velocity))
         else:
-            if not self.ledger.note_off(self.port, channel, n.pitch):
+            if not self.ledger.note_off(port, channel, n.pitch):
                 return
             msg = note_off(channel, n.pitch)
         self.counters.lateness.append(lateness)
+        self.counters.timed += 1
         if lateness > self.late_s:
             self.counters.late += 1
-        self._send(self.port, msg, now)
+        self._send(port, msg, now)
 
     def _emit_raw(self, msg: Message) -> None:
         now = self.clock.now()
@@ -253,11 +273,11 @@ class Scheduler:
 
     def _do_resolve(self) -> None:
         now = self.clock.now()
-        for port, msg in self.ledger.resolve():
+        for port, msg in self.ledger.resolve(port=self.port):
             self._send(port, msg, now)
 
     def _watchdog(self, now: float) -> None:
-        keys = self.ledger.held_since(now - self.watchdog_s + 1e-9)
+        keys = self.ledger.held_since(now - self.watchdog_s + 1e-9, self.port)
         if keys:
             for port, msg in self.ledger.resolve(keys):
                 self.counters.watchdog_offs += 1

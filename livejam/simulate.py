@@ -31,6 +31,7 @@ _NUDGE_S = 0.001
 @dataclass
 class VirtualRun:
     sent: list[tuple[float, Message]] = field(default_factory=list)  # (time, message) on the wire
+    thru: list[tuple[float, Message]] = field(default_factory=list)  # the human's notes passed through (--thru)
     summary: dict = field(default_factory=dict)
 
     def machine_notes(self) -> list[TimedNote]:
@@ -66,10 +67,12 @@ def run_virtual(events: Sequence[tuple[float, Sequence[int]]], performer, config
     config = config or DaemonConfig()
     clock = VirtualClock(start)
     run = VirtualRun()
-    scheduler = Scheduler(clock, lambda port, msg, t: run.sent.append((t, msg)), channels=config.midi.channels,
-                          late_drop_s=config.scheduler.late_drop_s, watchdog_s=config.scheduler.watchdog_s)
+    scheduler = Scheduler(clock, lambda port, msg, t: (run.thru if port else run.sent).append((t, msg)),
+                          channels=config.midi.channels, late_drop_s=config.scheduler.late_drop_s,
+                          watchdog_s=config.scheduler.watchdog_s,
+                          thru_channel=config.midi.thru_channel if config.midi.thru else None)
     normaliser = InputNormaliser(config.midi.ignore_sysex, config.midi.ignore_active_sensing)
-    dispatcher = Dispatcher(performer, scheduler, normaliser)
+    dispatcher = Dispatcher(performer, scheduler, normaliser, thru=config.midi.thru)
     events = sorted(events, key=lambda e: e[0])  # stable: equal times keep their order
     end = (events[-1][0] if events else start) + tail_s
     scheduler.panic()
@@ -108,7 +111,7 @@ def run_virtual(events: Sequence[tuple[float, Sequence[int]]], performer, config
         "events_out": len(run.sent),
         "machine_notes": sum(1 for _, m in run.sent if m.kind == "note_on" and m.velocity > 0),
         "sounding_before_panic": sounding_before_panic,
-        "sounding_at_end": sounding_after(run.sent),
+        "sounding_at_end": sounding_after(run.sent) + sounding_after(run.thru),
         "cancels": dispatcher.cancels,
         "scheduler": scheduler.counters.summary(),
         "ledger": dict(scheduler.ledger.counters.__dict__),

@@ -30,6 +30,15 @@ def jack_server():
         server.stop()
 
 
+@pytest.fixture(autouse=True)
+def _own_user_dirs(tmp_path_factory, monkeypatch):
+    """A user's own ~/.config/livejam/config.toml or sessions must not change what a test sees:
+    every test (and what it starts) gets empty XDG config and data folders."""
+    home = tmp_path_factory.mktemp("xdg")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+
+
 def livejam_cmd(*args: str) -> list[str]:
     """The CLI run from this checkout, with the interpreter running the tests."""
     return [sys.executable, "-m", "livejam.cli", *args]

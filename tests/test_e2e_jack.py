@@ -120,7 +120,7 @@ def neural_model(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.mark.parametrize("mode, channel", [("call", 0), ("duet", 1)])
+@pytest.mark.parametrize("mode, channel", [("call", 1), ("duet", 2)])
 def test_neural_engine_answers_and_accompanies_over_jack(jack_server, neural_model, mode, channel):
     proc, lines = start_daemon("--engine", "neural", "--model", str(neural_model), "--mode", mode, "--seed", "3",
                                "--no-record", "--temperature", "0.8")

@@ -52,6 +52,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--sections", default=",".join(SECTIONS), metavar="LIST",
                    help=f"comma-separated sections to run, of {', '.join(SECTIONS)} (default: all)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--screen", action="store_true",
+                   help="also measure the scheduler's lateness with the status screen rendering (needs livejam[ui])")
     p.set_defaults(func=run)
     return p
 
@@ -77,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     result = {"machine": latency.machine_info(), "model": _model_info(engine, path),
               "providers": engine.model.providers, "intra_op_threads": args.threads}
     result["step"] = measure_steps(engine, args.events, args.seed) if "step" in sections else {}
-    result["scheduler"] = measure_lateness(engine, args.events, args.seed) if "lateness" in sections else {}
+    result["scheduler"] = (measure_lateness(engine, args.events, args.seed, screen=args.screen)
+                           if "lateness" in sections else {})
     result["e2e"] = measure_e2e(path, args) if "jack" in sections else {"status": "skipped (not in --sections)"}
     result["targets"] = targets(result)
     result["machine"]["load_avg_1min_after"] = round(os.getloadavg()[0], 2)
@@ -115,7 +118,7 @@ def measure_steps(engine, events: int, seed: int) -> dict:
     return out
 
 
-def measure_lateness(engine, events: int, seed: int) -> dict:
+def measure_lateness(engine, events: int, seed: int, screen: bool = False) -> dict:
     from livejam.engine import EventSampler
 
     sampler = EventSampler(engine.vocab)
@@ -132,6 +135,13 @@ def measure_lateness(engine, events: int, seed: int) -> dict:
             out["scheduler_under_inference"] = latency.stats_s(
                 latency.scheduler_lateness(events, LATENESS_SPACING_S))
         out["scheduler_load_steps_per_s"] = round(load.steps_per_s, 1)
+        if screen:  # the same run again with the status screen drawing at its rate beside it
+            from livejam.ui.bench import ScreenLoad
+
+            with latency.InferenceLoad(engine, sampler, latency.BENCH_CONSTRAINTS, seed + 3), ScreenLoad() as scr:
+                out["scheduler_under_inference_with_screen"] = latency.stats_s(
+                    latency.scheduler_lateness(events, LATENESS_SPACING_S))
+            out["screen_frames"], out["screen_frame_ms"] = scr.frames, scr.mean_frame_ms
     finally:
         sys.setswitchinterval(old_switch)
     return out
@@ -257,6 +267,9 @@ def _lateness_rows(sch: dict) -> list[str]:
     lines.append(_row("bare sleep-then-spin floor, idle", sch["floor_idle"]))
     lines.append(_row("bare sleep-then-spin floor, under inference", sch["floor_under_inference"]))
     lines.append(_row("scheduler thread, under inference", sch["scheduler_under_inference"]))
+    if "scheduler_under_inference_with_screen" in sch:
+        lines.append(_row(f"  ... and the status screen ({sch['screen_frame_ms']:g} ms/frame)",
+                          sch["scheduler_under_inference_with_screen"]))
     return lines
 
 

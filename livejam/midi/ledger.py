@@ -57,17 +57,20 @@ class NoteLedger:
     def sounding(self) -> list[Key]:
         return sorted(self._on)
 
-    def held_since(self, before: float) -> list[Key]:
-        """Keys whose note-on was sent before `before` (watchdog candidates)."""
-        return sorted(k for k, t in self._on.items() if t < before)
+    def held_since(self, before: float, port: int | None = None) -> list[Key]:
+        """Keys whose note-on was sent before `before` (watchdog candidates), on `port` or any."""
+        return sorted(k for k, t in self._on.items() if t < before and (port is None or k[0] == port))
 
-    def oldest_on(self) -> float:
-        """Send time of the longest-held sounding note; inf when all are silent."""
-        return min(self._on.values(), default=float("inf"))
+    def oldest_on(self, port: int | None = None) -> float:
+        """Send time of the longest-held sounding note (on `port` or any); inf when all are silent."""
+        return min((t for k, t in self._on.items() if port is None or k[0] == port), default=float("inf"))
 
-    def resolve(self, keys: list[Key] | None = None) -> list[tuple[int, Message]]:
-        """Explicit note-offs for `keys` (default: all sounding); marks them silent."""
-        keys = self.sounding() if keys is None else [k for k in keys if k in self._on]
+    def resolve(self, keys: list[Key] | None = None, port: int | None = None) -> list[tuple[int, Message]]:
+        """Explicit note-offs for `keys` (default: all sounding, on `port` or any); marks them silent."""
+        if keys is None:
+            keys = [k for k in self.sounding() if port is None or k[0] == port]
+        else:
+            keys = [k for k in keys if k in self._on]
         out = []
         for key in keys:
             del self._on[key]

@@ -1,0 +1,145 @@
+"""OSC control from a python-osc client: each control reaches the performer through the input queue
+(the same path as a MIDI knob), status comes back to the client, and nothing listens without --osc."""
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+pytest.importorskip("pythonosc")
+from pythonosc.osc_message import OscMessage  # noqa: E402
+from pythonosc.osc_message_builder import OscMessageBuilder  # noqa: E402
+from pythonosc.udp_client import SimpleUDPClient  # noqa: E402
+
+from livejam.clock import VirtualClock  # noqa: E402
+from livejam.config import ConfigError, DaemonConfig  # noqa: E402
+from livejam.daemon import Dispatcher, Session, build_performer  # noqa: E402
+from livejam.midi.normalise import InputNormaliser  # noqa: E402
+from livejam.midi.ports import InputQueue  # noqa: E402
+from livejam.osc import OscControl, parse_listen  # noqa: E402
+from livejam.recording import Recorder  # noqa: E402
+from livejam.scheduler import Scheduler  # noqa: E402
+from livejam.stage import build_addons  # noqa: E402
+
+
+def session(performer, config=None):
+    config = config or DaemonConfig()
+    clock = VirtualClock(10.0)
+    sched = Scheduler(clock, lambda port, msg, t: None, channels=config.midi.channels)
+    normaliser = InputNormaliser()
+    return Session(config, clock, sched, Dispatcher(performer, sched, normaliser), Recorder(10.0),
+                   InputQueue(64), normaliser, None)
+
+
+def deliver(s: Session, n: int = 1) -> list:
+    """Take n items the OSC thread enqueued (blocking get with a timeout) and feed them like the
+    performer thread does."""
+    raws = []
+    for _ in range(n):
+        t, raw = s.inq.get(timeout=5.0)
+        raws.append(list(raw))
+        s.dispatcher.feed(t, raw, s.clock.now())
+    return raws
+
+
+@pytest.fixture(scope="module")
+def neural():
+    return build_performer("neural", DaemonConfig(), seed=1)
+
+
+@pytest.fixture
+def running(neural):
+    s = session(neural)
+    osc = OscControl("127.0.0.1:0", s.config)
+    osc.bind()
+    osc.start(s)
+    yield s, osc, SimpleUDPClient("127.0.0.1", osc.port)
+    osc.close()
+
+
+def test_listen_address_is_localhost_unless_given():
+    assert parse_listen("9000") == ("127.0.0.1", 9000)
+    assert parse_listen("0.0.0.0:9001") == ("0.0.0.0", 9001)
+    with pytest.raises(ConfigError):
+        parse_listen("localhost:http")
+    assert not any(type(a).__name__ == "OscControl" for a in build_addons(DaemonConfig()))
+
+
+def test_every_control_reaches_the_performer(running):
+    s, osc, client = running
+    perf = s.dispatcher.performer
+    client.send_message("/livejam/temperature", 0.8)
+    client.send_message("/livejam/density", -1.5)
+    client.send_message("/livejam/range", [48, 72])
+    deliver(s, 3)
+    assert perf.constraints.temperature == pytest.approx(0.8, abs=0.012)  # 7-bit CC resolution
+    assert perf.constraints.density == pytest.approx(-1.5, abs=0.04)
+    lo, hi = perf.constraints.pitch_range
+    assert (lo + hi) / 2 == pytest.approx(60, abs=1)
+    client.send_message("/livejam/mode", "duet")
+    deliver(s)
+    assert perf.mode == "duet"
+    c = s.config.neural.controls
+    for address, cc in (("/livejam/reset", c.reset), ("/livejam/panic", c.panic),
+                        ("/livejam/end_phrase", s.config.performer.phrase_end_cc)):
+        client.send_message(address, [])
+        assert deliver(s) == [[0xB0, cc, 127]]
+    assert perf.counters["controls"] >= 6
+
+
+def test_status_and_errors_go_back_to_the_client(running):
+    s, osc, _ = running
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a client that also listens, as OSC apps do
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5.0)
+
+    def send(address, *args):
+        b = OscMessageBuilder(address)
+        for a in args:
+            b.add_arg(a)
+        sock.sendto(b.build().dgram, ("127.0.0.1", osc.port))
+
+    def receive():
+        msg = OscMessage(sock.recvfrom(65536)[0])
+        return msg.address, tuple(msg.params)
+
+    try:
+        send("/livejam/status")  # no port given: the reply goes to the sender's address
+        replies = {}
+        while "/livejam/status/sounding" not in replies:
+            address, args = receive()
+            replies[address] = args
+        assert replies["/livejam/status/mode"] == (s.dispatcher.performer.mode,)
+        assert "/livejam/status/temperature" in replies and "/livejam/status/lateness_p99_ms" in replies
+        send("/livejam/harmony", 0.5)  # no chord control in this model: says so
+        send("/livejam/nonsense", 1)
+        errors = [receive(), receive()]
+        assert [a for a, _ in errors] == ["/livejam/error"] * 2 and osc.errors == 2
+        assert "harmony" in errors[0][1][0] and "unknown control" in errors[1][1][0]
+    finally:
+        sock.close()
+
+
+def test_subscribers_get_status_pushed(running):
+    s, osc, _ = running
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5.0)
+    try:
+        sock.sendto(OscMessageBuilder("/livejam/subscribe").build().dgram, ("127.0.0.1", osc.port))
+        seen = set()
+        while "/livejam/status/mode" not in seen or "/livejam/subscribed" not in seen:
+            seen.add(OscMessage(sock.recvfrom(65536)[0]).address)  # pushed at osc.push_hz (2 Hz)
+        assert osc.subscribers == {sock.getsockname()}  # status arrived unasked: pushed
+        sock.sendto(OscMessageBuilder("/livejam/unsubscribe").build().dgram, ("127.0.0.1", osc.port))
+        other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a reply here comes after the unsubscribe
+        other.bind(("127.0.0.1", 0))  # was handled: one server thread, in order
+        other.settimeout(5.0)
+        b = OscMessageBuilder("/livejam/status")
+        b.add_arg(other.getsockname()[1])
+        sock.sendto(b.build().dgram, ("127.0.0.1", osc.port))
+        other.recvfrom(65536)
+        other.close()
+        assert osc.subscribers == set()
+    finally:
+        sock.close()

@@ -1,0 +1,52 @@
+"""MIDI thru (--thru) and the output channels, on the virtual clock: the human's notes go out on
+their own channel through the ledger; a barge-in ends the machine's notes, not the human's."""
+from __future__ import annotations
+
+from livejam.clock import VirtualClock
+from livejam.config import DaemonConfig, load
+from livejam.events import TimedNote
+from livejam.scheduler import THRU_PART, Scheduler
+from livejam.simulate import run_virtual
+
+from tests.fakes import FakeCallResponse
+
+
+def notes(sent):
+    return [(t, m.kind, m.channel, m.a) for t, m in sent if m.kind in ("note_on", "note_off")]
+
+
+def test_machine_channels_default_away_from_channel_1():
+    cfg = DaemonConfig()
+    assert 0 not in cfg.midi.channels and cfg.midi.thru_channel not in cfg.midi.channels
+    run = run_virtual([(1.0, [0x90, 60, 100]), (1.2, [0x80, 60, 0])], FakeCallResponse(), cfg, tail_s=2.0)
+    assert {ch for _, _, ch, _ in notes(run.sent)} == {cfg.midi.channels[0]}
+    assert run.thru == []  # no thru unless asked
+
+
+def test_thru_passes_the_human_on_its_channel_and_a_barge_in_keeps_it():
+    cfg = load(DaemonConfig, None, ["midi.thru=true", "midi.thru_channel=5"])
+    # phrase 1.0-1.2 s, answer from ~1.71 s; the human comes back at 1.8 s and holds 50 to 2.5 s
+    events = [(1.0, [0x90, 60, 100]), (1.2, [0x80, 60, 0]), (1.8, [0x90, 50, 90]), (2.5, [0x80, 50, 0])]
+    run = run_virtual(events, FakeCallResponse(), cfg, tail_s=0.1)
+    assert notes(run.thru) == [(1.0, "note_on", 5, 60), (1.2, "note_off", 5, 60),
+                               (1.8, "note_on", 5, 50), (2.5, "note_off", 5, 50)]  # not cut at 1.8 s
+    assert run.summary["cancels"] == 1
+    machine = notes(run.sent)
+    assert ("note_off", 72) in [(k, p) for t, k, _, p in machine if t == 1.8]  # the machine's note ended
+    assert run.summary["sounding_at_end"] == 0
+
+
+def test_panic_ends_thru_notes_too_and_the_watchdog_leaves_them():
+    clock = VirtualClock()
+    sent = []
+    sched = Scheduler(clock, lambda port, msg, t: sent.append((port, msg)), channels=(1, 2), thru_channel=0,
+                      watchdog_s=1.0)
+    sched.submit([TimedNote(0.0, THRU_PART, 40, 100), TimedNote(0.0, 0, 70, 100)])
+    sched.run_until(5.0)
+    held = sched.ledger.sounding()
+    assert held == [(1, 0, 40)]  # the machine's note was ended by the watchdog, the human's pedal note stays
+    sched.panic()
+    offs = [(port, m.channel, m.a) for port, m in sent if m.kind == "note_off"]
+    assert (1, 0, 40) in offs and sched.ledger.sounding() == []
+    ccs = {(m.channel, m.a) for _, m in sent if m.kind == "control_change"}
+    assert {(0, 123), (1, 123), (2, 123)} <= ccs
