@@ -10,7 +10,8 @@ import logging
 import time
 from pathlib import Path
 
-from livejam.events import TimedNote, timed_to_notes, write_midi
+from livejam.events import TimedNote, timed_to_notes
+from livejam.midi.files import write_midi
 from livejam.midi.spec import Message
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from livejam.events import Note, read_midi_tracks
+from livejam.events import Note
+from livejam.midi.files import read_midi_tracks
 
 COLOURS = {"human": "#2166ac", "machine": "#e66101"}  # blue and orange: apart for colour-blind eyes too
 OTHER = "#8c8c8c"

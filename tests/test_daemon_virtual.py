@@ -11,7 +11,8 @@ import pytest
 from livejam.cli import main
 from livejam.config import DaemonConfig, load
 from livejam.daemon import build_performer
-from livejam.events import Note, write_midi
+from livejam.events import Note
+from livejam.midi.files import write_midi
 from livejam.simulate import run_virtual
 
 from tests.fakes import FakeCallResponse

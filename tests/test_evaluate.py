@@ -10,7 +10,9 @@ pytest.importorskip("onnxruntime")
 
 from livejam.clock import BeatGrid  # noqa: E402
 from livejam.engine import Engine, load_model  # noqa: E402
-from livejam.events import FIELDS, Note, Vocab, assign_parts, notes_to_events, read_midi_tracks, write_midi  # noqa: E402
+from livejam.events import FIELDS, Note, Vocab, assign_parts, notes_to_events  # noqa: E402
+from livejam.midi.files import write_midi  # noqa: E402
+from livejam.midi.files import read_midi_tracks
 from livejam.harmony import ChordTrack  # noqa: E402
 from livejam.measure import evaluate as ev  # noqa: E402
 

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from livejam.clock import BeatGrid, FreeTime
 from livejam.events import COLUMNS, FORMAT_VERSION, EventCoder, Note, TimedNote, Vocab, assign_parts, \
-    events_to_notes, events_to_timed, lead_tracks, notes_to_events, notes_to_timed, part_variants, \
-    read_midi_tracks, write_midi
+    events_to_notes, events_to_timed, lead_tracks, notes_to_events, notes_to_timed, part_variants
+from livejam.midi.files import read_midi_tracks, write_midi
 from livejam.harmony import ChordTrack, parse_chord
 
 VOCAB = Vocab()

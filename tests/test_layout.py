@@ -15,9 +15,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-GROUND = {"livejam", "livejam.config"}
+GROUND = {"livejam", "livejam.config", "livejam.config.loading"}
 MIDI = {"livejam.midi", "livejam.midi.spec", "livejam.midi.ledger", "livejam.midi.normalise", "livejam.midi.ports"}
-EVENTS = {"livejam.events", "livejam.clock"}
+EVENTS = {"livejam.events", "livejam.clock", "livejam.harmony"}
 ENGINE = {"livejam.engine", "livejam.engine.keys", "livejam.engine.kv", "livejam.engine.sampling",
           "livejam.engine.session"}
 
@@ -26,7 +26,7 @@ ALLOWED = {
     "livejam.config": GROUND,
     "livejam.midi.ledger": GROUND | MIDI,
     "livejam.events": GROUND | EVENTS,
-    "livejam.engine": GROUND | EVENTS | ENGINE | {"livejam.harmony"},
+    "livejam.engine": GROUND | EVENTS | ENGINE,
     "livejam.performers.base": GROUND | EVENTS | {"livejam.performers", "livejam.performers.base"},
     "livejam.daemon": None,
 }

@@ -5,7 +5,8 @@ import mido
 import pytest
 
 from livejam.cli import main
-from livejam.events import Note, write_midi
+from livejam.events import Note
+from livejam.midi.files import write_midi
 from livejam.roll import read_chords, read_grid, render_file
 
 pytest.importorskip("matplotlib")

@@ -13,7 +13,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from livejam.events import Note, Vocab, write_midi  # noqa: E402
+from livejam.events import Note, Vocab  # noqa: E402
+from livejam.midi.files import write_midi  # noqa: E402
 from livejam.harmony import chord_name, parse_chord  # noqa: E402
 from tools.train import Shards  # noqa: E402
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from livejam.cli import _config, build_parser
 from livejam.config import DaemonConfig, load
 from livejam.learn import merge_into
-from livejam.neural import ControlMap
+from livejam.config import ControlMap
 from livejam.config import user_config_file, user_sessions_dir
 from livejam.recording import Recorder, default_path
 

@@ -37,7 +37,8 @@ import numpy as np
 
 from livejam.clock import FreeTime
 from livejam.config import MODES, NeuralConfig, PerformerConfig
-from livejam.events import EventCoder, TimedNote, notes_to_events, read_midi_tracks
+from livejam.events import EventCoder, TimedNote, notes_to_events
+from livejam.midi.files import read_midi_tracks
 from livejam.performers.base import ALL_OFF_CCS, HUMAN_PART, MACHINE_PART, Cancel, PhraseDetector, human_note
 from livejam.stats import summary_ms
 
