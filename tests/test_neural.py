@@ -163,7 +163,7 @@ def test_garbage_input_never_raises_and_nothing_stays_sounding(model, actions, m
 
 def test_prompt_primes_the_context(model, tmp_path):
     from livejam.events import Note
-from livejam.midi.files import write_midi
+    from livejam.midi.files import write_midi
 
     prompt = tmp_path / "prompt.mid"
     write_midi(prompt, [("lead", [Note(0.25 * i, 0.25 * i + 0.2, 60 + i % 5, 80) for i in range(40)])])

@@ -33,7 +33,8 @@ from tqdm import tqdm
 
 from livejam.clock import BeatGrid
 from livejam.config import to_dict
-from livejam.events import COLUMNS, FORMAT_VERSION, Vocab, notes_to_events, part_variants, read_midi_tracks
+from livejam.events import COLUMNS, FORMAT_VERSION, Vocab, notes_to_events, part_variants
+from livejam.midi.files import read_midi_tracks
 from livejam.harmony import ChordTrack
 
 log = logging.getLogger("prepare_data")

@@ -36,7 +36,8 @@ import numpy as np
 from livejam.clock import BeatGrid
 from livejam.config import DaemonConfig, load
 from livejam.daemon import build_performer
-from livejam.events import Note, read_midi_tracks
+from livejam.events import Note
+from livejam.midi.files import read_midi_tracks
 from livejam.harmony import chord_tones, parse_chord, root_pc
 
 log = logging.getLogger("quality")

@@ -37,7 +37,7 @@ import numpy as np
 
 from livejam.clock import BeatGrid
 from livejam.config import BeatConfig
-from livejam.events import read_midi_tracks
+from livejam.midi.files import read_midi_tracks
 from livejam.tempo import TempoTracker
 
 OCTAVE_TOL = 0.04  # relative tempo error counted as right (and for x2 / x1/2)
