@@ -15,8 +15,10 @@ first `pos` positions only. Nothing is copied or allocated per step, and
 `reset()` costs nothing (positions past `pos` are never read).
 
 Context full: positions are absolute (learned position embeddings), so the
-context cannot slide. A *shadow* context (a second set of buffers) is built
-incrementally: from position max_len - window + 1 on, every event also goes
+context cannot slide. It is full at `context` events (the model's max_len, or
+less: live_context() caps it where a longer one stops paying for its
+attention). A *shadow* context (a second set of buffers) is built
+incrementally: from position context - window + 1 on, every event also goes
 into the shadow, which starts with a start-of-sequence event. When the main
 context is full, the two swap: the model continues from [BOS] + the last
 window - 1 events at position `window`, with no pause (a shadow step is a step
@@ -35,6 +37,11 @@ from livejam.engine.session import LoadedModel, ModelError
 from livejam.events import COLUMNS, COND_COUNTS
 
 WIDTH = len(COLUMNS)  # token ids per event
+# The live context's default cap. A step's attention cost grows with the context, and not
+# smoothly: on one CPU thread (onnxruntime 1.32, AVX2) the 4-layer d=192 model's feed took
+# 0.40 ms at 512 cached events, 0.81 ms at 600 and 1.1-1.8 ms at 1023. Past 512 a step
+# costs twice as much for context the music rarely needs; `livejam eval --context` measures the NLL side.
+LIVE_CONTEXT = 512
 
 log = logging.getLogger(__name__)
 
@@ -95,15 +102,21 @@ class _Context:
 class Engine:
     """KV-cached event model: feed events, read field logits of the next one."""
 
-    def __init__(self, model: LoadedModel, window: int | None = None, defer_shadow: bool = False):
+    def __init__(self, model: LoadedModel, window: int | None = None, defer_shadow: bool = False,
+                 context: int | None = None):
         info = model.info
         self.model = model
         self.info = info
         self.vocab = info.vocab
         self.max_len = info.max_len
-        self.window = window if window is not None else max(2, info.max_len // 2)
-        if not 2 <= self.window <= self.max_len - 1:
-            raise ValueError(f"window {self.window} must be in 2..{self.max_len - 1}")
+        # the live context: the most events a step attends over before the swap (<= max_len).
+        # A step's attention grows with it; live_context() says what pays.
+        self.context = info.max_len if context is None else int(context)
+        if not 3 <= self.context <= self.max_len:
+            raise ValueError(f"context {self.context} must be in 3..{self.max_len}")
+        self.window = window if window is not None else max(2, self.context // 2)
+        if not 2 <= self.window <= self.context - 1:
+            raise ValueError(f"window {self.window} must be in 2..{self.context - 1}")
         self.defer_shadow = defer_shadow
         self.bos = np.array(self.vocab.bos_row(), np.int64)
         self.h = np.zeros((1, info.d_model), np.float32)  # (1, C) state after the last fed event
@@ -113,8 +126,7 @@ class Engine:
         self._main = _Context(model, self.h, self._step_ev, self._step_pos)
         self._shadow = _Context(model, self._shadow_h, self._step_ev, self._step_pos)
         self._shadow_on = False  # the shadow holds [BOS] + tokens[shadow_from:shadow_from + shadow.pos - 1]
-        self._cond = [np.zeros((1, n), np.int64) for n in COND_COUNTS]  # (1, n_k) head inputs
-        self._head_out = [h.get_outputs()[0].name for h in model.heads]
+        self._bind_heads()
         self.swaps = 0
         self._self_check()
         self.reset()
@@ -134,6 +146,30 @@ class Engine:
             raise ModelError(f"{self.model.path}: cached steps disagree with prefill on providers "
                              f"{self.model.providers} (max diff {err:.2g}); use the CPU provider")
 
+    def _bind_heads(self) -> None:
+        """Each head's inputs (h, cond) and output bound once: a head call is one run_with_iobinding.
+
+        (A run with a feed dict spends ~15 us per head validating and wrapping its inputs: measured
+        5 heads 141 us -> 85 us median, beside 152 us for the same math in numpy.)"""
+        import onnxruntime as ort
+
+        h = ort.OrtValue.ortvalue_from_numpy(self.h)  # self.h stays the main context's output across swaps
+        self._cond = [np.zeros((1, n), np.int64) for n in COND_COUNTS]  # (1, n_k) head inputs
+        self._head_logits, self._head_bind, self._head_values = [], [], [h]
+        for k, sess in enumerate(self.model.heads):
+            b = sess.io_binding()
+            b.bind_ortvalue_input("h", h)
+            if COND_COUNTS[k]:
+                c = ort.OrtValue.ortvalue_from_numpy(self._cond[k])
+                self._head_values.append(c)  # the OrtValues wrap our arrays: keep them alive
+                b.bind_ortvalue_input("cond", c)
+            out = np.zeros((1, self.vocab.head_sizes[k]), np.float32)  # (1, V_k)
+            v = ort.OrtValue.ortvalue_from_numpy(out)
+            self._head_values.append(v)
+            b.bind_ortvalue_output(sess.get_outputs()[0].name, v)
+            self._head_logits.append(out)
+            self._head_bind.append(b)
+
     # --- state ---------------------------------------------------------------
     @property
     def pos(self) -> int:
@@ -143,7 +179,7 @@ class Engine:
     @property
     def shadow_from(self) -> int:
         """Index of the main context's first event the shadow copies."""
-        return self.max_len - self.window + 1
+        return self.context - self.window + 1
 
     def tokens(self) -> np.ndarray:
         """(pos, WIDTH) the events in the context, oldest first (a view: copy to keep)."""
@@ -172,13 +208,13 @@ class Engine:
     # --- feeding -------------------------------------------------------------
     def feed(self, token) -> None:
         """One cached step: an event row (COLUMNS ids); updates `h`."""
-        if self._main.pos >= self.max_len:
+        if self._main.pos >= self.context:
             self._swap()
         self._main.step(token)
         if not self.defer_shadow:
             self._catch_up(limit=None, chunk=False)
         else:  # idle() does the shadow's steps; catch up here only what the swap would otherwise wait for
-            behind = self._shadow_pending() - (self.max_len - self._main.pos)
+            behind = self._shadow_pending() - (self.context - self._main.pos)
             if behind > 0:
                 self._catch_up(limit=behind, chunk=False)
 
@@ -187,9 +223,9 @@ class Engine:
         tokens = np.asarray(tokens, np.int64).reshape(-1, WIDTH)
         i = 0
         while i < len(tokens):
-            if self._main.pos >= self.max_len:
+            if self._main.pos >= self.context:
                 self._swap()
-            n = min(len(tokens) - i, self.max_len - self._main.pos)
+            n = min(len(tokens) - i, self.context - self._main.pos)
             self._main.run_chunk(tokens[i:i + n])  # writes self.h (bound output)
             i += n
             self._catch_up(limit=None, chunk=True)  # a prompt is off the hot path: leave no backlog
@@ -244,30 +280,36 @@ class Engine:
     # --- heads ---------------------------------------------------------------
     def logits(self, k: int, cond=None) -> np.ndarray:
         """(V_k,) float32 logits of field k of the next event. cond: the next event's known
-        fields (part, dt, pos, chord, pitch); head k reads the first COND_COUNTS[k]."""
-        feed = {"h": self.h}
+        fields (part, dt, pos, chord, pitch); head k reads the first COND_COUNTS[k].
+        The array is head k's bound output, overwritten by its next call: copy it to keep it."""
         n = COND_COUNTS[k]
         if n:
-            c = self._cond[k]
-            c[0] = np.asarray(cond, np.int64)[:n]
-            feed["cond"] = c
-        return self.model.heads[k].run([self._head_out[k]], feed)[0][0]
+            self._cond[k][0] = cond[:n]  # the bound (1, n_k) input, written in place
+        self.model.heads[k].run_with_iobinding(self._head_bind[k])
+        return self._head_logits[k][0]
+
+
+def live_context(max_len: int, context: int | None = None) -> int:
+    """The live context for a model of max_len positions: `context` if given, else LIVE_CONTEXT (capped)."""
+    return min(max_len, LIVE_CONTEXT if context is None else context)
 
 
 def open_engine(path, window: int | None = None, intra_op_threads: int = 1,
-                providers: list[str] | None = None) -> Engine:
+                providers: list[str] | None = None, context: int | None = None) -> Engine:
     """Load a model file and build its Engine: CUDA then CPU, falling back to CPU if CUDA misbehaves.
 
+    The live context is `context` or LIVE_CONTEXT, at most the model's max_len.
     Raises ModelError (one line) for a missing/corrupt/wrong-version file.
     """
     from livejam.engine.session import load_model
 
     model = load_model(path, providers=providers, intra_op_threads=intra_op_threads)
+    context = live_context(model.info.max_len, context)
     try:
-        return Engine(model, window=window)
+        return Engine(model, window=window, context=context)
     except ModelError:
         if model.providers == ["CPUExecutionProvider"]:
             raise
         log.warning("providers %s failed the engine self-check; using the CPU provider", model.providers)
         cpu = load_model(path, providers=["CPUExecutionProvider"], intra_op_threads=intra_op_threads)
-        return Engine(cpu, window=window)
+        return Engine(cpu, window=window, context=context)

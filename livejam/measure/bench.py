@@ -1,6 +1,7 @@
 """`livejam bench`: the latency table of deliverable 7, with its targets.
 
     livejam bench [--model PATH] [--json] [--threads N] [--events N] [--no-jack | --start-jack]
+    livejam bench --vs-notochord [--model PATH] [--events N]   (the `compare` extra)
 
 1. step: feed + sample every field (part, dt, chord, pitch, vel; the bar
    position and tempo from a 120 bpm beat grid) at 128 / 512 / 1024 cached events and
@@ -13,6 +14,9 @@
    livejam's input until the reply leaves its output, through a path that
    feeds the note and samples one event (livejam/measure/reply.py), minus the bare
    rtmidi echo's round trip measured in the same run.
+
+--vs-notochord times the step beside Notochord's default model instead, in the
+same process (livejam/measure/notochord.py), and prints the ratios.
 
 The measuring code lives in livejam/measure/latency.py and livejam/measure/jack.py. No
 torch here. Figures taken while other work loads the machine are noisy; the
@@ -51,6 +55,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                       help="if no JACK server runs, start a private dummy one (-S) for the run and stop it")
     p.add_argument("--sections", default=",".join(SECTIONS), metavar="LIST",
                    help=f"comma-separated sections to run, of {', '.join(SECTIONS)} (default: all)")
+    p.add_argument("--context", type=int, default=None, metavar="N",
+                   help="live context in events (default: the engine's, LIVE_CONTEXT capped at the model's max_len)")
+    p.add_argument("--vs-notochord", action="store_true",
+                   help="only the step, timed beside Notochord's default model (needs the `compare` extra)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
     return p
@@ -68,11 +76,13 @@ def run(args: argparse.Namespace) -> int:
         sections.discard("jack")
     path = str(model_path(args.model or ""))
     try:
-        engine = open_engine(path, intra_op_threads=args.threads)
-    except ModelError as e:
+        engine = open_engine(path, intra_op_threads=args.threads, context=args.context)
+    except (ModelError, ValueError) as e:
         print(f"livejam bench: {e}", file=sys.stderr)
         return 2
     engine.defer_shadow = True  # the neural performer's setting: shadow steps in idle time
+    if args.vs_notochord:
+        return _vs_notochord(engine, path, args)
     t0 = time.perf_counter()
     result = {"machine": latency.machine_info(), "model": _model_info(engine, path),
               "providers": engine.model.providers, "intra_op_threads": args.threads}
@@ -92,7 +102,20 @@ def run(args: argparse.Namespace) -> int:
 def _model_info(engine, path: str) -> dict:
     info = engine.info
     return {"path": str(path), "layers": info.n_layer, "d_model": info.d_model, "heads": info.n_head,
-            "max_len": info.max_len, "window": engine.window}
+            "max_len": info.max_len, "context": engine.context, "window": engine.window}
+
+
+def _vs_notochord(engine, path: str, args: argparse.Namespace) -> int:
+    from livejam.measure import notochord
+
+    try:
+        r = notochord.compare(engine, args.events, args.seed)
+    except notochord.NotochordMissing as e:
+        print(f"livejam bench --vs-notochord: {e}", file=sys.stderr)
+        return 2
+    r["model"] = _model_info(engine, path)
+    print(json.dumps(r, indent=2) if args.json else notochord.format_compare(r, r["model"]))
+    return 0
 
 
 # --- the three measurements --------------------------------------------------------------
@@ -105,10 +128,10 @@ def measure_steps(engine, events: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     latency.warm_up(engine, sampler, c, rng)
     out = {}
-    for n in latency.context_sizes(engine.max_len):
+    for n in latency.context_sizes(engine.context):
         step, feed = latency.bench_at(engine, sampler, c, n, events, rng)
         out[f"{n} cached"] = {**step, "feed_only_median_ms": feed.get("median_ms")}
-    n_stream = max(events, 2 * engine.max_len)  # from empty: at least one swap (two with the default window)
+    n_stream = max(events, 2 * engine.context)  # from empty: at least one swap (two with the default window)
     swaps = engine.swaps
     stream, at_swap = latency.bench_stream(engine, sampler, c, n_stream, rng)
     out[f"stream {n_stream} events"] = {**stream, "swaps": engine.swaps - swaps, "swap_steps": at_swap}
@@ -214,7 +237,7 @@ def _row(name: str, s: dict | None) -> str:
 def format_table(r: dict) -> str:
     m, mod = r["machine"], r["model"]
     lines = [f"livejam bench: {mod['path']} ({mod['layers']} layers, d={mod['d_model']}, max_len={mod['max_len']}, "
-             f"window {mod['window']})",
+             f"live context {mod['context']}, window {mod['window']})",
              f"providers {r['providers']}, {r['intra_op_threads']} intra-op thread(s); "
              f"machine {m['cpu']}, {m['cores']} cores, onnxruntime {m['onnxruntime']}, python {m['python']}",
              f"load avg {m['load_avg_1min']} -> {m['load_avg_1min_after']} (other work on the machine makes "

@@ -71,7 +71,7 @@ def warm_up(engine: Engine, sampler: EventSampler, c: Constraints, rng: np.rando
 
 
 def context_sizes(max_len: int, wanted: Iterable[int] = (128, 512, 1024)) -> list[int]:
-    """The cached-event counts to measure at, capped at max_len - 1 (a full context swaps)."""
+    """The cached-event counts to measure at, capped at the live context - 1 (a full context swaps)."""
     return sorted({min(n, max_len - 1) for n in wanted})
 
 

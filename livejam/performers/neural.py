@@ -45,12 +45,12 @@ log = logging.getLogger(__name__)
 
 class NeuralPerformer:
     def __init__(self, config: PerformerConfig, neural: NeuralConfig, model, seed: int | None = None):
-        from livejam.engine.kv import Engine
+        from livejam.engine.kv import Engine, live_context
         from livejam.engine.sampling import Constraints, EventSampler, NoteTracker
 
         self.config = config
         self.neural = neural
-        self.engine = Engine(model, defer_shadow=True)
+        self.engine = Engine(model, defer_shadow=True, context=live_context(model.info.max_len))
         self.vocab = model.info.vocab
         self.rng = np.random.default_rng(seed)
         self.sampler = EventSampler(self.vocab)
@@ -101,7 +101,7 @@ class NeuralPerformer:
         """Prefill the context with a MIDI file (all its tracks as the human's part)."""
         notes = [n for _, track in read_midi_tracks(path) for n in track]
         events = notes_to_events(notes, self.vocab, bos=False)
-        window = events[-(self.engine.max_len // 2):]
+        window = events[-(self.engine.context // 2):]
         self.engine.prefill(window)
         for token in window:
             self.tracker.observe(token)

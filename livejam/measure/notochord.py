@@ -1,0 +1,142 @@
+"""`livejam bench --vs-notochord`: livejam's step beside Notochord's, in one process, interleaved.
+
+Notochord (Intelligent Instruments Lab, PyPI `notochord`) is the reference
+real-time MIDI model: a GRU over (instrument, pitch, time, velocity) events with
+one MLP head per field. Its default-size model (`Notochord()`: emb 512, a
+2-layer GRU of 1024, 17.7M parameters) is built with random weights (step time
+does not depend on the weights) on one torch thread, and stepped as a player
+drives it: `query()` samples the next event, `feed(**event)` advances its state.
+Its step does not depend on context length (an RNN); livejam's does, so
+livejam is timed at full live context (the most events it ever attends over).
+
+Both are timed in alternating blocks, so that load from other work on the
+machine falls on both alike; the ratio of their percentiles is the figure,
+printed with the CPU and its flags. Torch and Notochord are imported here only
+(the `compare` extra), never by the daemon.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from livejam.measure import latency
+
+BLOCK_NOTO = 10  # Notochord steps per block (~0.15 s)
+BLOCK_LIVEJAM = 60  # livejam steps per block
+
+
+class NotochordMissing(RuntimeError):
+    """torch or notochord is not importable (one-line message saying how to install them)."""
+
+
+def load_notochord(seed: int = 0):
+    """Notochord's default-size model with random weights, one torch thread, reset (start token fed)."""
+    try:
+        import torch
+        from notochord import Notochord
+    except ImportError as e:
+        raise NotochordMissing(
+            f"{e}: install the comparison with `pip install -e '.[compare]'` then "
+            "`pip install --no-deps notochord==0.8.0` (its metadata pins torch<2.11, which would pull a "
+            "CUDA torch; the model code runs on the CPU torch of the extra)") from None
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    model = Notochord().eval()
+    model.reset()
+    return model
+
+
+def notochord_step(model) -> None:
+    """One event as Notochord plays it: sample the next event, then feed it back."""
+    event = model.query()
+    model.feed(**event)
+
+
+def cpu_flags() -> list[str]:
+    """The SIMD flags that decide matmul speed (from /proc/cpuinfo; empty elsewhere)."""
+    wanted = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+              "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8")
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    return [w for w in wanted if w in have]
+    except OSError:
+        pass
+    return []
+
+
+def compare(engine, events: int, seed: int = 0) -> dict:
+    """Time `events` livejam steps at full live context and events // 6 Notochord steps, interleaved.
+
+    A livejam step is what the neural performer does per event: sample every field
+    (part, dt, chord, pitch, vel) under the bench constraints, then feed the row.
+    Returns both summaries, the ratios (Notochord / livejam) and the machine."""
+    from livejam.engine import EventSampler, NoteTracker
+
+    noto = load_notochord(seed)
+    sampler = EventSampler(engine.vocab)
+    c = latency.BENCH_CONSTRAINTS
+    rng = np.random.default_rng(seed)
+    latency.warm_up(engine, sampler, c, rng)
+    n_cached = engine.context - 1  # full: one more event and the context swaps
+    engine.reset()
+    engine.prefill(latency.random_rows(engine.vocab, n_cached - 1, rng))
+    notes, coder = NoteTracker(engine.vocab), latency.bench_coder(engine.vocab)
+    for _ in range(20):  # torch's first runs allocate
+        notochord_step(noto)
+    n_noto = max(BLOCK_NOTO, events // 6)
+    lj, nt, lj_cpu, nt_cpu = [], [], [], []
+    wall, cpu = time.perf_counter_ns, time.thread_time_ns
+    load0 = os.getloadavg()[0]
+    while len(lj) < events or len(nt) < n_noto:
+        for _ in range(BLOCK_NOTO if len(nt) < n_noto else 0):
+            t0, c0 = wall(), cpu()
+            notochord_step(noto)
+            nt_cpu.append(cpu() - c0)
+            nt.append(wall() - t0)
+        for _ in range(BLOCK_LIVEJAM if len(lj) < events else 0):
+            engine.rewind(n_cached)
+            t0, c0 = wall(), cpu()
+            row = latency.sample_row(engine, sampler, c, notes, rng, coder)
+            engine.feed(row)
+            lj_cpu.append(cpu() - c0)
+            lj.append(wall() - t0)
+    out = {"cached_events": n_cached}
+    # wall: what a player meets; cpu: the thread's own CPU time, without the waits for a core
+    # that other work on the machine causes (both single-threaded, so it is the compute)
+    for name, a, b in (("wall", lj, nt), ("cpu", lj_cpu, nt_cpu)):
+        s_lj, s_nt = latency.stats(a), latency.stats(b)
+        out[name] = {"livejam": s_lj, "notochord": s_nt,
+                     "ratio": {k: round(s_nt[k] / s_lj[k], 1) for k in ("median_ms", "p99_ms", "p99.9_ms")}}
+    return {**out,
+            "notochord_params_M": round(sum(p.numel() for p in noto.parameters()) / 1e6, 2),
+            "machine": {**latency.machine_info(), "cpu_flags": cpu_flags(), "load_avg_1min_before": round(load0, 2)}}
+
+
+def format_compare(r: dict, model: dict) -> str:
+    m = r["machine"]
+    rows = [f"livejam bench --vs-notochord: {model['path']} ({model['layers']} layers, d={model['d_model']}, "
+            f"live context {model['context']} of max_len {model['max_len']})",
+            f"machine {m['cpu']}, {m['cores']} cores, flags {' '.join(m['cpu_flags']) or '?'}; "
+            f"onnxruntime {m['onnxruntime']}, python {m['python']}",
+            f"load avg {m['load_avg_1min_before']} -> {m['load_avg_1min']} (other work on the machine makes "
+            f"every figure noisy: the two are timed in alternating blocks so that it falls on both)", "",
+            f"  {'ms':<52} {'median':>8} {'p99':>8} {'p99.9':>8} {'max':>8}"]
+    for name, what in (("wall", "wall clock"), ("cpu", "thread CPU time (no waits for a core)")):
+        w = r[name]
+        rows.append(f"{what}:")
+        rows.append(_row(f"livejam step at {r['cached_events']} cached events (feed + 5 fields)", w["livejam"]))
+        rows.append(_row(f"Notochord {r['notochord_params_M']}M, 1 torch thread (query + feed)", w["notochord"]))
+        rows.append("  Notochord / livejam: " + ", ".join(f"{k.removesuffix('_ms')} {v}x" for k, v in w["ratio"].items()))
+    p99 = r["wall"]["ratio"]["p99_ms"]
+    rows.append(f"target: wall p99 ratio >= 15: {p99}x {'PASS' if p99 >= 15 else 'MISS'}")
+    return "\n".join(rows)
+
+
+def _row(name: str, s: dict) -> str:
+    cells = " ".join(f"{s[k]:8.3f}" for k in ("median_ms", "p99_ms", "p99.9_ms", "max_ms"))
+    return f"  {name:<52} {cells}  n={s['n']}"
