@@ -37,10 +37,11 @@ from livejam.engine.session import LoadedModel, ModelError
 from livejam.events import COLUMNS, COND_COUNTS
 
 WIDTH = len(COLUMNS)  # token ids per event
-# The live context's default cap. A step's attention cost grows with the context, and not
-# smoothly: on one CPU thread (onnxruntime 1.32, AVX2) the 4-layer d=192 model's feed took
-# 0.40 ms at 512 cached events, 0.81 ms at 600 and 1.1-1.8 ms at 1023. Past 512 a step
-# costs twice as much for context the music rarely needs; `livejam eval --context` measures the NLL side.
+# The live context's default cap, for two reasons. Training windows are a start row + 512
+# events (tools/train.py seq_len), so positions past 512 hold position embeddings no
+# gradient reached. And a step's attention cost is not smooth in the context: on one CPU
+# thread (onnxruntime 1.32, AVX2, 4 layers d=192) a feed took 0.48 ms of CPU at 512 cached
+# events, 0.83 at 520 and 1.1 at 600 (GroupQueryAttention changes pace past 512).
 LIVE_CONTEXT = 512
 
 log = logging.getLogger(__name__)
