@@ -175,11 +175,11 @@ def test_vs_notochord_report(capsys, monkeypatch, tiny_model_path):
     monkeypatch.setattr(notochord, "load_notochord", lambda seed=0: stand_in)
     r = bench_json(capsys, "--model", str(tiny_model_path), "--events", "60", "--vs-notochord")
     assert r["cached_events"] == r["model"]["context"] - 1 == min(256, 512) - 1  # full live context
-    assert stand_in.fed >= 20 + 10  # warm-up + at least one block, each a query then a feed
+    assert stand_in.fed == 20 + notochord.REWARM + notochord.BLOCK_NOTO  # warm-up, one block; each a query + feed
     for kind in ("wall", "cpu"):
         check_stats(r[kind]["livejam"])
         check_stats(r[kind]["notochord"])
-        assert r[kind]["livejam"]["n"] == 60 and r[kind]["notochord"]["n"] == 10
+        assert r[kind]["livejam"]["n"] == 60 and r[kind]["notochord"]["n"] == notochord.BLOCK_NOTO
         for key, ratio in r[kind]["ratio"].items():
             assert ratio == round(r[kind]["notochord"][key] / r[kind]["livejam"][key], 1)
     assert isinstance(r["machine"]["cpu_flags"], list) and r["machine"]["cpu"]

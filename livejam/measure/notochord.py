@@ -9,9 +9,11 @@ drives it: `query()` samples the next event, `feed(**event)` advances its state.
 Its step does not depend on context length (an RNN); livejam's does, so
 livejam is timed at full live context (the most events it ever attends over).
 
-Both are timed in alternating blocks, so that load from other work on the
-machine falls on both alike; the ratio of their percentiles is the figure,
-printed with the CPU and its flags. Torch and Notochord are imported here only
+Both are timed in alternating blocks (a few untimed steps opening each, see
+REWARM), so that load from other work on the machine falls on both alike; the
+ratio of their percentiles is the figure, printed with the CPU and its flags,
+for wall-clock time and for the thread's CPU time (which leaves out the waits
+for a core that other processes cause, not their use of the shared caches). Torch and Notochord are imported here only
 (the `compare` extra), never by the daemon.
 """
 from __future__ import annotations
@@ -23,8 +25,12 @@ import numpy as np
 
 from livejam.measure import latency
 
-BLOCK_NOTO = 10  # Notochord steps per block (~0.15 s)
-BLOCK_LIVEJAM = 60  # livejam steps per block
+BLOCK_NOTO = 20  # Notochord steps per block (~0.3 s)
+BLOCK_LIVEJAM = 200  # livejam steps per block (~0.2 s)
+# Untimed steps at the start of each block: the other model just swept the caches (Notochord's
+# 70 MB of weights evict livejam's 10 MB), which a player's process, running one model, never sees.
+# Measured here: livejam's first step after a Notochord block took 1.7x the median.
+REWARM = 3
 
 
 class NotochordMissing(RuntimeError):
@@ -70,7 +76,7 @@ def cpu_flags() -> list[str]:
 
 
 def compare(engine, events: int, seed: int = 0) -> dict:
-    """Time `events` livejam steps at full live context and events // 6 Notochord steps, interleaved.
+    """Time `events` livejam steps at full live context and events // 10 Notochord steps, interleaved.
 
     A livejam step is what the neural performer does per event: sample every field
     (part, dt, chord, pitch, vel) under the bench constraints, then feed the row.
@@ -88,23 +94,25 @@ def compare(engine, events: int, seed: int = 0) -> dict:
     notes, coder = NoteTracker(engine.vocab), latency.bench_coder(engine.vocab)
     for _ in range(20):  # torch's first runs allocate
         notochord_step(noto)
-    n_noto = max(BLOCK_NOTO, events // 6)
+    n_noto = max(BLOCK_NOTO, events // 10)
     lj, nt, lj_cpu, nt_cpu = [], [], [], []
     wall, cpu = time.perf_counter_ns, time.thread_time_ns
     load0 = os.getloadavg()[0]
     while len(lj) < events or len(nt) < n_noto:
-        for _ in range(BLOCK_NOTO if len(nt) < n_noto else 0):
+        for i in range(REWARM + min(BLOCK_NOTO, n_noto - len(nt)) if len(nt) < n_noto else 0):
             t0, c0 = wall(), cpu()
             notochord_step(noto)
-            nt_cpu.append(cpu() - c0)
-            nt.append(wall() - t0)
-        for _ in range(BLOCK_LIVEJAM if len(lj) < events else 0):
+            if i >= REWARM:
+                nt_cpu.append(cpu() - c0)
+                nt.append(wall() - t0)
+        for i in range(REWARM + min(BLOCK_LIVEJAM, events - len(lj)) if len(lj) < events else 0):
             engine.rewind(n_cached)
             t0, c0 = wall(), cpu()
             row = latency.sample_row(engine, sampler, c, notes, rng, coder)
             engine.feed(row)
-            lj_cpu.append(cpu() - c0)
-            lj.append(wall() - t0)
+            if i >= REWARM:
+                lj_cpu.append(cpu() - c0)
+                lj.append(wall() - t0)
     out = {"cached_events": n_cached}
     # wall: what a player meets; cpu: the thread's own CPU time, without the waits for a core
     # that other work on the machine causes (both single-threaded, so it is the compute)
