@@ -78,6 +78,7 @@ class NeuralPerformer:
         self.last_human: float | None = None  # duet mode: time of the human's last note
         self.last_machine_on = -np.inf  # time of the machine's last note-on
         self.human_pitches: deque[int] = deque(maxlen=64)  # for key = "auto"
+        self._human_ons = 0  # every 8th re-estimates the key (the deque's length stops at 64)
         self.step_ms: deque[float] = deque(maxlen=4096)  # feed + sample latency, for the counters
         self.clock_follower = None  # a MidiClockFollower, given by the dispatcher
         self.counters = {"heard": 0, "ignored": 0, "played": 0, "cancels": 0, "resampled": 0, "answers": 0,
@@ -125,7 +126,8 @@ class NeuralPerformer:
                 self._stop(now, cancel=True)  # barge-in
             self.last_human = note.time
             self.human_pitches.append(note.pitch)
-            if self.neural.key == "auto" and len(self.human_pitches) % 8 == 0:
+            self._human_ons += 1
+            if self.neural.key == "auto" and self._human_ons % 8 == 0:
                 self._estimate_key()
         coder = self._coder(note.time)
         row = np.asarray(coder.encode(TimedNote(max(note.time, coder.time), HUMAN_PART, note.pitch, note.velocity)),
