@@ -213,3 +213,14 @@ def test_vs_notochord_real_model_steps():
     for _ in range(3):
         notochord.notochord_step(model)
     assert model.step == 4  # the start token, then three fed events
+
+
+def test_input_flood_section(capsys, tiny_model_path):
+    """[4]: every heard message of the flood is taken, its queue wait measured (the shape; the bound is loose)."""
+    r = bench_json(capsys, "--model", str(tiny_model_path), "--sections", "input", "--events", "300")
+    inp = r["input"]
+    assert inp["rate_per_s"] == bench.INPUT_RATE and inp["messages"] == 300
+    check_stats(inp["queue_wait"])
+    assert inp["queue_wait"]["n"] == 300 and inp["queue_wait"]["p99_ms"] < 500  # no backlog of seconds
+    check_stats(inp["performer_step"])
+    assert r["step"] == {} and r["scheduler"] == {}

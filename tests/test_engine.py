@@ -403,3 +403,25 @@ def test_estimate_key_matches_pearson_correlations():
         key, r = estimate_key(hist)
         assert r == pytest.approx(max(rs.values()), abs=1e-12)
         assert rs[key] == pytest.approx(r, abs=1e-12)  # the best (an exact tie may name either)
+
+
+def test_deferred_rows_run_as_one_prefill_at_the_next_use(model):
+    """defer() queues rows; any use runs them first, with the state of feeding them one by one."""
+    ev = events(model.info.vocab, 60, seed=14)
+    a, b = Engine(model, context=40, window=16), Engine(model, context=40, window=16)
+    for i, t in enumerate(ev):
+        a.feed(t)
+        b.defer(t)
+        if i % 7 == 6:  # a burst of 7, then a read
+            assert b.queued == 7
+            for k in range(len(FIELDS)):
+                np.testing.assert_allclose(b.logits(k, t[list(COND_COLUMNS)]), a.logits(k, t[list(COND_COLUMNS)]),
+                                           atol=1e-4)
+            assert b.queued == 0
+    assert b.queued == 60 % 7 and b.pos == a.pos and b.queued == 0  # pos runs the queue too
+    np.testing.assert_array_equal(b.tokens(), a.tokens())
+    assert a.swaps >= 1 and b.swaps >= 1  # the bursts crossed the context-full boundary
+    np.testing.assert_allclose(b.h, a.h, atol=1e-5)
+    b.defer(ev[0])
+    b.reset()
+    assert b.queued == 0 and b.pos == 1

@@ -5,6 +5,7 @@ Knows token ids only (no MIDI). One backbone run per event:
     engine.reset()                 # position 0, then the start-of-sequence event
     engine.prefill(prompt)         # (N, 7) rows (livejam.events.COLUMNS), one run
     engine.feed(row)               # one cached step; engine.h is the new state
+    engine.defer(row)              # queue a row: the queue is fed in one run at the next use
     engine.logits(k, cond)         # (V_k,) logits of field k of the next event, given the
                                    # next event's known fields cond = (part, dt, pos, chord, pitch)
 
@@ -130,6 +131,7 @@ class Engine:
         self._shadow = _Context(model, self._shadow_h, self._step_ev, self._step_pos)
         self._shadow_on = False  # the shadow holds [BOS] + tokens[shadow_from:shadow_from + shadow.pos - 1]
         self._bind_heads()
+        self._queued: list[np.ndarray] = []  # rows given to defer(), not yet run
         self.swaps = 0
         self._self_check()
         self.reset()
@@ -176,7 +178,8 @@ class Engine:
     # --- state ---------------------------------------------------------------
     @property
     def pos(self) -> int:
-        """Events in the context (the next event's position)."""
+        """Events in the context (the next event's position), deferred rows included."""
+        self._flush()
         return self._main.pos
 
     @property
@@ -186,10 +189,12 @@ class Engine:
 
     def tokens(self) -> np.ndarray:
         """(pos, WIDTH) the events in the context, oldest first (a view: copy to keep)."""
+        self._flush()
         return self._main.tokens[:self._main.pos]
 
     def reset(self, start: bool = True) -> None:
-        """Empty the context; with `start`, feed the start-of-sequence event."""
+        """Empty the context (deferred rows too); with `start`, feed the start-of-sequence event."""
+        self._queued.clear()
         self._main.pos = 0
         self._shadow.pos = 0
         self._shadow_on = False
@@ -199,6 +204,7 @@ class Engine:
 
     def rewind(self, pos: int) -> None:
         """Drop the events after the first `pos` (>= 1). `h` is stale until the next feed."""
+        self._flush()
         if not 1 <= pos <= self._main.pos:
             raise ValueError(f"rewind to {pos}: context holds {self._main.pos} events")
         self._main.pos = pos
@@ -211,6 +217,8 @@ class Engine:
     # --- feeding -------------------------------------------------------------
     def feed(self, token) -> None:
         """One cached step: an event row (COLUMNS ids); updates `h`."""
+        if self._queued:
+            self._flush()
         if self._main.pos >= self.context:
             self._swap()
         self._main.step(token)
@@ -223,6 +231,7 @@ class Engine:
 
     def prefill(self, tokens) -> None:
         """Feed many events at once (a prompt): (N, WIDTH) rows; chunked runs, not per-event steps."""
+        self._flush()
         tokens = np.asarray(tokens, np.int64).reshape(-1, WIDTH)
         i = 0
         while i < len(tokens):
@@ -235,8 +244,30 @@ class Engine:
 
     def idle(self, max_steps: int = 1) -> bool:
         """Do up to `max_steps` pending shadow steps; True if work is left."""
+        self._flush()
         self._catch_up(limit=max_steps, chunk=False)
         return self._shadow_pending() > 0
+
+    def defer(self, token) -> None:
+        """Queue an event row instead of stepping now: every use of the engine (logits, feed,
+        prefill, idle, pos, tokens, rewind) first runs the queue, one prefill for several rows.
+
+        For input that arrives faster than steps run: k rows in one run cost much less than
+        k steps (16 rows: 3.2 ms against 14.5 ms here), and the caller is free until it reads."""
+        self._queued.append(np.array(token, np.int64))
+
+    @property
+    def queued(self) -> int:
+        """Rows deferred and not yet run (the state `h` is behind by that many)."""
+        return len(self._queued)
+
+    def _flush(self) -> None:
+        if self._queued:
+            rows, self._queued = self._queued, []
+            if len(rows) == 1:
+                self.feed(rows[0])
+            else:
+                self.prefill(np.stack(rows))
 
     # --- shadow context ------------------------------------------------------
     def _shadow_pending(self) -> int:
@@ -285,6 +316,8 @@ class Engine:
         """(V_k,) float32 logits of field k of the next event. cond: the next event's known
         fields (part, dt, pos, chord, pitch); head k reads the first COND_COUNTS[k].
         The array is head k's bound output, overwritten by its next call: copy it to keep it."""
+        if self._queued:
+            self._flush()
         n = COND_COUNTS[k]
         if n:
             self._cond[k][0] = cond[:n]  # the bound (1, n_k) input, written in place

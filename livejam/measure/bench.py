@@ -13,7 +13,9 @@
 3. end to end over JACK (when a server runs, or with --start-jack): a note into
    livejam's input until the reply leaves its output, through a path that
    feeds the note and samples one event (livejam/measure/reply.py), minus the bare
-   rtmidi echo's round trip measured in the same run.
+   rtmidi echo's round trip measured in the same run;
+4. heard input at 1,000 msg/s into the neural performer (duet) through the daemon's
+   loop shape (one message, then a poll): how long a message waits in the queue.
 
 --vs-notochord times the step beside Notochord's default model instead, in the
 same process (livejam/measure/notochord.py), and prints the ratios.
@@ -37,7 +39,8 @@ from livejam.config import DEFAULT_MODEL, model_path
 from livejam.measure import latency
 
 TARGETS_MS = {"step_p99": 1.0, "scheduler_p99": 0.5, "overhead_p99": 1.0}
-SECTIONS = ("step", "lateness", "jack")  # [1] [2] [3] of the table
+SECTIONS = ("step", "lateness", "jack", "input")  # [1] [2] [3] [4] of the table
+INPUT_RATE = 1000.0  # heard messages per second in the input section (a dense flood)
 LATENESS_SPACING_S = 0.003  # scheduled events this far apart: dense playing, and a short run
 
 
@@ -89,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     result["step"] = measure_steps(engine, args.events, args.seed) if "step" in sections else {}
     result["scheduler"] = measure_lateness(engine, args.events, args.seed) if "lateness" in sections else {}
     result["e2e"] = measure_e2e(path, args) if "jack" in sections else {"status": "skipped (not in --sections)"}
+    result["input"] = measure_input(engine.model, args) if "input" in sections else {}
     result["targets"] = targets(result)
     result["machine"]["load_avg_1min_after"] = round(os.getloadavg()[0], 2)
     result["seconds"] = round(time.perf_counter() - t0, 1)
@@ -158,6 +162,14 @@ def measure_lateness(engine, events: int, seed: int) -> dict:
     finally:
         sys.setswitchinterval(old_switch)
     return out
+
+
+def measure_input(model, args: argparse.Namespace) -> dict:
+    from livejam.config import NeuralConfig, PerformerConfig
+    from livejam.performers.neural import NeuralPerformer
+
+    performer = NeuralPerformer(PerformerConfig(), NeuralConfig(mode="duet"), model, seed=args.seed)
+    return latency.input_flood(performer, INPUT_RATE, seconds=max(0.2, min(3.0, args.events / INPUT_RATE)))
 
 
 def _daemon_switch_interval() -> float:
@@ -265,6 +277,14 @@ def format_table(r: dict) -> str:
             o = e.get(f"{name}_overhead") or {}
             if o:
                 lines.append(f"  {name + ' minus floor':<44} {o['median_ms']:8.3f} {o['p99_ms']:8.3f}")
+    inp = r.get("input") or {}
+    if not inp:
+        lines.append("[4] input flood: skipped (not in --sections)")
+    else:
+        lines.append(f"[4] heard input at {inp['rate_per_s']:.0f} msg/s into the neural performer (duet), "
+                     f"{inp['messages']} messages")
+        lines.append(_row("queue wait (arrival -> hear)", inp["queue_wait"]))
+        lines.append(_row("the performer's steps (feed or sample)", inp["performer_step"]))
     lines += ["", "targets:"]
     for t in r["targets"]:
         value = "-" if t["value_ms"] is None else f"{t['value_ms']:.3f} ms"

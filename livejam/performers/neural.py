@@ -43,6 +43,11 @@ from livejam.stats import summary_ms
 
 log = logging.getLogger(__name__)
 
+# A heard message that waited longer than this in the input queue means more wait behind it:
+# poll() then hands back what is due without sampling, so the loop takes the next message
+# at once and the burst goes into the engine as one prefill (Engine.defer).
+BEHIND_S = 0.002
+
 class NeuralPerformer:
     def __init__(self, config: PerformerConfig, neural: NeuralConfig, model, seed: int | None = None):
         from livejam.engine.kv import Engine, live_context
@@ -79,6 +84,7 @@ class NeuralPerformer:
         self.last_machine_on = -np.inf  # time of the machine's last note-on
         self.human_pitches: deque[int] = deque(maxlen=64)  # for key = "auto"
         self._human_ons = 0  # every 8th re-estimates the key (the deque's length stops at 64)
+        self._behind = False  # the last heard message waited > BEHIND_S: catch up before sampling
         self.step_ms: deque[float] = deque(maxlen=4096)  # feed + sample latency, for the counters
         self.clock_follower = None  # a MidiClockFollower, given by the dispatcher
         self.counters = {"heard": 0, "ignored": 0, "played": 0, "cancels": 0, "resampled": 0, "answers": 0,
@@ -132,8 +138,13 @@ class NeuralPerformer:
         coder = self._coder(note.time)
         row = np.asarray(coder.encode(TimedNote(max(note.time, coder.time), HUMAN_PART, note.pitch, note.velocity)),
                          np.int64)
-        self._hear_chord(row)
-        self._feed(row)
+        if self.engine.queued:  # inside a burst the state is behind it: the harmony read at its first note holds
+            row[2] = self.chord
+        else:
+            self._hear_chord(row)
+        self.engine.defer(row)  # run with the rest of a burst at the engine's next use
+        self._observe(row)
+        self._behind = now - note.time > BEHIND_S
         if self.pending is not None:
             self.pending = None  # the human came first: predict again from what was heard
             self.counters["resampled"] += 1
@@ -194,6 +205,10 @@ class NeuralPerformer:
     # --- output --------------------------------------------------------------------------
 
     def poll(self, now: float) -> list[TimedNote | Cancel]:
+        if self._behind:  # input is queued behind the last message: take it before sampling
+            self._behind = False
+            out, self.out = self.out, []
+            return out
         if self.mode == "call" and self.answer_end is None:
             if self.detector.poll(now) is not None:
                 self._start_answer(now)
@@ -358,6 +373,9 @@ class NeuralPerformer:
 
     def _feed(self, token) -> None:
         self.engine.feed(token)
+        self._observe(token)
+
+    def _observe(self, token) -> None:
         self.tracker.observe(token)
         if self.coder is not None:
             self._last_time = self.coder.time  # in seconds: survives a renumbering of the beats
