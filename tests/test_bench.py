@@ -173,18 +173,22 @@ def test_vs_notochord_report(capsys, monkeypatch, tiny_model_path):
 
     stand_in = StandInNotochord()
     monkeypatch.setattr(notochord, "load_notochord", lambda seed=0: stand_in)
-    r = bench_json(capsys, "--model", str(tiny_model_path), "--events", "60", "--vs-notochord")
-    assert r["cached_events"] == r["model"]["context"] - 1 == min(256, 512) - 1  # full live context
-    assert stand_in.fed == 20 + notochord.REWARM + notochord.BLOCK_NOTO  # warm-up, one block; each a query + feed
-    for kind in ("wall", "cpu"):
-        check_stats(r[kind]["livejam"])
-        check_stats(r[kind]["notochord"])
-        assert r[kind]["livejam"]["n"] == 60 and r[kind]["notochord"]["n"] == notochord.BLOCK_NOTO
-        for key, ratio in r[kind]["ratio"].items():
-            assert ratio == round(r[kind]["notochord"][key] / r[kind]["livejam"][key], 1)
+    r = bench_json(capsys, "--model", str(tiny_model_path), "--events", "300", "--vs-notochord")
+    assert r["cached_events"] == r["model"]["context"] - 1 == min(256, 512) - 1  # the full live context
+    assert r["stream_events"] == 300 and r["stream_swaps"] >= 1  # 300 events from empty cross a swap
+    assert stand_in.fed == 20 + 30 + 2 * notochord.REWARM  # warm-up, then 300 // 10 in two blocks
+    for clock in ("wall", "cpu"):
+        w = r[clock]
+        for name, n in (("full", 300), ("stream", 300), ("notochord", 30)):
+            check_stats(w[name])
+            assert w[name]["n"] == n
+        for lj in ("full", "stream"):
+            for q, ratio in w["ratio"][lj].items():
+                assert ratio == round(w["notochord"][q] / w[lj][q], 1)
+    assert notochord.verdict(r) == min(r["wall"]["ratio"]["full"]["p99_ms"], r["wall"]["ratio"]["stream"]["p99_ms"])
     assert isinstance(r["machine"]["cpu_flags"], list) and r["machine"]["cpu"]
     text = notochord.format_compare(r, r["model"])
-    assert "p99" in text and "target: wall p99 ratio >= 15" in text and "flags" in text
+    assert "target: wall p99 ratio >= 15" in text and "flags" in text and "streaming" in text
 
 
 def test_vs_notochord_without_the_package_is_one_line(capsys, monkeypatch, tiny_model_path):

@@ -220,14 +220,19 @@ class Engine:
         if self._queued:
             self._flush()
         if self._main.pos >= self.context:
-            self._swap()
-        self._main.step(token)
+            self._swap(then=token)  # the shadow's missing row and this one: one run
+        else:
+            self._main.step(token)
         if not self.defer_shadow:
             self._catch_up(limit=None, chunk=False)
-        else:  # idle() does the shadow's steps; catch up here only what the swap would otherwise wait for
-            behind = self._shadow_pending() - (self.context - self._main.pos)
-            if behind > 0:
-                self._catch_up(limit=behind, chunk=False)
+        else:
+            # idle() does the shadow's steps while the caller waits; a feed keeps the shadow at most
+            # this event behind (the swap folds that one into its run), so a feed runs the backbone
+            # twice at worst. Catching up only when the swap could wait no longer ran it three
+            # times in a quarter of the feeds when no idle() came between them.
+            pending = self._shadow_pending()
+            if pending > 1:
+                self._catch_up(limit=pending - 1, chunk=False)
 
     def prefill(self, tokens) -> None:
         """Feed many events at once (a prompt): (N, WIDTH) rows; chunked runs, not per-event steps."""
@@ -283,12 +288,13 @@ class Engine:
         if pending <= 0:
             return
         shadow = self._shadow
-        if not self._shadow_on:
-            shadow.pos = 0
-            shadow.run_chunk(self.bos[None])
-            self._shadow_on = True
-        start = self.shadow_from + shadow.pos - 1
         n = pending if limit is None else min(pending, limit)
+        if not self._shadow_on:  # it opens with a start event, run with its first rows
+            shadow.pos = 0
+            shadow.run_chunk(np.concatenate([self.bos[None], self._main.tokens[self.shadow_from:self.shadow_from + n]]))
+            self._shadow_on = True
+            return
+        start = self.shadow_from + shadow.pos - 1
         todo = self._main.tokens[start:start + n]
         if chunk and n > 1:
             shadow.run_chunk(todo)
@@ -296,10 +302,14 @@ class Engine:
             for row in todo:
                 shadow.step(row)
 
-    def _swap(self) -> None:
-        """Main context full: continue in the shadow ([BOS] + the last window - 1 events)."""
+    def _swap(self, then=None) -> None:
+        """Main context full: continue in the shadow ([BOS] + the last window - 1 events), then
+        feed `then` (a row). The rows the shadow still lacks run with it, in one chunk."""
         t0 = time.perf_counter()
-        self._catch_up(limit=None, chunk=True)
+        if not self._shadow_on:
+            self._catch_up(limit=None, chunk=True)
+        done = self._shadow.pos - 1
+        missing = self._main.tokens[self.shadow_from + done:self._main.pos].copy()  # (pending, WIDTH)
         self._main, self._shadow = self._shadow, self._main
         # the outputs 'h' are bound per context: keep self.h the main's
         self._main._h, self._shadow._h = self._shadow._h, self._main._h
@@ -308,6 +318,11 @@ class Engine:
         self._shadow.pos = 0
         self._shadow_on = False
         self.swaps += 1
+        rows = missing if then is None else np.concatenate([missing, np.asarray(then, np.int64).reshape(1, WIDTH)])
+        if len(rows) == 1:
+            self._main.step(rows[0])
+        elif len(rows):
+            self._main.run_chunk(rows)
         log.debug("context full: swapped to the shadow window (%d events) in %.2f ms",
                   self._main.pos, (time.perf_counter() - t0) * 1e3)
 
