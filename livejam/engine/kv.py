@@ -7,7 +7,8 @@ Knows token ids only (no MIDI). One backbone run per event:
     engine.feed(row)               # one cached step; engine.h is the new state
     engine.defer(row)              # queue a row: the queue is fed in one run at the next use
     engine.logits(k, cond)         # (V_k,) logits of field k of the next event, given the
-                                   # next event's known fields cond = (part, dt, pos, chord, pitch)
+                                   # next event's known fields cond = (part, dt, pos, chord, pitch);
+                                   # each head's inputs and output are bound once (IOBinding)
 
 KV cache: per layer and kind one (1, H, L, hd) float32 buffer (L = max_len) that
 is both the past input and the present output of GroupQueryAttention, bound
@@ -24,8 +25,9 @@ into the shadow, which starts with a start-of-sequence event. When the main
 context is full, the two swap: the model continues from [BOS] + the last
 window - 1 events at position `window`, with no pause (a shadow step is a step
 at a small position). `defer_shadow=True` leaves the shadow steps to `idle()`
-(call it while waiting for the next event); feed() then does only what the
-swap could not wait for (at most 2 shadow steps), so no step stalls either way.
+(call it while waiting for the next event); without it, feed() keeps the shadow
+at most one event behind and the swap runs that event with its own: a feed is
+one backbone run after idle(), two at most without, so no step stalls.
 """
 from __future__ import annotations
 
