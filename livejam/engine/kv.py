@@ -25,9 +25,9 @@ into the shadow, which starts with a start-of-sequence event. When the main
 context is full, the two swap: the model continues from [BOS] + the last
 window - 1 events at position `window`, with no pause (a shadow step is a step
 at a small position). `defer_shadow=True` leaves the shadow steps to `idle()`
-(call it while waiting for the next event); without it, feed() keeps the shadow
-at most one event behind and the swap runs that event with its own: a feed is
-one backbone run after idle(), two at most without, so no step stalls.
+(call it while waiting for the next event); when none came, feed() keeps the
+shadow at most one event behind and the swap runs that event with its own: a
+feed is one backbone run after idle(), two at most without, so no step stalls.
 """
 from __future__ import annotations
 
