@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 # poll() then hands back what is due without sampling, so the loop takes the next message
 # at once and the burst goes into the engine as one prefill (Engine.defer).
 BEHIND_S = 0.002
+# With this much time before anything is due, poll() runs one step of the engine's shadow context
+# (~0.3-1 ms) so that feeds do not: a feed after idle() is one backbone run, two without.
+IDLE_ROOM_S = 0.004
 
 class NeuralPerformer:
     def __init__(self, config: PerformerConfig, neural: NeuralConfig, model, seed: int | None = None):
@@ -218,8 +221,17 @@ class NeuralPerformer:
             self._stop(now, cancel=False)  # answer over / the human left the duet
         if self.pending is None and not self.out:
             self.engine.idle(max_steps=4)  # build the next context window while nothing is due
+        elif self._room(now) > IDLE_ROOM_S:  # one shadow step now keeps it off the next event's feed
+            self.engine.idle(max_steps=1)
         out, self.out = self.out, []
         return out
+
+    def _room(self, now: float) -> float:
+        """Seconds until the first thing due: a note handed over now, or the pending event's commit."""
+        due = [n.time for n in self.out if isinstance(n, TimedNote)]
+        if self.pending is not None:
+            due.append(self.pending_time - self.config.lookahead_s)
+        return min(due, default=np.inf) - now
 
     def next_wakeup(self, now: float) -> float:
         if self.out:
