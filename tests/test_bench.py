@@ -143,3 +143,90 @@ def test_bench_end_to_end_over_jack(capsys, tiny_model_path, jack_server):
         assert math.isfinite(e["reply_overhead"][key])
     assert r["targets"][2]["verdict"] in ("PASS", "MISS")
     assert all(math.isfinite(x) for x in numbers(r))
+
+
+# --- bench --vs-notochord ---------------------------------------------------------------------
+
+class StandInNotochord:
+    """Notochord's stepping surface (query, feed, parameters) at no cost: the report's shape only."""
+
+    def __init__(self):
+        import time
+
+        self.fed, self._time = 0, time
+
+    def query(self):
+        t0 = self._time.perf_counter()
+        while self._time.perf_counter() - t0 < 2e-4:  # a step measurably slower than nothing
+            pass
+        return {"inst": 1, "pitch": 60, "time": 0.1, "vel": 64.0, "end": 0.0}
+
+    def feed(self, inst, pitch, time, vel, **kw):
+        self.fed += 1
+
+    def parameters(self):
+        import types
+
+        return [types.SimpleNamespace(numel=lambda: 1000)]
+
+
+def test_vs_notochord_report(capsys, monkeypatch, tiny_model_path):
+    from livejam.measure import notochord
+
+    stand_in = StandInNotochord()
+    monkeypatch.setattr(notochord, "load_notochord", lambda seed=0: stand_in)
+    r = bench_json(capsys, "--model", str(tiny_model_path), "--events", "300", "--vs-notochord")
+    assert r["cached_events"] == r["model"]["context"] - 1 == min(256, 512) - 1  # the full live context
+    assert r["stream_events"] == 300 and r["stream_swaps"] >= 1  # 300 events from empty cross a swap
+    assert stand_in.fed == 20 + 30 + 2 * notochord.REWARM  # warm-up, then 300 // 10 in two blocks
+    for clock in ("wall", "cpu"):
+        w = r[clock]
+        for name, n in (("full", 300), ("stream", 300), ("notochord", 30)):
+            check_stats(w[name])
+            assert w[name]["n"] == n
+        for lj in ("full", "stream"):
+            for q, ratio in w["ratio"][lj].items():
+                assert ratio == round(w["notochord"][q] / w[lj][q], 1)
+    assert notochord.verdict(r) == min(r["wall"]["ratio"]["full"]["p99_ms"], r["wall"]["ratio"]["stream"]["p99_ms"])
+    assert isinstance(r["machine"]["cpu_flags"], list) and r["machine"]["cpu"]
+    text = notochord.format_compare(r, r["model"])
+    assert "target: wall p99 ratio >= 15" in text and "flags" in text and "streaming" in text
+
+
+def test_vs_notochord_without_the_package_is_one_line(capsys, monkeypatch, tiny_model_path):
+    from livejam.measure import notochord
+
+    def missing(seed=0):
+        raise notochord.NotochordMissing("No module named 'notochord': install ...")
+
+    monkeypatch.setattr(notochord, "load_notochord", missing)
+    parser = argparse.ArgumentParser()
+    bench.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["bench", "--model", str(tiny_model_path), "--vs-notochord"])
+    assert args.func(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "notochord" in err
+
+
+def test_vs_notochord_real_model_steps():
+    """The real Notochord (when installed) is built at its default size and stepped as the bench does."""
+    pytest.importorskip("torch")
+    pytest.importorskip("notochord")
+    from livejam.measure import notochord
+
+    model = notochord.load_notochord()
+    assert 17e6 < sum(p.numel() for p in model.parameters()) < 18e6  # the default size: 17.7M
+    for _ in range(3):
+        notochord.notochord_step(model)
+    assert model.step == 4  # the start token, then three fed events
+
+
+def test_input_flood_section(capsys, tiny_model_path):
+    """[4]: every heard message of the flood is taken, its queue wait measured (the shape; the bound is loose)."""
+    r = bench_json(capsys, "--model", str(tiny_model_path), "--sections", "input", "--events", "300")
+    inp = r["input"]
+    assert inp["rate_per_s"] == bench.INPUT_RATE and inp["messages"] == 300
+    check_stats(inp["queue_wait"])
+    assert inp["queue_wait"]["n"] == 300 and inp["queue_wait"]["p99_ms"] < 500  # no backlog of seconds
+    check_stats(inp["performer_step"])
+    assert r["step"] == {} and r["scheduler"] == {}

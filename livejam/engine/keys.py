@@ -66,20 +66,34 @@ def pitch_class_histogram(pitches: Iterable[int], weights: Iterable[float] | Non
     return np.bincount(p, weights=w, minlength=12).astype(np.float64)
 
 
+def _profiles() -> tuple[np.ndarray, list[str]]:
+    """(24, 12) the key profiles rotated to each tonic, centred and scaled to unit norm; their names."""
+    rows, names = [], []
+    for mode, profile in (("major", KK_MAJOR), ("minor", KK_MINOR)):
+        for tonic in range(12):
+            rows.append(np.roll(profile, tonic))
+            names.append(f"{NOTE_NAMES[tonic]}:{mode}")
+    p = np.array(rows)
+    p -= p.mean(1, keepdims=True)
+    p /= np.linalg.norm(p, axis=1, keepdims=True)
+    return p, names
+
+
+_PROFILES, _KEY_NAMES = _profiles()
+
+
 def estimate_key(histogram) -> tuple[str, float]:
     """Best-matching key for a (12,) pitch-class histogram: ("A:minor", correlation).
 
-    An empty or flat histogram gives ("C:major", 0.0).
+    An empty or flat histogram gives ("C:major", 0.0). The 24 Pearson correlations are one
+    (24, 12) @ (12,) product (24 np.corrcoef calls took ~5 ms, on the performer's input path).
     """
     hist = np.asarray(histogram, np.float64)
     if hist.shape != (12,):
         raise ValueError(f"histogram must have 12 entries, got shape {hist.shape}")
     if hist.sum() <= 0 or np.allclose(hist, hist[0]):
         return "C:major", 0.0
-    best, best_r = ("C:major", -2.0)
-    for mode, profile in (("major", KK_MAJOR), ("minor", KK_MINOR)):
-        for tonic in range(12):
-            r = float(np.corrcoef(hist, np.roll(profile, tonic))[0, 1])
-            if r > best_r:
-                best, best_r = f"{NOTE_NAMES[tonic]}:{mode}", r
-    return best, best_r
+    h = hist - hist.mean()
+    r = _PROFILES @ (h / np.linalg.norm(h))  # (24,) in the order major C..B, minor C..B
+    best = int(np.argmax(r))  # the first of equals, as the loop over keys took
+    return _KEY_NAMES[best], float(r[best])

@@ -15,6 +15,7 @@ per field; temperature 0 takes the argmax (no draw).
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -85,28 +86,39 @@ class NoteTracker:
         return len(self.sounding[part]) if part < self.vocab.n_parts else 0
 
 
-def sample_logits(logits: np.ndarray, allowed: np.ndarray, temperature: float, top_p: float, min_p: float,
+def sample_logits(logits: np.ndarray, allowed: np.ndarray | None, temperature: float, top_p: float, min_p: float,
                   rng: np.random.Generator) -> int:
-    """One id from (V,) logits restricted to the (V,) bool `allowed` (which must have a True)."""
-    idx = np.flatnonzero(allowed)
-    z = np.nan_to_num(logits[idx].astype(np.float64), nan=-1e30, posinf=1e30, neginf=-1e30)
-    best = int(np.argmax(z))
-    if temperature <= 0.0 or len(idx) == 1:
-        return int(idx[best])
-    p = np.exp((z - z[best]) / temperature)  # (n,), max 1
+    """One id from (V,) logits restricted to the (V,) bool `allowed` (which must have a True; None: all).
+
+    On the step's path five times an event: ndarray methods rather than the np.* wrappers
+    and no full nan_to_num pass (~30 us a field), with the same draws as the plain version."""
+    if allowed is None:
+        idx, z = None, logits.astype(np.float64)
+    else:
+        idx = allowed.nonzero()[0]
+        z = logits[idx].astype(np.float64)
+    if not math.isfinite(z.sum()):  # a nan or inf logit (rare): the sum says so in one pass
+        z = np.nan_to_num(z, nan=-1e30, posinf=1e30, neginf=-1e30)
+    best = int(z.argmax())
+    n = len(z)
+    if temperature <= 0.0 or n == 1:
+        return best if idx is None else int(idx[best])
+    z -= z[best]
+    z /= temperature
+    p = np.exp(z, out=z)  # (n,), max 1
     if min_p > 0.0:
         p[p < min_p] = 0.0  # min_p * p(best), with p(best) = 1 before normalising
     if top_p < 1.0:
-        order = np.argsort(-p, kind="stable")
-        c = np.cumsum(p[order])
-        keep = int(np.searchsorted(c, top_p * c[-1])) + 1  # smallest prefix reaching top_p
+        order = (-p).argsort(kind="stable")
+        c = p[order].cumsum()
+        keep = int(c.searchsorted(top_p * c[-1])) + 1  # smallest prefix reaching top_p
         p[order[keep:]] = 0.0
-    c = np.cumsum(p)
+    c = p.cumsum()
     total = c[-1]
     if not total > 0.0:
-        return int(idx[best])
-    j = int(np.searchsorted(c, rng.random() * total, side="right"))
-    return int(idx[min(j, len(idx) - 1)])
+        return best if idx is None else int(idx[best])
+    j = min(int(c.searchsorted(rng.random() * total, side="right")), n - 1)
+    return j if idx is None else int(idx[j])
 
 
 @lru_cache(maxsize=64)
@@ -149,8 +161,12 @@ class EventSampler:
         self._tones = tone_table()  # (n_chord, 12) chord id -> its pitch classes
         self._pitch_class = np.arange(vocab.n_pitch) % 12
 
-    def _pick(self, logits: np.ndarray, masks, c: Constraints, rng: np.random.Generator,
-              temperature: float | None = None) -> int:
+    def _pick(self, engine, k: int, cond, masks, c: Constraints, rng: np.random.Generator,
+              temperature: float | None = None, bias: np.ndarray | None = None) -> int:
+        """Field k: its masks combined in priority order, then one draw from the head's logits (+ bias).
+
+        When the masks leave one id (a note-off's velocity, a single allowed part) the head is
+        not run at all: sample_logits would return that id without a draw either way."""
         allowed = None
         for name, m in masks:
             if m is None:
@@ -160,8 +176,13 @@ class EventSampler:
                 allowed = nxt
             else:
                 self.fallbacks[name] += 1
-        if allowed is None:
-            allowed = np.ones(len(logits), bool)
+        if allowed is not None:
+            only = allowed.nonzero()[0]
+            if len(only) == 1:
+                return int(only[0])
+        logits = engine.logits(k, cond)
+        if bias is not None:
+            logits = logits + bias
         t = c.temperature if temperature is None else temperature
         return sample_logits(logits, allowed, t, c.top_p, c.min_p, rng)
 
@@ -176,23 +197,21 @@ class EventSampler:
         row = np.zeros(len(COLUMNS), np.int64)
         cond = self._cond  # (part, dt, pos, chord, pitch) of the event being sampled
 
-        part = self._pick(engine.logits(0), (("playable", playable), ("parts", allowed_parts)), c, rng)
+        part = self._pick(engine, 0, None, (("playable", playable), ("parts", allowed_parts)), c, rng)
         row[0] = cond[0] = part
         sounding = notes.sounding[part] if part < v.n_parts else {}
 
-        lg = engine.logits(1, cond)
-        if dt_bias is not None:
-            lg = lg + dt_bias
         dt_ms = ticks * notes.ms_per_tick
         deadline_mask = None
         if c.max_note_ms is not None and sounding:
             slack = min(sounding.values()) + c.max_note_ms - notes.time_ms  # ms until the oldest is due
             deadline_mask = dt_ms <= max(slack, 0.0)
-        dt = self._pick(lg, (("min_dt", min_dt), ("max_note", deadline_mask)), c, rng, c.dt_temperature)
+        dt = self._pick(engine, 1, cond, (("min_dt", min_dt), ("max_note", deadline_mask)), c, rng, c.dt_temperature,
+                        dt_bias)
         row[1] = cond[1] = dt
         row[5] = cond[2] = next_pos(dt) if next_pos is not None else v.pos_unknown
 
-        chord = self._pick(engine.logits(2, cond), (), c, rng)
+        chord = self._pick(engine, 2, cond, (), c, rng)
         row[2] = cond[3] = chord
 
         masks = []
@@ -222,17 +241,17 @@ class EventSampler:
                 self.fallbacks["polyphony"] += 1
             masks.append(("range", in_range))
             masks.append(("key", in_key))
-        lg = engine.logits(3, cond)
+        lean = None
         if c.harmony > 0.0 and chord != NO_CHORD:
             tones = self._tones[chord][self._pitch_class]  # (n_pitch,) bool
             if sounding:
                 tones = tones & ~snd  # leaning applies to new notes, not to which one ends
-            lg = lg + (c.harmony * HARMONY_NATS) * tones
-        pitch = self._pick(lg, masks, c, rng)
+            lean = (c.harmony * HARMONY_NATS) * tones
+        pitch = self._pick(engine, 3, cond, masks, c, rng, bias=lean)
         row[3] = cond[4] = pitch
 
         vel_mask = None
         if c.consistent and part < v.n_parts:
             vel_mask = self._off if pitch in sounding else self._on
-        row[4] = self._pick(engine.logits(4, cond), (("consistency", vel_mask),), c, rng)
+        row[4] = self._pick(engine, 4, cond, (("consistency", vel_mask),), c, rng)
         return row

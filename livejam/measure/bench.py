@@ -1,6 +1,7 @@
 """`livejam bench`: the latency table of deliverable 7, with its targets.
 
     livejam bench [--model PATH] [--json] [--threads N] [--events N] [--no-jack | --start-jack]
+    livejam bench --vs-notochord [--model PATH] [--events N]   (the `compare` extra)
 
 1. step: feed + sample every field (part, dt, chord, pitch, vel; the bar
    position and tempo from a 120 bpm beat grid) at 128 / 512 / 1024 cached events and
@@ -12,7 +13,12 @@
 3. end to end over JACK (when a server runs, or with --start-jack): a note into
    livejam's input until the reply leaves its output, through a path that
    feeds the note and samples one event (livejam/measure/reply.py), minus the bare
-   rtmidi echo's round trip measured in the same run.
+   rtmidi echo's round trip measured in the same run;
+4. heard input at 1,000 msg/s into the neural performer (duet) through the daemon's
+   loop shape (one message, then a poll): how long a message waits in the queue.
+
+--vs-notochord times the step beside Notochord's default model instead, in the
+same process (livejam/measure/notochord.py), and prints the ratios.
 
 The measuring code lives in livejam/measure/latency.py and livejam/measure/jack.py. No
 torch here. Figures taken while other work loads the machine are noisy; the
@@ -33,7 +39,8 @@ from livejam.config import DEFAULT_MODEL, model_path
 from livejam.measure import latency
 
 TARGETS_MS = {"step_p99": 1.0, "scheduler_p99": 0.5, "overhead_p99": 1.0}
-SECTIONS = ("step", "lateness", "jack")  # [1] [2] [3] of the table
+SECTIONS = ("step", "lateness", "jack", "input")  # [1] [2] [3] [4] of the table
+INPUT_RATE = 1000.0  # heard messages per second in the input section (a dense flood)
 LATENESS_SPACING_S = 0.003  # scheduled events this far apart: dense playing, and a short run
 
 
@@ -51,6 +58,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                       help="if no JACK server runs, start a private dummy one (-S) for the run and stop it")
     p.add_argument("--sections", default=",".join(SECTIONS), metavar="LIST",
                    help=f"comma-separated sections to run, of {', '.join(SECTIONS)} (default: all)")
+    p.add_argument("--context", type=int, default=None, metavar="N",
+                   help="live context in events (default: the engine's, LIVE_CONTEXT capped at the model's max_len)")
+    p.add_argument("--vs-notochord", action="store_true",
+                   help="only the step, timed beside Notochord's default model (needs the `compare` extra)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--screen", action="store_true",
                    help="also measure the scheduler's lateness with the status screen rendering (needs livejam[ui])")
@@ -70,11 +81,13 @@ def run(args: argparse.Namespace) -> int:
         sections.discard("jack")
     path = str(model_path(args.model or ""))
     try:
-        engine = open_engine(path, intra_op_threads=args.threads)
-    except ModelError as e:
+        engine = open_engine(path, intra_op_threads=args.threads, context=args.context)
+    except (ModelError, ValueError) as e:
         print(f"livejam bench: {e}", file=sys.stderr)
         return 2
     engine.defer_shadow = True  # the neural performer's setting: shadow steps in idle time
+    if args.vs_notochord:
+        return _vs_notochord(engine, path, args)
     t0 = time.perf_counter()
     result = {"machine": latency.machine_info(), "model": _model_info(engine, path),
               "providers": engine.model.providers, "intra_op_threads": args.threads}
@@ -82,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     result["scheduler"] = (measure_lateness(engine, args.events, args.seed, screen=args.screen)
                            if "lateness" in sections else {})
     result["e2e"] = measure_e2e(path, args) if "jack" in sections else {"status": "skipped (not in --sections)"}
+    result["input"] = measure_input(engine.model, args) if "input" in sections else {}
     result["targets"] = targets(result)
     result["machine"]["load_avg_1min_after"] = round(os.getloadavg()[0], 2)
     result["seconds"] = round(time.perf_counter() - t0, 1)
@@ -95,7 +109,20 @@ def run(args: argparse.Namespace) -> int:
 def _model_info(engine, path: str) -> dict:
     info = engine.info
     return {"path": str(path), "layers": info.n_layer, "d_model": info.d_model, "heads": info.n_head,
-            "max_len": info.max_len, "window": engine.window}
+            "max_len": info.max_len, "context": engine.context, "window": engine.window}
+
+
+def _vs_notochord(engine, path: str, args: argparse.Namespace) -> int:
+    from livejam.measure import notochord
+
+    try:
+        r = notochord.compare(engine, args.events, args.seed)
+    except notochord.NotochordMissing as e:
+        print(f"livejam bench --vs-notochord: {e}", file=sys.stderr)
+        return 2
+    r["model"] = _model_info(engine, path)
+    print(json.dumps(r, indent=2) if args.json else notochord.format_compare(r, r["model"]))
+    return 0
 
 
 # --- the three measurements --------------------------------------------------------------
@@ -108,10 +135,10 @@ def measure_steps(engine, events: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     latency.warm_up(engine, sampler, c, rng)
     out = {}
-    for n in latency.context_sizes(engine.max_len):
+    for n in latency.context_sizes(engine.context):
         step, feed = latency.bench_at(engine, sampler, c, n, events, rng)
         out[f"{n} cached"] = {**step, "feed_only_median_ms": feed.get("median_ms")}
-    n_stream = max(events, 2 * engine.max_len)  # from empty: at least one swap (two with the default window)
+    n_stream = max(events, 2 * engine.context)  # from empty: at least one swap (two with the default window)
     swaps = engine.swaps
     stream, at_swap = latency.bench_stream(engine, sampler, c, n_stream, rng)
     out[f"stream {n_stream} events"] = {**stream, "swaps": engine.swaps - swaps, "swap_steps": at_swap}
@@ -145,6 +172,14 @@ def measure_lateness(engine, events: int, seed: int, screen: bool = False) -> di
     finally:
         sys.setswitchinterval(old_switch)
     return out
+
+
+def measure_input(model, args: argparse.Namespace) -> dict:
+    from livejam.config import NeuralConfig, PerformerConfig
+    from livejam.performers.neural import NeuralPerformer
+
+    performer = NeuralPerformer(PerformerConfig(), NeuralConfig(mode="duet"), model, seed=args.seed)
+    return latency.input_flood(performer, INPUT_RATE, seconds=max(0.2, min(3.0, args.events / INPUT_RATE)))
 
 
 def _daemon_switch_interval() -> float:
@@ -224,7 +259,7 @@ def _row(name: str, s: dict | None) -> str:
 def format_table(r: dict) -> str:
     m, mod = r["machine"], r["model"]
     lines = [f"livejam bench: {mod['path']} ({mod['layers']} layers, d={mod['d_model']}, max_len={mod['max_len']}, "
-             f"window {mod['window']})",
+             f"live context {mod['context']}, window {mod['window']})",
              f"providers {r['providers']}, {r['intra_op_threads']} intra-op thread(s); "
              f"machine {m['cpu']}, {m['cores']} cores, onnxruntime {m['onnxruntime']}, python {m['python']}",
              f"load avg {m['load_avg_1min']} -> {m['load_avg_1min_after']} (other work on the machine makes "
@@ -252,6 +287,14 @@ def format_table(r: dict) -> str:
             o = e.get(f"{name}_overhead") or {}
             if o:
                 lines.append(f"  {name + ' minus floor':<44} {o['median_ms']:8.3f} {o['p99_ms']:8.3f}")
+    inp = r.get("input") or {}
+    if not inp:
+        lines.append("[4] input flood: skipped (not in --sections)")
+    else:
+        lines.append(f"[4] heard input at {inp['rate_per_s']:.0f} msg/s into the neural performer (duet), "
+                     f"{inp['messages']} messages")
+        lines.append(_row("queue wait (arrival -> hear)", inp["queue_wait"]))
+        lines.append(_row("the performer's steps (feed or sample)", inp["performer_step"]))
     lines += ["", "targets:"]
     for t in r["targets"]:
         value = "-" if t["value_ms"] is None else f"{t['value_ms']:.3f} ms"

@@ -71,7 +71,7 @@ def warm_up(engine: Engine, sampler: EventSampler, c: Constraints, rng: np.rando
 
 
 def context_sizes(max_len: int, wanted: Iterable[int] = (128, 512, 1024)) -> list[int]:
-    """The cached-event counts to measure at, capped at max_len - 1 (a full context swaps)."""
+    """The cached-event counts to measure at, capped at the live context - 1 (a full context swaps)."""
     return sorted({min(n, max_len - 1) for n in wanted})
 
 
@@ -120,6 +120,44 @@ def bench_stream(engine: Engine, sampler: EventSampler, c: Constraints, steps: i
         if engine.defer_shadow:
             engine.idle(max_steps=4)
     return stats(total), stats(at_swap)
+
+
+# --- heard input under a flood ----------------------------------------------------------------
+
+def input_flood(performer, rate: float = 1000.0, seconds: float = 2.0) -> dict:
+    """Queue wait of heard notes arriving at `rate` per second into `performer` (a duet).
+
+    The daemon's performer loop, as it is: take one message (hear), then poll, then the next.
+    A producer thread puts alternating note-ons/offs on a queue at the rate, sleeping between
+    them as rtmidi's C callback thread does (no GIL held). The wait is the time from a
+    message's arrival until hear() takes it; the step figures are the performer's own."""
+    import queue
+
+    q: queue.SimpleQueue = queue.SimpleQueue()
+    n = int(rate * seconds)
+
+    def produce() -> None:
+        t0 = time.perf_counter()
+        for i in range(n):
+            ahead = t0 + i / rate - time.perf_counter()
+            if ahead > 0:
+                time.sleep(ahead)
+            q.put((time.perf_counter(), 48 + (i // 2) % 24, 90 if i % 2 == 0 else 0))
+        q.put(None)
+
+    producer = threading.Thread(target=produce, name="bench-input", daemon=True)
+    waits = []
+    producer.start()
+    while (item := q.get()) is not None:
+        t, pitch, vel = item
+        now = time.perf_counter()
+        waits.append(now - t)
+        performer.hear(TimedNote(t, 0, pitch, vel), now)
+        performer.poll(time.perf_counter())
+    producer.join()
+    performer.close(time.perf_counter())
+    return {"rate_per_s": rate, "messages": n, "queue_wait": stats_s(waits),
+            "performer_step": performer.latency_stats()}
 
 
 # --- scheduler lateness ------------------------------------------------------------------

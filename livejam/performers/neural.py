@@ -44,14 +44,22 @@ from livejam.stats import summary_ms
 
 log = logging.getLogger(__name__)
 
+# A heard message that waited longer than this in the input queue means more wait behind it:
+# poll() then hands back what is due without sampling, so the loop takes the next message
+# at once and the burst goes into the engine as one prefill (Engine.defer).
+BEHIND_S = 0.002
+# With this much time before anything is due, poll() runs one step of the engine's shadow context
+# (~0.3-1 ms) so that feeds do not: a feed after idle() is one backbone run, two without.
+IDLE_ROOM_S = 0.004
+
 class NeuralPerformer:
     def __init__(self, config: PerformerConfig, neural: NeuralConfig, model, seed: int | None = None):
-        from livejam.engine.kv import Engine
+        from livejam.engine.kv import Engine, live_context
         from livejam.engine.sampling import Constraints, EventSampler, NoteTracker
 
         self.config = config
         self.neural = neural
-        self.engine = Engine(model, defer_shadow=True)
+        self.engine = Engine(model, defer_shadow=True, context=live_context(model.info.max_len))
         self.vocab = model.info.vocab
         self.rng = np.random.default_rng(seed)
         self.sampler = EventSampler(self.vocab)
@@ -79,6 +87,8 @@ class NeuralPerformer:
         self.last_human: float | None = None  # duet mode: time of the human's last note
         self.last_machine_on = -np.inf  # time of the machine's last note-on
         self.human_pitches: deque[int] = deque(maxlen=64)  # for key = "auto"
+        self._human_ons = 0  # every 8th re-estimates the key (the deque's length stops at 64)
+        self._behind = False  # the last heard message waited > BEHIND_S: catch up before sampling
         self.step_ms: deque[float] = deque(maxlen=4096)  # feed + sample latency, for the counters
         self.clock_follower = None  # a MidiClockFollower, given by the dispatcher
         self.counters = {"heard": 0, "ignored": 0, "played": 0, "cancels": 0, "resampled": 0, "answers": 0,
@@ -102,7 +112,7 @@ class NeuralPerformer:
         """Prefill the context with a MIDI file (all its tracks as the human's part)."""
         notes = [n for _, track in read_midi_tracks(path) for n in track]
         events = notes_to_events(notes, self.vocab, bos=False)
-        window = events[-(self.engine.max_len // 2):]
+        window = events[-(self.engine.context // 2):]
         self.engine.prefill(window)
         for token in window:
             self.tracker.observe(token)
@@ -126,13 +136,19 @@ class NeuralPerformer:
                 self._stop(now, cancel=True)  # barge-in
             self.last_human = note.time
             self.human_pitches.append(note.pitch)
-            if self.neural.key == "auto" and len(self.human_pitches) % 8 == 0:
+            self._human_ons += 1
+            if self.neural.key == "auto" and self._human_ons % 8 == 0:
                 self._estimate_key()
         coder = self._coder(note.time)
         row = np.asarray(coder.encode(TimedNote(max(note.time, coder.time), HUMAN_PART, note.pitch, note.velocity)),
                          np.int64)
-        self._hear_chord(row)
-        self._feed(row)
+        if self.engine.queued:  # inside a burst the state is behind it: the harmony read at its first note holds
+            row[2] = self.chord
+        else:
+            self._hear_chord(row)
+        self.engine.defer(row)  # run with the rest of a burst at the engine's next use
+        self._observe(row)
+        self._behind = now - note.time > BEHIND_S
         if self.pending is not None:
             self.pending = None  # the human came first: predict again from what was heard
             self.counters["resampled"] += 1
@@ -193,6 +209,10 @@ class NeuralPerformer:
     # --- output --------------------------------------------------------------------------
 
     def poll(self, now: float) -> list[TimedNote | Cancel]:
+        if self._behind:  # input is queued behind the last message: take it before sampling
+            self._behind = False
+            out, self.out = self.out, []
+            return out
         if self.mode == "call" and self.answer_end is None:
             if self.detector.poll(now) is not None:
                 self._start_answer(now)
@@ -202,8 +222,17 @@ class NeuralPerformer:
             self._stop(now, cancel=False)  # answer over / the human left the duet
         if self.pending is None and not self.out:
             self.engine.idle(max_steps=4)  # build the next context window while nothing is due
+        elif self._room(now) > IDLE_ROOM_S:  # one shadow step now keeps it off the next event's feed
+            self.engine.idle(max_steps=1)
         out, self.out = self.out, []
         return out
+
+    def _room(self, now: float) -> float:
+        """Seconds until the first thing due: a note handed over now, or the pending event's commit."""
+        due = [n.time for n in self.out if isinstance(n, TimedNote)]
+        if self.pending is not None:
+            due.append(self.pending_time - self.config.lookahead_s)
+        return min(due, default=np.inf) - now
 
     def next_wakeup(self, now: float) -> float:
         if self.out:
@@ -357,6 +386,9 @@ class NeuralPerformer:
 
     def _feed(self, token) -> None:
         self.engine.feed(token)
+        self._observe(token)
+
+    def _observe(self, token) -> None:
         self.tracker.observe(token)
         if self.coder is not None:
             self._last_time = self.coder.time  # in seconds: survives a renumbering of the beats
