@@ -1,30 +1,21 @@
 """The neural performer: the ONNX event model plays live (call-and-response or duet).
 
-Notochord-style anytime loop. The model's context is one interleaved event
-sequence of everything heard and played, on one quantised timeline
-(`EventCoder`) counted in beats of a BeatMap (livejam.clock): the beat clock
-when a tempo source runs (MIDI clock, --bpm, a file's beats in simulate), free
-time otherwise. Every event carries its bar position and the tempo; every
-heard event also the chord the model hears under it (its chord head's best
-guess), and every played event the chord it sampled, which the `harmony`
-control leans the pitches toward. The performer holds at most one *pending* prediction: the next
-machine event and its time. Human input that arrives first is fed to the model
-and the prediction is dropped (resampled on the next poll, with the new
-context). When the pending time comes within the lookahead, the event is
-committed: fed to the model, handed out, and the next one is sampled. A
-prediction is sampled with "only future times" allowed, so the silence so far
-is respected.
+Notochord-style anytime loop over one interleaved event sequence of everything heard
+and played, on one quantised timeline (`EventCoder`) counted in the beats of a BeatMap
+(the live beat clock, a file's beats in simulate, or free time). Every event carries
+its bar position and tempo; a heard event also the chord the model hears under it (its
+chord head's best guess), a played one the chord it sampled, toward whose tones the
+`harmony` control leans the pitches. At most one *pending* prediction (the next machine
+event and its time) is held: human input that comes first is fed and the prediction
+dropped; when its time comes within the lookahead it is committed (fed, handed out) and
+the next is sampled, "only future times" allowed, so the silence so far is respected.
 
-Modes:
-- call: listen; when the human's phrase ends, continue the human's part (part 0)
-  until the human plays again (barge-in: `Cancel`, its notes end at once) or
-  `max_answer_s` passes.
-- duet: from the human's first note on, play part 1 alongside, through the
-  human's rests, until the human has been silent for `duet_idle_stop_s`.
+Modes: call listens, and when the human's phrase ends continues the human's part (part 0)
+until the human plays again (barge-in: `Cancel`) or `max_answer_s` passes; duet plays
+part 1 from the human's first note, through rests, until `duet_idle_stop_s` of silence.
 
-Contract as in livejam/performers/base.py: no clock reads for musical time (only
-`now` arguments), never raises on odd input. `perf_counter` is read only to
-measure inference latency for the counters.
+Contract as in livejam/performers/base.py: no clock reads for musical time (only `now`
+arguments), never raises on odd input; `perf_counter` only measures inference latency.
 """
 from __future__ import annotations
 
@@ -40,6 +31,7 @@ from livejam.config import MODES, NeuralConfig, PerformerConfig
 from livejam.events import EventCoder, TimedNote, notes_to_events
 from livejam.midi.files import read_midi_tracks
 from livejam.performers.base import ALL_OFF_CCS, HUMAN_PART, MACHINE_PART, Cancel, PhraseDetector, human_note
+from livejam.performers.knobs import turn
 from livejam.stats import summary_ms
 
 log = logging.getLogger(__name__)
@@ -97,8 +89,6 @@ class NeuralPerformer:
         if neural.prompt:
             self.prime(neural.prompt)
 
-    # --- set-up ---------------------------------------------------------------------
-
     def _warm_up(self, steps: int = 32) -> None:
         """Run the graphs before the ports open, so the first real step is not the slowest."""
         for _ in range(steps):
@@ -154,22 +144,15 @@ class NeuralPerformer:
             self.counters["resampled"] += 1
 
     def control(self, number: int, value: int, now: float) -> None:
-        cc, c = self.neural.controls, self.constraints
+        cc = self.neural.controls
+        turned = turn(self.constraints, cc, number, value, self.neural.pitch_span)
         if number in ALL_OFF_CCS:
             self.detector.release_all(now)
         elif number == self.config.phrase_end_cc and value >= 64:
             if self.detector.end_phrase(now) is not None and self.mode == "call":
                 self._start_answer(now)
-        elif number == cc.temperature:
-            self.constraints = replace(c, temperature=0.05 + 1.45 * value / 127)
-        elif number == cc.density:
-            self.constraints = replace(c, density=(value - 64) / 32)
-        elif number == cc.harmony:
-            self.constraints = replace(c, harmony=value / 127)
-        elif number == cc.pitch_centre:
-            centre = 30 + round(60 * value / 127)
-            span = self.neural.pitch_span
-            self.constraints = replace(c, pitch_range=(max(0, centre - span), min(127, centre + span)))
+        elif turned is not None:
+            self.constraints = turned
         elif number == cc.mode:
             self.set_mode("duet" if value >= 64 else "call", now)
         elif number == cc.reset and value >= 64:
