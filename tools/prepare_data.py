@@ -150,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--free-frac", type=float, default=0.1,
                    help="fraction of beat-annotated songs also written in free time")
     p.add_argument("--limit", type=int, default=0, help="use only the first N songs (quick runs)")
+    p.add_argument("--ticks-per-beat", type=int, default=Vocab().ticks_per_beat,
+                   help="time resolution (ticks of a beat; 8 beats of dt and bar position either way): "
+                        "for comparing encodings; train with the same model.vocab.* settings")
     p.add_argument("--seed", type=int, default=0, help="seed of the song split")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -165,7 +168,10 @@ def main(argv: list[str] | None = None) -> int:
         files = files[: args.limit]
     if not files:
         p.error("no MIDI files found (check --pop909 / --midi)")
-    vocab = Vocab()
+    tpb = args.ticks_per_beat
+    if not 1 <= tpb <= 30:  # rows are stored as uint8: 8 beats of ticks must stay below 256
+        p.error("--ticks-per-beat must be within 1..30")
+    vocab = Vocab(ticks_per_beat=tpb, max_dt_ticks=8 * tpb, max_bar_ticks=8 * tpb)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     splits = {"train": ([], [], []), "val": ([], [], [])}  # arrays, song ids, note counts
