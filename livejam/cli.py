@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from typing import Callable
 
@@ -134,18 +135,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         extra.append("record.enabled=false")
     config = _config(args, extra)
 
-    def ready(inp: str, out: str, backend: str) -> None:
-        print(f"livejam: ready: in={inp} out={out} backend={backend} engine={config.engine}", flush=True)
-
+    from livejam.daemon import performer_name
     from livejam.midi.ports import select_backend
 
+    if config.record.enabled and args.record:
+        from livejam.recording import check_writable
+
+        check_writable(args.record)  # a bad path ends the session now, not after it (exit 2, one line)
     select_backend(config.midi.backend)  # no MIDI system: say so before loading a model
     performer = _performer(args, config)
-    result = Daemon(config, performer=performer, record_path=args.record, on_ready=ready).run()
-    print(f"livejam: stopped ({result.reason})", flush=True)
-    if result.recording:
-        print(f"livejam: recorded to {result.recording}", flush=True)
-    print("livejam: counters " + json.dumps(result.summary, sort_keys=True), flush=True)
+    playing = performer_name(performer)  # after a fallback: markov, whatever was asked
+
+    def ready(inp: str, out: str, backend: str) -> None:
+        print(f"livejam: ready: in={inp} out={out} backend={backend} performer={playing} engine={playing}",
+              flush=True)
+
+    daemon = Daemon(config, performer=performer, record_path=args.record, on_ready=ready)
+    try:
+        result = daemon.run()
+        print(f"livejam: stopped ({result.reason})", flush=True)
+        if result.recording:
+            print(f"livejam: recorded to {result.recording}", flush=True)
+        print("livejam: counters " + json.dumps(result.summary, sort_keys=True), flush=True)
+    finally:
+        daemon.restore_signals()  # only now: a second Ctrl-C must not cut the counters short
+    if result.hard_exit:
+        # A port was left open under its JACK callback (or a thread would not stop):
+        # end the process here, without finalising the interpreter under them.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(result.rc)
     return result.rc
 
 

@@ -133,10 +133,11 @@ class Scheduler:
                 log.error("scheduler thread did not stop within %.1f s", timeout)
             self._thread = None
 
-    def panic(self) -> None:
-        """Send the ledger's panic. Only call when the thread is not running."""
+    def panic(self, all_notes: bool = False) -> None:
+        """Send the ledger's panic (with `all_notes`, a note-off for every note on every
+        channel: what a crashed session left on a synth). Only call when the thread is not running."""
         assert self._thread is None, "panic() belongs to the ledger's owner thread"
-        for port, msg in self.ledger.panic():
+        for port, msg in self.ledger.panic(all_notes):
             self._send(port, msg, self.clock.now())
 
     def _run(self) -> None:

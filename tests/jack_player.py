@@ -61,6 +61,13 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=0.0, help="paced stream: messages per second, before the phrase")
     ap.add_argument("--seconds", type=float, default=3.0, help="length of the paced stream")
     ap.add_argument("--min-notes", type=int, default=2, help="machine note-ons to wait for before signalling")
+    ap.add_argument("--signal-after", type=int, default=0,
+                    help="signal the daemon after this many flood messages, while the flood goes on")
+    ap.add_argument("--repeat", type=int, default=1, help="send the final signal this many times")
+    ap.add_argument("--repeat-gap", type=float, default=0.03, help="seconds between repeated signals")
+    ap.add_argument("--before", action="append", default=[], metavar="HEX",
+                    help="a raw message (hex bytes) sent before the phrase, e.g. F07E01 (repeatable)")
+    ap.add_argument("--answer-timeout", type=float, default=60.0)
     ap.add_argument("--panic-channels", default="0,1",
                     help="the daemon's channels: its panic ends with CC123 on each of them")
     args = ap.parse_args()
@@ -79,11 +86,16 @@ def main() -> int:
         out.send_message(msg)
         sent += 1
 
-    for _ in range(args.flood):
+    sig = getattr(signal, args.signal)
+    for i in range(args.flood):
+        if args.signal_after and i == args.signal_after:
+            os.kill(args.daemon_pid, sig)  # mid-flood: the daemon must stop cleanly while input pours in
         send(random_note(rng))
     if args.rate:
         paced(send, rng, args.rate, args.seconds)
     sent_before_phrase = sent
+    for raw in args.before:
+        send(list(bytes.fromhex(raw)))
     for ch in range(16):  # the human lets go of everything
         send([0xB0 | ch, 123, 0])
     for pitch in (60, 62, 64, 65, 67, 65, 64, 62):
@@ -98,8 +110,15 @@ def main() -> int:
     # The answer to the phrase comes after the phrase was heard, which is after
     # everything sent before it (one FIFO all the way): once it is here, the
     # daemon has taken in the whole stream.
-    answered = wait_for(lambda: note_ons() >= args.min_notes, 60.0)
-    os.kill(args.daemon_pid, getattr(signal, args.signal))
+    answered = wait_for(lambda: note_ons() >= args.min_notes, args.answer_timeout)
+    if not args.signal_after:
+        for i in range(args.repeat):
+            if i:
+                time.sleep(args.repeat_gap)
+            try:
+                os.kill(args.daemon_pid, sig)
+            except ProcessLookupError:
+                break
     # the daemon's last words are its panic: CC123 on each of its channels, in order
     channels = {int(c) for c in args.panic_channels.split(",") if c}
     panicked = wait_for(lambda: channels <= {m[0] & 0x0F for m in received if m[0] & 0xF0 == 0xB0 and m[1] == 123},
