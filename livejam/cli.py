@@ -240,10 +240,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ConfigError, MidiUnavailable, ModelError, ValueError, FileNotFoundError) as e:
-        # Expected failures get one line, not a traceback.
+    except (ConfigError, MidiUnavailable, ModelError, ValueError, OSError) as e:
+        # Expected failures (a bad path, a full disk, no MIDI system) get one line, not a traceback.
         print(f"livejam: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C outside the daemon (simulate, eval, model loading)
+        print("livejam: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

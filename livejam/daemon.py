@@ -60,7 +60,14 @@ def build_performer(engine: str, config: DaemonConfig, seed: int | None, strict:
         from livejam.engine.session import ModelError
 
         try:
-            return make_performer("neural", config.performer, seed, neural=config.neural)
+            try:
+                return make_performer("neural", config.performer, seed, neural=config.neural)
+            except ModelError:
+                raise
+            except Exception as e:  # a livejam model's metadata on a graph that does not run as one
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+                raise ModelError(f"{config.neural.model or 'the model'}: does not run as a livejam model "
+                                 f"({type(e).__name__}: {first})") from None
         except ModelError as e:
             if strict:
                 raise

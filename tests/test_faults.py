@@ -84,3 +84,73 @@ def test_bad_record_path_exits_2_with_one_line():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "/proc/x.mid" in proc.stderr
+
+
+@pytest.mark.parametrize("override", ["midi.queue_size=0", "scheduler.spin_s=-1", "midi.channels=[]",
+                                      "midi.channels=[16]", "health_check_s=0", "neural.temperature=-1",
+                                      "neural.temperature=nan", "neural.top_p=0", "neural.top_p=5",
+                                      "performer.max_polyphony=0", "performer.pitch_low=100"])
+def test_settings_out_of_range_are_refused_at_load(override):
+    with pytest.raises(ConfigError):
+        load(DaemonConfig, None, [override, "performer.pitch_high=90"] if "pitch_low" in override else [override])
+
+
+@pytest.mark.parametrize("args, word", [(["--temperature", "-1"], "temperature"), (["--top-p", "5"], "top_p"),
+                                        (["--max-polyphony", "0"], "max_polyphony"),
+                                        (["--set", "midi.channels=[16]"], "channels"), (["--config", "."], "config")])
+def test_bad_options_exit_2_with_one_line(args, word):
+    proc = subprocess.run(livejam_cmd("run", "--engine", "markov", "--no-record", *args), cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and word in proc.stderr
+
+
+def _human_file(path):
+    from livejam.events import Note, write_midi
+
+    write_midi(path, [("human", [Note(0.5 * i, 0.5 * i + 0.3, 60 + i % 12, 90) for i in range(16)])])
+    return path
+
+
+def test_simulate_to_an_unwritable_file_exits_2_with_one_line(tmp_path):
+    human = _human_file(tmp_path / "h.mid")
+    proc = subprocess.run(livejam_cmd("simulate", "--engine", "markov", "--human", str(human), "--out",
+                                      "/proc/out.mid"), cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_a_model_with_livejam_metadata_and_an_unrelated_graph_is_one_line(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from tests.test_robustness import tiny_model
+
+    real = onnx.load(tiny_model())
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "unrelated", [x], [y])
+    fake = helper.make_model(graph, opset_imports=real.opset_import)
+    fake.ir_version = real.ir_version
+    fake.metadata_props.extend(real.metadata_props)
+    path = tmp_path / "fake.onnx"
+    onnx.save(fake, str(path))
+    human = _human_file(tmp_path / "h.mid")
+    proc = subprocess.run(livejam_cmd("simulate", "--engine", "neural", "--model", str(path), "--human", str(human),
+                                      "--out", str(tmp_path / "o.mid")), cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "fake.onnx" in proc.stderr
+
+
+def test_onnxruntime_telemetry_is_off(monkeypatch):
+    import onnxruntime as ort
+
+    from livejam.engine.session import load_model
+    from tests.test_robustness import tiny_model
+
+    calls = []
+    real = ort.disable_telemetry_events
+    monkeypatch.setattr(ort, "disable_telemetry_events", lambda: (calls.append(1), real()))
+    load_model(tiny_model())
+    assert calls
