@@ -112,3 +112,49 @@ def test_neural_performer_with_a_backlog_stops_without_abort(jack_server, tmp_pa
     inc = counters["input"]
     assert input_total(inc) == inc["received"]
     assert counters["sounding_at_exit"] == 0 and result["panicked"]
+
+
+def test_ready_line_names_the_performer_really_used(jack_server, tmp_path):
+    """Issue 10: after falling back from a corrupt model the ready line still said engine=neural."""
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07not a model")
+    proc, lines = start_daemon("--model", str(bad), "--no-record")  # engine from config: neural, falls back
+    proc.terminate()
+    assert proc.wait(60) == 0
+    ready = next(line for line in lines if "ready:" in line)
+    assert "performer=markov" in ready and "neural" not in ready, ready
+
+
+# A synth: an existing input port that prints everything it received, as JSON, when told to stop.
+SYNTH = """
+import json, signal, sys, rtmidi
+got = []
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # sigwait takes it, not the default action
+inp = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=sys.argv[1])
+inp.ignore_types(sysex=False, timing=False, active_sense=False)
+inp.set_callback(lambda event, data: got.append(list(event[0])))
+inp.open_virtual_port("in")
+print("ready", flush=True)
+signal.sigwait({signal.SIGTERM})
+inp.cancel_callback()
+print(json.dumps(got), flush=True)
+"""
+
+
+def test_startup_panic_on_an_existing_port_ends_every_note(jack_server):
+    """Issue 10: after a SIGKILL the next start's panic sent only CC64/CC123 (no
+    note-offs), and into a fresh virtual port that reaches nobody."""
+    synth = subprocess.Popen([sys.executable, "-c", SYNTH, "crash synth"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert synth.stdout.readline().strip() == "ready"
+        proc, lines = start_daemon("--engine", "markov", "--out", "crash synth", "--no-record")
+        proc.terminate()
+        assert proc.wait(60) == 0, "".join(lines)
+        synth.send_signal(signal.SIGTERM)
+        got = json.loads(synth.stdout.readline())
+    finally:
+        if synth.poll() is None:
+            synth.kill()
+    offs = {(m[0] & 0x0F, m[1]) for m in got if m[0] & 0xF0 == 0x80 or (m[0] & 0xF0 == 0x90 and m[2] == 0)}
+    assert offs >= {(c, n) for c in (0, 1) for n in range(128)}
+    assert {(m[0] & 0x0F) for m in got if m[0] & 0xF0 == 0xB0 and m[1] == 123} == {0, 1}
