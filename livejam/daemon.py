@@ -28,8 +28,8 @@ from livejam.clock import MidiClockFollower, RealClock
 from livejam.config import DaemonConfig
 from livejam.events import TimedNote
 from livejam.midi.normalise import EchoFilter, InputNormaliser
-from livejam.midi.ports import (InputHeartbeat, InputQueue, MidiInput, MidiOutput, MidiUnavailable, api_name,
-                                select_backend, transport_alive)
+from livejam.midi.ports import (InputHeartbeat, InputQueue, JackConnections, MidiInput, MidiOutput,
+                                MidiUnavailable, api_name, select_backend, transport_alive)
 from livejam.midi.spec import REALTIME_CLOCK, Message
 from livejam.recording import Recorder, check_writable, default_path
 from livejam.scheduler import Scheduler
@@ -217,6 +217,12 @@ class Daemon:
         except Exception as e:  # MidiUnavailable, or rtmidi's own error types
             log.info("no input heartbeat (%s): an unterminated SysEx may deafen the input", e)
             heartbeat = None
+        watch = None
+        if api_name(api).lower().startswith("jack"):
+            try:
+                watch = JackConnections(f"{cfg.midi.client_name} watch")
+            except Exception as e:  # MidiUnavailable, OSError from ctypes
+                log.info("not watching the output's connections (%s)", e)
         worker = None
         self._old_handlers = self._install_signals()
         old_switch = sys.getswitchinterval()
@@ -233,13 +239,14 @@ class Daemon:
             log.info("listening on %s, playing on %s (%s)", inp.port_name, out.port_name, api_name(api))
             if self.on_ready:
                 self.on_ready(inp.port_name, out.port_name, api_name(api))
-            self._watch(cfg, api, inq, heartbeat, out, scheduler, worker, recorder, record_path)
+            self._watch(cfg, api, inq, heartbeat, out, scheduler, worker, recorder, record_path, watch)
         except BaseException as e:  # KeyboardInterrupt too: it may land outside the handler's reach
             self.error = e
             self.reason = f"exception: {type(e).__name__}: {e}"
             log.exception("daemon failed")
         finally:
-            self._shutdown(clock, inq, worker, dispatcher, scheduler, inp, out, heartbeat, recorder, record_path)
+            self._shutdown(clock, inq, worker, dispatcher, scheduler, inp, out, heartbeat, recorder, record_path,
+                           watch)
             sys.setswitchinterval(old_switch)
         ok_reasons = ("stopped",) + STOP_SIGNALS
         rc = 0 if self.error is None and self.reason in ok_reasons else 1
@@ -247,8 +254,10 @@ class Daemon:
         hard = inp.left_open or (worker is not None and worker.is_alive()) or out.dead
         return DaemonResult(rc, self.reason, summary, self.recording, hard_exit=hard)
 
-    def _watch(self, cfg, api, inq, heartbeat, out, scheduler, worker, recorder, record_path) -> None:
+    def _watch(self, cfg, api, inq, heartbeat, out, scheduler, worker, recorder, record_path, watch) -> None:
         """The main loop: poll the signal flag and the stop event; check health."""
+        connected = watch.connections(out.own_port) if watch is not None else frozenset()
+        ever_connected = set(connected)
         now = time.monotonic()
         next_health = now + cfg.health_check_s
         next_beat = now + _HEARTBEAT_S
@@ -281,6 +290,16 @@ class Daemon:
                     self.request_stop("scheduler failed")
                 elif not worker.is_alive():
                     self.request_stop("performer thread ended")
+                elif watch is not None and not out.dead:
+                    # A port that comes back missed the note-offs sent while it was
+                    # away: end every machine note (a brand-new listener needs nothing).
+                    now_connected = watch.connections(out.own_port)
+                    back = (now_connected - connected) & ever_connected
+                    ever_connected |= now_connected
+                    connected = now_connected
+                    if back:
+                        log.warning("output reconnected to %s: ending every machine note", ", ".join(sorted(back)))
+                        scheduler.reset_output()
             if record_path is not None and now >= next_save:
                 next_save = now + _RECORD_SAVE_S
                 self._save(recorder, record_path, quiet=True)
@@ -307,7 +326,7 @@ class Daemon:
             self.request_stop(f"performer failed: {type(e).__name__}: {e}")
 
     def _shutdown(self, clock, inq, worker, dispatcher, scheduler, inp, out, heartbeat, recorder,
-                  record_path) -> None:
+                  record_path, watch=None) -> None:
         """Every exit path: stop input, stop the performer (backlog or not) and let it end its
         notes, flush offs, panic, close ports whose callbacks have stopped, record."""
         self.recording = None
@@ -335,6 +354,8 @@ class Daemon:
         steps.append(("close input", inp.close))
         if heartbeat is not None:
             steps.append(("close heartbeat", heartbeat.close))
+        if watch is not None and not out.dead:
+            steps.append(("close watch", watch.close))
         if record_path is not None:
             steps.append(("save recording", lambda: self._save(recorder, record_path)))
         for what, step in steps:

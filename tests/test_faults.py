@@ -154,3 +154,20 @@ def test_onnxruntime_telemetry_is_off(monkeypatch):
     monkeypatch.setattr(ort, "disable_telemetry_events", lambda: (calls.append(1), real()))
     load_model(tiny_model())
     assert calls
+
+
+def test_reset_output_ends_machine_notes_and_every_note_on_its_channels():
+    from livejam.clock import VirtualClock
+    from livejam.events import TimedNote
+    from livejam.scheduler import Scheduler
+
+    sent = []
+    sched = Scheduler(VirtualClock(0.0), lambda port, msg, t: sent.append(msg), channels=(0, 1))
+    sched.submit([TimedNote(0.1, 0, 60, 90), TimedNote(0.5, 0, 60, 0), TimedNote(0.6, 1, 62, 90)])
+    sched.run_until(0.2)
+    sched.reset_output()  # a synth came back: it missed what was sent while it was away
+    assert not sched.ledger.sounding()
+    offs = {(m.channel, m.a) for m in sent if m.kind == "note_off"}
+    assert offs == {(c, n) for c in (0, 1) for n in range(128)}
+    sched.run_until(1.0)  # the performance goes on: the queued note-on still plays
+    assert sent[-1].kind == "note_on" and sent[-1].a == 62

@@ -68,14 +68,9 @@ def test_jack_server_death_is_noticed(tmp_path):
     blocked forever and SIGTERM was ignored. Own server: this one is killed."""
     from livejam.transport import JackServer
 
-    server = None
-    for _ in range(10):
-        try:
-            server = JackServer.start(period=64)
-            break
-        except RuntimeError:
-            time.sleep(3.0)
-    assert server is not None, "no JACK server"
+    from tests.conftest import start_test_server
+
+    server = start_test_server()
     try:
         proc, lines = start_daemon("--engine", "markov", "--no-record")
         os.kill(server.proc.pid, signal.SIGKILL)  # the server crashes
@@ -87,6 +82,12 @@ def test_jack_server_death_is_noticed(tmp_path):
             pytest.fail("the daemon did not notice its JACK server died:\n" + "".join(lines))
     finally:
         server.stop()
+        # A killed server keeps its slot in JACK's registry: a clean start and
+        # stop under the same name gives it back (see conftest).
+        try:
+            JackServer.start(period=64, name=server.name).stop()
+        except RuntimeError:
+            pass
     out = "".join(lines)
     assert rc == 1 and "stopped (JACK server died)" in out, (rc, out)
     counters_of(out)
@@ -158,3 +159,53 @@ def test_startup_panic_on_an_existing_port_ends_every_note(jack_server):
     offs = {(m[0] & 0x0F, m[1]) for m in got if m[0] & 0xF0 == 0x80 or (m[0] & 0xF0 == 0x90 and m[2] == 0)}
     assert offs >= {(c, n) for c in (0, 1) for n in range(128)}
     assert {(m[0] & 0x0F) for m in got if m[0] & 0xF0 == 0xB0 and m[1] == 123} == {0, 1}
+
+
+def _wait_for(pred, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_disconnect_and_reconnect_leave_no_note_stuck(jack_server):
+    """Issue 10: jack_disconnect/jack_connect while playing left notes stuck on the
+    synth: their note-offs went out while it was disconnected."""
+    import rtmidi
+
+    synth = subprocess.Popen([sys.executable, "-c", SYNTH, "stuck synth"], stdout=subprocess.PIPE, text=True)
+    proc = None
+    heard: list[list[int]] = []
+    tx = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="test keys")
+    rx = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="test ears")
+    try:
+        assert synth.stdout.readline().strip() == "ready"
+        proc, lines = start_daemon("--engine", "markov", "--seed", "1", "--no-record", "--out", "stuck synth")
+        rx.set_callback(lambda event, data: heard.append(list(event[0])))
+        rx.open_port(next(i for i, p in enumerate(rx.get_ports()) if "livejam out" in p))
+        tx.open_port(next(i for i, p in enumerate(tx.get_ports()) if "livejam in" in p))
+        for pitch in (60, 62, 64, 65, 67, 65, 64, 62, 60, 64, 67, 72):
+            tx.send_message([0x90, pitch, 100])
+            time.sleep(0.15)  # the phrase's rhythm
+            tx.send_message([0x80, pitch, 0])
+            time.sleep(0.05)
+        assert _wait_for(lambda: any(m[0] & 0xF0 == 0x90 and m[2] for m in heard), 30), ("no answer", heard[:20], lines)
+        subprocess.run(["jack_disconnect", "livejam out:out", "stuck synth:in"], check=True, timeout=30)
+        # every note started so far has had its note-off sent (to nobody, for the synth)
+        assert _wait_for(lambda: unmatched_note_ons(list(heard)) == [], 60)
+        subprocess.run(["jack_connect", "livejam out:out", "stuck synth:in"], check=True, timeout=30)
+        _wait_for(lambda: any("output reconnected" in line for line in lines), 20)
+        proc.terminate()
+        assert proc.wait(60) == 0, "".join(lines)
+        synth.send_signal(signal.SIGTERM)
+        got = json.loads(synth.stdout.readline())
+    finally:
+        for p in (synth, proc):
+            if p is not None and p.poll() is None:
+                p.kill()
+        rx.close_port()
+        tx.close_port()
+    assert any(m[0] & 0xF0 == 0x90 and m[2] for m in got)  # the synth did hear the machine
+    assert unmatched_note_ons(got) == []

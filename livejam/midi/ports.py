@@ -259,6 +259,59 @@ class InputHeartbeat:
             self._midi.delete()
 
 
+class JackConnections:
+    """What our output port is connected to, read from JACK's graph (libjack via
+    ctypes: rtmidi does not say). A client of its own with no ports, never
+    activated, so it has no process callback; connections are read from the
+    server's shared graph. Used to notice a disconnect/reconnect on stage: the
+    note-offs sent while a synth was disconnected never reached it.
+    """
+
+    def __init__(self, client: str = "livejam watch"):
+        import ctypes
+        import ctypes.util
+
+        lib = ctypes.util.find_library("jack")
+        if not lib:
+            raise MidiUnavailable("libjack not found")
+        self._ct = ctypes
+        self._jack = jack = ctypes.CDLL(lib)
+        jack.jack_client_open.restype = ctypes.c_void_p
+        jack.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+        jack.jack_port_by_name.restype = ctypes.c_void_p
+        jack.jack_port_by_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        jack.jack_port_get_all_connections.restype = ctypes.POINTER(ctypes.c_char_p)
+        jack.jack_port_get_all_connections.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        jack.jack_free.argtypes = [ctypes.c_void_p]
+        jack.jack_client_close.argtypes = [ctypes.c_void_p]
+        status = ctypes.c_int(0)
+        with _quiet_stderr():
+            self._client = jack.jack_client_open(client.encode(), 0x01, ctypes.byref(status))  # JackNoStartServer
+        if not self._client:
+            raise MidiUnavailable(f"cannot watch JACK connections (status {status.value:#x})")
+
+    def connections(self, port: str) -> frozenset[str]:
+        jack = self._jack
+        handle = jack.jack_port_by_name(self._client, port.encode())
+        if not handle:
+            return frozenset()
+        names = jack.jack_port_get_all_connections(self._client, handle)
+        if not names:
+            return frozenset()
+        out = []
+        i = 0
+        while names[i] is not None:
+            out.append(names[i].decode(errors="replace"))
+            i += 1
+        jack.jack_free(self._ct.cast(names, self._ct.c_void_p))
+        return frozenset(out)
+
+    def close(self) -> None:
+        if self._client:  # never activated: no process callback to race (see MidiInput)
+            self._jack.jack_client_close(self._client)
+            self._client = None
+
+
 def transport_alive(api: int) -> bool:
     """True when a new client of this backend can still be created (the JACK server runs)."""
     return _probe(api)[0] is not None
@@ -281,6 +334,7 @@ class MidiOutput:
             _open_virtual(self._midi, "out")
             self.port_name = f"{client}:out"
         self.existing = bool(name)  # connected to a port that was there before us (a synth)
+        self.own_port = f"{client}:out"  # the port's own name (JACK), for watching its connections
         self.dead = False  # set when the MIDI system died: sends would fill rtmidi's ring and block
 
     def send(self, msg: Message) -> None:
