@@ -68,6 +68,8 @@ def main() -> int:
     ap.add_argument("--before", action="append", default=[], metavar="HEX",
                     help="a raw message (hex bytes) sent before the phrase, e.g. F07E01 (repeatable)")
     ap.add_argument("--answer-timeout", type=float, default=60.0)
+    ap.add_argument("--fuzz", type=int, default=0,
+                    help="seeded fuzz messages (tests/test_fuzz_soak.py, no CCs, SysEx up to 8 kB) at ~1,000/s")
     ap.add_argument("--panic-channels", default="0,1",
                     help="the daemon's channels: its panic ends with CC123 on each of them")
     args = ap.parse_args()
@@ -94,6 +96,22 @@ def main() -> int:
     if args.rate:
         paced(send, rng, args.rate, args.seconds)
     sent_before_phrase = sent
+    if args.fuzz:
+        import sys
+        from pathlib import Path
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from tests.test_fuzz_soak import fuzz_message
+
+        frng = random.Random(21)
+        for i in range(args.fuzz):
+            msg = fuzz_message(frng, max_sysex=8192, controls=False)
+            if len(msg) > 3 and msg[0] != 0xF0:
+                msg = msg[:3]  # python-rtmidi sends longer messages only as SysEx
+            if msg:
+                send(msg)
+            if i % 10 == 9:
+                time.sleep(0.01)
     for raw in args.before:
         send(list(bytes.fromhex(raw)))
     for ch in range(16):  # the human lets go of everything

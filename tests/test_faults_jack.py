@@ -209,3 +209,17 @@ def test_disconnect_and_reconnect_leave_no_note_stuck(jack_server):
         tx.close_port()
     assert any(m[0] & 0xF0 == 0x90 and m[2] for m in got)  # the synth did hear the machine
     assert unmatched_note_ons(got) == []
+
+
+def test_fuzzed_input_over_jack(jack_server):
+    """Seeded fuzz through the real transport: garbage bytes, every status on all 16
+    channels, SysEx up to 8 kB (terminated or not), realtime bytes interleaved.
+    The daemon must stay up, still hear the phrase after it and answer it, and
+    leave nothing sounding."""
+    result, rc, out, counters = run_player("--engine", "markov", "--seed", "6", "--no-record",
+                                           player_args=("--fuzz", "3000", "--answer-timeout", "60"))
+    assert rc == 0 and "stopped (SIGTERM)" in out, (rc, out)
+    assert result["answered"] and result["panicked"], out
+    inc = counters["input"]
+    assert input_total(inc) == inc["received"] and inc["invalid"] > 0 and inc["ignored"] > 0
+    assert counters["sounding_at_exit"] == 0 and unmatched_note_ons(result["received"]) == []

@@ -23,18 +23,20 @@ CFG = load(DaemonConfig, None, ["performer.max_answer_s=3.0"])
 REALTIME = [0xF8, 0xFA, 0xFB, 0xFC, 0xFE, 0xFF]
 
 
-def fuzz_message(rng: random.Random) -> list[int]:
+def fuzz_message(rng: random.Random, max_sysex: int = 64 * 1024, controls: bool = True) -> list[int]:
     """One message as a port could deliver it: well-formed, truncated, garbage,
     a SysEx of up to 64 kB (terminated or not, with realtime bytes inside), or
     what rtmidi delivers after an unterminated SysEx (other messages joined in)."""
     r = rng.random()
     if r < 0.45:  # channel messages on all 16 channels, any status
         status = rng.randrange(0x80, 0xF0)
+        while not controls and status & 0xF0 == 0xB0:
+            status = rng.randrange(0x80, 0xF0)
         msg = [status] + [rng.randrange(128) for _ in range(rng.choice([1, 2, 2, 2, 3]))]
     elif r < 0.55:
         msg = [rng.choice(REALTIME)]
     elif r < 0.65:  # SysEx, sometimes huge, sometimes unterminated
-        n = rng.choice([0, 1, 10, 300, rng.randrange(64 * 1024)])
+        n = rng.choice([0, 1, 10, 300, rng.randrange(max_sysex)])
         msg = [0xF0] + [rng.randrange(128) for _ in range(n)] + ([0xF7] if rng.random() < 0.7 else [])
     elif r < 0.75:  # rtmidi's join: an unterminated SysEx with what followed it, up to an F7
         msg = [0xF0, 0x7E, 0x01]
