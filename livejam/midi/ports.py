@@ -259,6 +259,20 @@ class InputHeartbeat:
             self._midi.delete()
 
 
+def _loaded_libjack() -> str | None:
+    """The libjack python-rtmidi already loaded (its wheel bundles its own copy):
+    two copies of libjack in one process deadlocked in jack_client_close."""
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.rsplit(None, 1)[-1] if "/" in line else ""
+                if "/libjack" in path and ".so" in path:
+                    return path
+    except OSError:
+        pass
+    return None
+
+
 class JackConnections:
     """What our output port is connected to, read from JACK's graph (libjack via
     ctypes: rtmidi does not say). A client of its own with no ports, never
@@ -271,7 +285,7 @@ class JackConnections:
         import ctypes
         import ctypes.util
 
-        lib = ctypes.util.find_library("jack")
+        lib = _loaded_libjack() or ctypes.util.find_library("jack")
         if not lib:
             raise MidiUnavailable("libjack not found")
         self._ct = ctypes
@@ -307,9 +321,8 @@ class JackConnections:
         return frozenset(out)
 
     def close(self) -> None:
-        if self._client:  # never activated: no process callback to race (see MidiInput)
-            self._jack.jack_client_close(self._client)
-            self._client = None
+        """Left to the end of the process, like the input (MidiInput.close): with the
+        system's libjack beside python-rtmidi's own copy, jack_client_close hung."""
 
 
 def transport_alive(api: int) -> bool:
