@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from dataclasses import replace
 from typing import Callable
@@ -106,7 +107,7 @@ def _performer(args: argparse.Namespace, config: DaemonConfig):
     """Build (and warm up) the performer before any port opens. An unusable model is an error
     when the user asked for it (--performer neural, or a model file by name); the shipped model's
     absence or damage is a warning, and the Markov continuator plays."""
-    from livejam.daemon import build_performer
+    from livejam.dispatch import build_performer
 
     return build_performer(config, strict=args.performer == "neural" or bool(config.neural.model))
 
@@ -217,31 +218,47 @@ def cmd_run(args: argparse.Namespace) -> int:
         except LinkUnavailable as e:
             raise ConfigError(str(e)) from None
 
+    from livejam.dispatch import performer_name
+    from livejam.midi.ports import select_backend
+
+    if config.record.enabled and args.record:
+        from livejam.recording import check_writable
+
+        check_writable(args.record)  # a bad path ends the session now, not after it (exit 2, one line)
+    select_backend(config.midi.backend)  # no MIDI system: say so before loading a model
+    performer = _performer(args, config)
+    playing = performer_name(performer)  # after a fallback: markov, whatever was asked
+    addons = stage.build_addons(config)
+
     def ready(inp: str, out: str, backend: str) -> None:
         used = config_file(args)
-        print(f"livejam: ready: in={inp} out={out} backend={backend} performer={config.performer.kind}"
+        print(f"livejam: ready: in={inp} out={out} backend={backend} performer={playing}"
               + (f" config={used}" if used else ""), flush=True)
         for addon in addons:  # sound (its latency, or why there is none), OSC address
             if getattr(addon, "line", ""):
                 print(f"livejam: {addon.line}", flush=True)
 
-    from livejam.midi.ports import select_backend
-
-    select_backend(config.midi.backend)  # no MIDI system: say so before loading a model
-    performer = _performer(args, config)
-    addons = stage.build_addons(config)
+    daemon = Daemon(config, performer=performer, record_path=args.record, on_ready=ready, addons=addons)
     try:
-        result = Daemon(config, performer=performer, record_path=args.record, on_ready=ready, addons=addons).run()
+        result = daemon.run()
+        print(f"livejam: stopped ({result.reason})", flush=True)
+        if result.recording:
+            print(f"livejam: recorded to {result.recording}", flush=True)
+        print("livejam: counters " + json.dumps(result.summary, sort_keys=True), flush=True)
+        for addon in addons:
+            if hasattr(addon, "summary"):
+                print(f"livejam: {type(addon).__name__} " + json.dumps(addon.summary(), sort_keys=True), flush=True)
     finally:
         for addon in addons:  # the daemon closes those it started; closing twice is harmless
             addon.close()
-    print(f"livejam: stopped ({result.reason})", flush=True)
-    if result.recording:
-        print(f"livejam: recorded to {result.recording}", flush=True)
-    print("livejam: counters " + json.dumps(result.summary, sort_keys=True), flush=True)
-    for addon in addons:
-        if hasattr(addon, "summary"):
-            print(f"livejam: {type(addon).__name__} " + json.dumps(addon.summary(), sort_keys=True), flush=True)
+        daemon.restore_signals()  # only now: a second Ctrl-C must not cut the counters short
+    if result.hard_exit:
+        # A port was left open under its JACK callback (or a thread would not stop):
+        # end the process here, without finalising the interpreter under them.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(result.rc)
     return result.rc
 
 
@@ -336,10 +353,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ConfigError, MidiUnavailable, ModelError, ValueError, FileNotFoundError) as e:
-        # Expected failures get one line, not a traceback.
+    except (ConfigError, MidiUnavailable, ModelError, ValueError, OSError) as e:
+        # Expected failures (a bad path, a full disk, no MIDI system) get one line, not a traceback.
         print(f"livejam: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C outside the daemon (simulate, eval, model loading)
+        print("livejam: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

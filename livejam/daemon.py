@@ -4,9 +4,14 @@
         (Dispatcher: normalise, hear/control, poll) --> Scheduler thread --> ledger --> MIDI out
 
 The main thread only installs signal handlers, watches health (output port
-still there, worker threads alive) and runs the shutdown sequence. Panic is
-sent at start and in a `finally` that every exit path goes through: normal
-stop, SIGINT, SIGTERM, an exception in any thread, a vanished output port.
+still there, worker threads alive, the MIDI system alive) and runs the
+shutdown sequence. Panic is sent at start and in a `finally` that every exit
+path goes through: normal stop, SIGINT (once or twice), SIGTERM, SIGHUP, an
+exception in any thread, a vanished output port, a dead JACK server.
+
+Signal handlers do nothing but store the signal's name: no lock, no Event.set
+(which takes the Event's lock: the handler runs on the main thread, which may
+hold that very lock). The main loop polls the flag every `_POLL_S`.
 """
 from __future__ import annotations
 
@@ -15,133 +20,30 @@ import queue
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from livejam.beat import BeatClock, ClockOut, count_in_for
 from livejam.clock import RealClock
-from livejam.config import DaemonConfig, model_path
-from livejam.events import TimedNote
+from livejam.config import DaemonConfig
+from livejam.dispatch import Dispatcher, build_performer
 from livejam.midi.normalise import EchoFilter, InputNormaliser
-from livejam.midi.ports import InputQueue, MidiInput, MidiOutput, api_name, select_backend
-from livejam.midi.spec import REALTIME_CLOCK, Message
-from livejam.recording import Recorder, default_path
-from livejam.scheduler import THRU_PART, Scheduler
+from livejam.midi.ports import (InputHeartbeat, InputQueue, JackConnections, MidiInput, MidiOutput,
+                                MidiUnavailable, api_name, select_backend, transport_alive)
+from livejam.midi.spec import Message
+from livejam.recording import Recorder, check_writable, default_path
+from livejam.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
-# MIDI clock out is handed to the scheduler this far ahead: the performer thread may be busy
-# (inference) for a while, the scheduler thread sends each tick at its time.
-CLOCK_AHEAD_S = 0.2
 # livejam's own beat 0 (with --bpm) comes this long after start, past the count-in
 START_DELAY_S = 0.25
-
-
-def build_performer(config: DaemonConfig, strict: bool = True):
-    """The one performer factory: `config.performer.kind` with its settings.
-
-    The neural performer loads its model file here. A missing or corrupt model
-    raises ModelError (one line) when `strict` (the user asked for the neural
-    performer); otherwise it is reported in one line and the Markov performer
-    plays instead.
-    """
-    kind, seed = config.performer.kind, config.seed
-    if kind == "echo":  # the benchmark's immediate echo path: plumbing, no music
-        from livejam.performers.echo import EchoPerformer
-
-        return EchoPerformer()
-    if kind == "neural":
-        from livejam.engine.session import ModelError, load_model
-        from livejam.performers.neural import NeuralPerformer
-
-        try:
-            model = load_model(model_path(config.neural.model), intra_op_threads=config.neural.intra_op_threads)
-            return NeuralPerformer(config.performer, config.neural, model, seed)
-        except ModelError as e:
-            if strict:
-                raise
-            log.warning("%s: falling back to the Markov continuator", e)
-    from livejam.performers.markov import MarkovPerformer
-
-    return MarkovPerformer(config.performer, seed)
-
-
-class Dispatcher:
-    """The performer thread's work, independent of threads and ports.
-
-    Owns the performer: only the thread that calls these methods touches it.
-    Used by the live daemon and, on a virtual clock, by simulate and the tests.
-    """
-
-    def __init__(self, performer, scheduler: Scheduler, normaliser: InputNormaliser,
-                 recorder: Recorder | None = None, beat: BeatClock | None = None, clock_out: ClockOut | None = None,
-                 thru: bool = False, taps: tuple = ()):
-        self.performer = performer
-        self.thru = thru  # pass the human's notes to the output (through the scheduler's ledger)
-        self.taps = taps  # callables (note, now) told of every human note: non-blocking (sound, screen)
-        self.scheduler = scheduler
-        self.normaliser = normaliser
-        self.recorder = recorder
-        # the live beat clock, fed by incoming MIDI clock; without one given (simulate and the
-        # tests give the performer a fixed BeatMap themselves) it only serves --grid
-        self.beat = beat if beat is not None else BeatClock()
-        self.clock_out = clock_out  # livejam is the master: the MIDI clock it sends
-        if hasattr(performer, "follow_clock"):  # tempo sync: the performer may snap to the beat clock's grid
-            performer.follow_clock(self.beat)
-        if beat is not None and hasattr(performer, "set_beats"):  # it counts its events in these beats
-            performer.set_beats(beat)
-        self.cancels = 0
-
-    def feed(self, t: float, raw, now: float) -> None:
-        """One raw input message that arrived at clock time `t`."""
-        msg = self.normaliser(raw, t)
-        if msg is None:
-            return
-        kind = msg.kind
-        if kind == "note_on" or kind == "note_off":
-            if kind == "note_on" and msg.velocity > 0:  # tempo following hears the human's onsets
-                self.beat.onset(t)
-            if self.recorder is not None:
-                self.recorder.record_human(msg, t)
-            note = TimedNote(t, 0, msg.note, msg.velocity if kind == "note_on" else 0)
-            if self.thru:
-                self.scheduler.submit([TimedNote(now, THRU_PART, note.pitch, note.velocity)])
-            for tap in self.taps:
-                tap(note, now)
-            self.performer.hear(note, now)
-        elif kind == "control_change":
-            self.performer.control(msg.control, msg.value, now)
-        elif kind in REALTIME_CLOCK or kind == "songpos":
-            self.beat.handle(kind, t, msg.data)
-
-    def pump(self, now: float) -> None:
-        """Hand what the performer decided to the scheduler, in order."""
-        self.beat.expire(now)
-        if self.clock_out is not None:  # ticks go to the scheduler ahead of time; it sends them on time
-            self.scheduler.submit_raw(self.clock_out.pull(now + CLOCK_AHEAD_S))
-        batch: list[TimedNote] = []
-        for item in self.performer.poll(now):
-            if isinstance(item, TimedNote):
-                batch.append(item)
-            else:  # Cancel: what was handed over before it goes, then the barge-in
-                if batch:
-                    self.scheduler.submit(batch)
-                    batch = []
-                self.scheduler.cancel()
-                self.cancels += 1
-        if batch:
-            self.scheduler.submit(batch)
-
-    def wakeup(self, now: float) -> float:
-        wake = self.performer.next_wakeup(now)
-        if self.clock_out is not None:
-            wake = min(wake, now + CLOCK_AHEAD_S / 2)
-        if self.beat.poll_s is not None:  # Link / tempo following are read in pump
-            wake = min(wake, now + self.beat.poll_s)
-        return wake
-
-    def close(self, now: float) -> None:
-        self.scheduler.submit(self.performer.close(now))
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+_POLL_S = 0.02  # the main loop's poll of the signal flag and the stop event
+_HEARTBEAT_S = 0.25  # a heartbeat goes to our input when nothing arrived for this long
+_SILENCE_S = 0.6  # no input at all (heartbeats included) this long: is the MIDI system still there?
+_RECORD_SAVE_S = 5.0  # the recording is rewritten this often: a crash loses at most this much
 
 
 @dataclass
@@ -150,6 +52,10 @@ class DaemonResult:
     reason: str
     summary: dict = field(default_factory=dict)
     recording: Path | None = None
+    # The process must end with os._exit: a port was left open (JACK, see
+    # MidiInput.close) or a thread could not be stopped; finalising the
+    # interpreter under them could crash or abort.
+    hard_exit: bool = False
 
 
 @dataclass
@@ -183,6 +89,10 @@ class Daemon:
         self.error: BaseException | None = None
         self.reason = "stopped"
         self.recording: Path | None = None
+        self.signalled: str | None = None  # written by the signal handler only
+        self.signals = 0
+        self._stopping = False  # the performer thread ends at its next item, backlog or not
+        self._old_handlers: dict = {}
 
     def event(self, text: str) -> None:
         """A one-line session event (an output port lost or found, ...): shown by the add-ons that show
@@ -200,16 +110,24 @@ class Daemon:
         self.stop_event.set()
 
     def _on_signal(self, signum, frame) -> None:
-        self.request_stop(signal.Signals(signum).name)
+        # Nothing else here (module docstring): the main loop polls this flag.
+        self.signals += 1
+        if self.signalled is None:
+            self.signalled = signal.Signals(signum).name
 
     def run(self) -> DaemonResult:
         """Run until stopped. Raises MidiUnavailable (or a port-opening error) before
-        anything plays; once playing, every failure ends in the shutdown sequence and rc 1."""
+        anything plays; once playing, every failure ends in the shutdown sequence and rc 1.
+        The signal handlers stay installed until `restore_signals` (after the caller printed)."""
         cfg = self.config
         api = select_backend(cfg.midi.backend)
         clock = RealClock(cfg.scheduler.spin_s)
         performer = self.performer or build_performer(cfg)
         recorder = Recorder(clock.now())
+        record_path = None
+        if cfg.record.enabled:
+            record_path = Path(self.record_path or default_path(cfg.record.folder)).expanduser()
+            check_writable(record_path)  # a bad path is an error now, not at the end of the session
         echo = EchoFilter(cfg.midi.echo_window_s)
         out = MidiOutput(api, cfg.midi.output, client=f"{cfg.midi.client_name} out")
 
@@ -237,12 +155,26 @@ class Daemon:
         except BaseException:
             out.close()
             raise
+        try:
+            heartbeat = InputHeartbeat(api, inp.own_port, client=f"{cfg.midi.client_name} heartbeat")
+        except Exception as e:  # MidiUnavailable, or rtmidi's own error types
+            log.info("no input heartbeat (%s): an unterminated SysEx may deafen the input", e)
+            heartbeat = None
+        watch = None
+        if api_name(api).lower().startswith("jack"):
+            try:
+                watch = JackConnections(f"{cfg.midi.client_name} watch")
+            except Exception as e:  # MidiUnavailable, OSError from ctypes
+                log.info("not watching the output's connections (%s)", e)
         worker = None
-        old_handlers = self._install_signals()
+        self._old_handlers = self._install_signals()
         old_switch = sys.getswitchinterval()
         sys.setswitchinterval(cfg.scheduler.gil_switch_interval_s)
+        self.discarded = 0
         try:
-            scheduler.panic()  # clear whatever a previous crash left sounding
+            # clear whatever a previous crash left sounding; an existing port (a
+            # synth) may hold notes from it: explicit note-offs for every note
+            scheduler.panic(all_notes=out.existing)
             scheduler.submit_raw(clicks)
             scheduler.start()
             worker = threading.Thread(target=self._performer_loop, args=(dispatcher, inq, clock),
@@ -258,7 +190,50 @@ class Daemon:
             log.info("listening on %s, playing on %s (%s)", inp.port_name, out.port_name, api_name(api))
             if self.on_ready:
                 self.on_ready(inp.port_name, out.port_name, api_name(api))
-            while not self.stop_event.wait(cfg.health_check_s):
+            self._watch(cfg, api, inq, heartbeat, out, scheduler, worker, recorder, record_path, watch)
+        except BaseException as e:  # KeyboardInterrupt too: it may land outside the handler's reach
+            self.error = e
+            self.reason = f"exception: {type(e).__name__}: {e}"
+            log.exception("daemon failed")
+        finally:
+            self._shutdown(clock, inq, worker, dispatcher, scheduler, inp, out, heartbeat, recorder, record_path,
+                           watch)
+            sys.setswitchinterval(old_switch)
+        ok_reasons = ("stopped",) + STOP_SIGNALS
+        rc = 0 if self.error is None and self.reason in ok_reasons else 1
+        summary = self._summary(scheduler, normaliser, inq, dispatcher)
+        hard = inp.left_open or (worker is not None and worker.is_alive()) or out.dead
+        return DaemonResult(rc, self.reason, summary, self.recording, hard_exit=hard)
+
+    def _watch(self, cfg, api, inq, heartbeat, out, scheduler, worker, recorder, record_path, watch) -> None:
+        """The main loop: poll the signal flag and the stop event; check health."""
+        connected = watch.connections(out.own_port) if watch is not None else frozenset()
+        ever_connected = set(connected)
+        now = time.monotonic()
+        next_health = now + cfg.health_check_s
+        next_beat = now + _HEARTBEAT_S
+        next_save = now + _RECORD_SAVE_S
+        seen, last_arrival = inq.arrived, now
+        while not self.stop_event.is_set():
+            if self.signalled is not None:
+                self.request_stop(self.signalled)
+                break
+            time.sleep(_POLL_S)
+            now = time.monotonic()
+            if inq.arrived != seen:
+                seen, last_arrival = inq.arrived, now
+            if heartbeat is not None and now >= next_beat:
+                next_beat = now + _HEARTBEAT_S
+                if now - last_arrival >= _HEARTBEAT_S:
+                    heartbeat.beat()
+                if now - last_arrival >= _SILENCE_S and not transport_alive(api):
+                    out.dead = True  # from now on sends return at once (a dead server's ring would block)
+                    self.error = None
+                    log.error("the MIDI system is gone (JACK server died): stopping")
+                    self.request_stop("JACK server died")
+                    break
+            if now >= next_health:
+                next_health = now + cfg.health_check_s
                 if out.vanished():
                     self.event(f"output port lost: {out.port_name}")
                     self.request_stop("output port vanished")
@@ -267,29 +242,32 @@ class Daemon:
                     self.request_stop("scheduler failed")
                 elif not worker.is_alive():
                     self.request_stop("performer thread ended")
-        except BaseException as e:  # KeyboardInterrupt too: it may land outside the handler's reach
-            self.error = e
-            self.reason = f"exception: {type(e).__name__}: {e}"
-            log.exception("daemon failed")
-        finally:
-            self._shutdown(clock, inq, worker, dispatcher, scheduler, inp, out, recorder)
-            self._restore_signals(old_handlers)
-            sys.setswitchinterval(old_switch)
-        rc = 0 if self.error is None and self.reason in ("stopped", "SIGINT", "SIGTERM") else 1
-        summary = self._summary(scheduler, normaliser, inq, dispatcher)
-        return DaemonResult(rc, self.reason, summary, self.recording)
+                elif watch is not None and not out.dead:
+                    # A port that comes back missed the note-offs sent while it was
+                    # away: end every machine note (a brand-new listener needs nothing).
+                    now_connected = watch.connections(out.own_port)
+                    back = (now_connected - connected) & ever_connected
+                    ever_connected |= now_connected
+                    connected = now_connected
+                    if back:
+                        log.warning("output reconnected to %s: ending every machine note", ", ".join(sorted(back)))
+                        scheduler.reset_output()
+            if record_path is not None and now >= next_save:
+                next_save = now + _RECORD_SAVE_S
+                self._save(recorder, record_path, quiet=True)
 
     def _performer_loop(self, dispatcher: Dispatcher, inq: InputQueue, clock: RealClock) -> None:
-        """Performer thread: wait for input until the performer's next wake-up, feed, poll."""
+        """Performer thread: wait for input until the performer's next wake-up, feed, poll.
+        Ends at the next item once `_stopping` is set, however much input is queued."""
         try:
-            while True:
+            while not self._stopping:
                 now = clock.now()
                 timeout = min(1.0, max(0.0, dispatcher.wakeup(now) - now))
                 try:
                     item = inq.get(timeout)
                 except queue.Empty:
                     item = ()
-                if item is InputQueue.STOP:
+                if item is InputQueue.STOP or self._stopping:
                     return
                 now = clock.now()
                 if item:
@@ -299,14 +277,29 @@ class Daemon:
             self.error = e
             self.request_stop(f"performer failed: {type(e).__name__}: {e}")
 
-    def _shutdown(self, clock, inq, worker, dispatcher, scheduler, inp, out, recorder) -> None:
-        """Every exit path: stop input, let the performer end its notes, flush offs, panic, record."""
+    def _shutdown(self, clock, inq, worker, dispatcher, scheduler, inp, out, heartbeat, recorder,
+                  record_path, watch=None) -> None:
+        """Every exit path: stop input, stop the performer (backlog or not) and let it end its
+        notes, flush offs, panic, close ports whose callbacks have stopped, record."""
         self.recording = None
-        steps = [("close input", inp.close)]
+
+        def stop_performer() -> None:
+            self._stopping = True
+            inq.stop()  # wakes it if it waits for input
+            worker.join(10.0)  # one item at most: an inference step, not the backlog
+            if worker.is_alive():
+                log.error("performer thread did not stop within 10 s")
+
+        def drain() -> None:
+            if worker is None or not worker.is_alive():
+                self.discarded = inq.drain()
+
+        steps = [("stop input", inq.close)]
         if worker is not None:
-            steps.append(("stop performer", lambda: (inq.stop(), worker.join(2.0))))
+            steps.append(("stop performer", stop_performer))
             steps.append(("performer close", lambda: dispatcher.close(clock.now())
                           if not worker.is_alive() else None))
+        steps.append(("count the backlog", drain))
         steps.append(("stop scheduler", lambda: scheduler.stop(flush=True)))
         if dispatcher.clock_out is not None:  # a DAW following our clock stops with us
             steps.append(("send clock stop", lambda: [scheduler.send_now(m)
@@ -316,13 +309,20 @@ class Daemon:
             steps.append(("leave Link", dispatcher.beat.link.close))
         steps.append(("close output", out.close))
         steps += [(f"close {type(a).__name__}", a.close) for a in self.addons if hasattr(a, "close")]
-        if self.config.record.enabled:
-            steps.append(("save recording", lambda: self._save(recorder)))
+        steps.append(("close input", inp.close))
+        if heartbeat is not None:
+            steps.append(("close heartbeat", heartbeat.close))
+        if watch is not None and not out.dead:
+            steps.append(("close watch", watch.close))
+        if record_path is not None:
+            steps.append(("save recording", lambda: self._save(recorder, record_path)))
         for what, step in steps:
             try:  # one failing step (e.g. a dead port) must not skip the rest
                 step()
             except Exception as e:
                 log.error("shutdown: %s failed: %s", what, e)
+                if what == "save recording":
+                    self.error = self.error or e
 
     def _beat_clock(self, now: float) -> tuple[BeatClock, ClockOut | None, list]:
         """The beat clock; with our own tempo, beat 0 after the count-in, and the clock we send."""
@@ -343,22 +343,30 @@ class Daemon:
                  "; sending MIDI clock" if clock_out else "")
         return beat, clock_out, clicks
 
-    def _save(self, recorder: Recorder) -> None:
-        if recorder.empty():
-            log.info("nothing was played: no recording saved")
+    def _save(self, recorder: Recorder, path: Path, quiet: bool = False) -> None:
+        if recorder.empty():  # nothing was played: no session file
             return
-        path = self.record_path or default_path(self.config.record.folder)
-        self.recording = recorder.save(path)
+        try:
+            self.recording = recorder.save(path)
+        except OSError as e:
+            if not quiet:
+                raise
+            if not getattr(self, "_save_warned", False):  # once: the disk may stay full
+                self._save_warned = True
+                log.error("recording to %s failed: %s (playing on)", path, e)
 
     def _install_signals(self) -> dict:
         if threading.current_thread() is not threading.main_thread():
             return {}  # only the main thread may; tests running the daemon in a thread stop it directly
-        return {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        sigs = [getattr(signal, name) for name in STOP_SIGNALS if hasattr(signal, name)]
+        return {sig: signal.signal(sig, self._on_signal) for sig in sigs}
 
-    @staticmethod
-    def _restore_signals(old: dict) -> None:
-        for sig, handler in old.items():
+    def restore_signals(self) -> None:
+        """Put back the handlers run() replaced; call after the last output is printed
+        (a second Ctrl-C before that must not cut the counters short)."""
+        for sig, handler in self._old_handlers.items():
             signal.signal(sig, handler)
+        self._old_handlers = {}
 
     def _summary(self, scheduler: Scheduler, normaliser: InputNormaliser, inq: InputQueue,
                  dispatcher: Dispatcher) -> dict:
@@ -367,7 +375,10 @@ class Daemon:
             "reason": self.reason,
             "error": repr(self.error) if self.error else None,
             "input": {"received": inc.received, "invalid": inc.invalid, "ignored": inc.ignored,
-                      "echoes": inc.echoes, "queue_overflow": inq.overflow, "by_kind": inc.by_kind},
+                      "echoes": inc.echoes, "queue_overflow": inq.overflow, "by_kind": inc.by_kind,
+                      "arrived": inq.arrived, "after_close": inq.after_close,
+                      "discarded_at_stop": getattr(self, "discarded", 0), "heartbeats": inc.heartbeats,
+                      "unterminated_sysex": inc.unterminated_sysex, "recovered": inc.recovered},
             "scheduler": scheduler.counters.summary(),
             "ledger": dict(scheduler.ledger.counters.__dict__),
             "sounding_at_exit": len(scheduler.ledger.sounding()),

@@ -1,12 +1,16 @@
 """Session recording: everything heard and played goes to a two-track MIDI file.
 
 Appends only (list.append is atomic under the GIL), so the performer thread
-(human) and the scheduler thread (machine) can both record without a lock;
-the file is written once, at the end of the session, on every exit path.
+(human) and the scheduler thread (machine) can both record without a lock.
+The path is checked before the session starts (`check_writable`); the daemon
+rewrites the file every few seconds and at the end, on every exit path, each
+time to a temporary file renamed over the last one: a crash or a full disk
+loses at most the last seconds, never the file.
 """
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -48,11 +52,43 @@ class Recorder:
     def save(self, path: str | Path) -> Path:
         path = Path(path).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
-        tracks = [("human", timed_to_notes(sorted(self.human, key=lambda n: n.time))),
-                  ("machine", timed_to_notes(sorted(self.machine, key=lambda n: n.time)))]
-        write_midi(path, tracks)
+        human, machine = list(self.human), list(self.machine)  # snapshots: the threads keep appending
+        tracks = [("human", timed_to_notes(sorted(human, key=lambda n: n.time))),
+                  ("machine", timed_to_notes(sorted(machine, key=lambda n: n.time)))]
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            write_midi(tmp, tracks)
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
         log.info("session recorded to %s", path)
         return path
+
+
+class RecordPathError(ValueError):
+    """The recording cannot be written where asked (one-line message)."""
+
+
+def check_writable(path: str | Path) -> None:
+    """Raise RecordPathError unless a file can be written at `path` (creating its folder)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise RecordPathError(f"--record {path}: is a directory")
+    probe = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"MThd" + bytes(4096))  # some bytes, so a full disk says so now
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise RecordPathError(f"cannot record to {path}: {e.strerror or e}") from None
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass
 
 
 def default_path(folder: str | Path) -> Path:

@@ -83,6 +83,7 @@ class Scheduler:
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._resolve_requested = False
+        self._all_notes_requested = False
         self._stopping = False
         self._thread: threading.Thread | None = None
 
@@ -128,6 +129,18 @@ class Scheduler:
         if self._thread is None:  # virtual mode: the caller's thread owns the ledger
             self._do_resolve()
 
+    def reset_output(self) -> None:
+        """The output's connections changed (a synth was unplugged or plugged back):
+        end the machine's sounding notes and send a note-off for every note on its
+        channels, since offs sent while disconnected never reached the synth.
+        Queued events stay: the performance goes on."""
+        with self._cond:
+            self._resolve_requested = True
+            self._all_notes_requested = True
+            self._cond.notify()
+        if self._thread is None:
+            self._do_resolve()
+
     def pending(self) -> int:
         with self._cond:
             return len(self._heap)
@@ -156,10 +169,11 @@ class Scheduler:
                 log.error("scheduler thread did not stop within %.1f s", timeout)
             self._thread = None
 
-    def panic(self) -> None:
-        """Send the ledger's panic. Only call when the thread is not running."""
+    def panic(self, all_notes: bool = False) -> None:
+        """Send the ledger's panic (with `all_notes`, a note-off for every note on every
+        channel: what a crashed session left on a synth). Only call when the thread is not running."""
         assert self._thread is None, "panic() belongs to the ledger's owner thread"
-        for port, msg in self.ledger.panic():
+        for port, msg in self.ledger.panic(all_notes):
             self._send(port, msg, self.clock.now())
 
     def _run(self) -> None:
@@ -275,6 +289,12 @@ class Scheduler:
         now = self.clock.now()
         for port, msg in self.ledger.resolve(port=self.port):
             self._send(port, msg, now)
+        with self._cond:
+            all_notes, self._all_notes_requested = self._all_notes_requested, False
+        if all_notes:
+            for channel in self.channels:
+                for note in range(128):
+                    self._send(self.port, note_off(channel, note), now)
 
     def _watchdog(self, now: float) -> None:
         keys = self.ledger.held_since(now - self.watchdog_s + 1e-9, self.port)

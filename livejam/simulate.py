@@ -14,7 +14,7 @@ from typing import Sequence
 
 from livejam.clock import BeatGrid, VirtualClock, beat_grid_from_midi
 from livejam.config import DaemonConfig
-from livejam.daemon import Dispatcher, build_performer
+from livejam.dispatch import Dispatcher, build_performer
 from livejam.events import Note, TimedNote, notes_to_timed, timed_to_notes
 from livejam.midi.files import read_midi_tracks, write_midi
 from livejam.midi.normalise import InputNormaliser

@@ -4,11 +4,16 @@ dummy driver for tests that need a real MIDI transport.
 The server gets a unique name and is exported through JACK_DEFAULT_SERVER to
 this process and every subprocess it starts, so a user's own JACK server is
 never touched; it is started with -S (synchronous: without it, bursts through
-the rtmidi callback lost and duplicated messages) and stopped by PID.
+the rtmidi callback lost and duplicated messages) and stopped by PID. (A longer
+client timeout, -t 5000, was tried: after a client closed, the server's graph
+stalled and the next daemon never became ready.)
 """
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,24 +21,55 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="session")
-def jack_server():
+# JACK keeps a per-user registry of 8 servers; a server that dies without
+# stopping (a killed test run, a crash) keeps its slot until a server *of the
+# same name* starts. Unique names would leak slots until no server can start
+# ("Too many servers already active"); these few fixed names reclaim them.
+TEST_SERVER_NAMES = [f"livejam-test-{k}" for k in range(6)]
+
+
+def _running(name: str) -> bool:
+    env = dict(os.environ, JACK_NO_START_SERVER="1")
+    try:
+        out = subprocess.run(["jack_wait", "-c", "-s", name], env=env, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return True
+    return out.returncode == 0 and "not running" not in out.stdout
+
+
+def start_test_server(client_timeout_ms: int | None = None):
+    """A private server under a free fixed name (a running one answers EEXIST: next name)."""
     from livejam.measure.jack import JackServer
 
-    try:
-        server = JackServer.start(period=64)
-    except RuntimeError as first:
-        # JACK's machine-wide registry has a few server slots; servers killed unstopped keep theirs.
-        # With no jackd running at all, the registry is stale: clear it and try once more.
-        import subprocess
+    for attempt in range(3):
+        for name in TEST_SERVER_NAMES:
+            if _running(name):  # another session's: never start (nor later stop) a server under its name
+                continue
+            try:
+                return JackServer.start(period=64, name=name, client_timeout_ms=client_timeout_ms)
+            except RuntimeError as e:
+                if "not found" in str(e):
+                    pytest.fail(f"{e} (`make test` installs jackd2)")
+        time.sleep(3.0)  # every name busy: other sessions' servers; wait for one to stop
+    pytest.fail("no JACK server could start (every test server name is in use)")
 
-        if subprocess.run(["pgrep", "-x", "jackd"], capture_output=True).returncode == 0:
-            pytest.fail(f"{first} (`make test` installs jackd2; other JACK servers run here)")
-        Path("/dev/shm/jack-shm-registry").unlink(missing_ok=True)
-        try:
-            server = JackServer.start(period=64)
-        except RuntimeError as e:
-            pytest.fail(f"{e} (`make test` installs jackd2)")
+
+@pytest.fixture(scope="session")
+def jack_server():
+    server = start_test_server()
+    try:
+        yield server.name
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def patient_jack_server(jack_server):
+    """A server of the test's own that waits up to 5 s for a slow client's period
+    (jackd -t 5000) instead of dropping it. Only for one daemon and one player:
+    after a client closes, such a server stalled the next client's start, so it
+    is thrown away after the test (the session's server keeps the default)."""
+    server = start_test_server(client_timeout_ms=5000)
     try:
         yield server.name
     finally:

@@ -1,7 +1,9 @@
 """A stand-in musician in its own process: plays into `livejam in` over JACK,
 listens on `livejam out`, signals the daemon, and prints what it received as JSON.
 
-Waits with generous timeouts; the test asserts only on what arrived.
+Waits for conditions with generous timeouts, never for a fixed time; the test
+asserts only on what arrived and on counts (the player's own `sent` count is
+one end of every loss measurement, the daemon's counters the other).
 """
 from __future__ import annotations
 
@@ -29,12 +31,47 @@ def wait_for(pred, timeout: float) -> bool:
     return False
 
 
+def random_note(rng: random.Random) -> list[int]:
+    """A note-on or note-off on any of the 16 channels, unpaired on purpose."""
+    return [rng.choice([0x80, 0x90]) | rng.randrange(16), rng.randrange(128), 100]
+
+
+def paced(send, rng: random.Random, rate: float, seconds: float) -> int:
+    """Send `rate` messages per second for `seconds`, on a schedule: after a stall
+    (a preempted process) it catches up in one batch, so the count is exact
+    whatever the machine's speed. Returns how many were sent."""
+    total = int(rate * seconds)
+    sent = 0
+    t0 = time.perf_counter()
+    while sent < total:
+        due = min(total, int((time.perf_counter() - t0) * rate) + 1)
+        while sent < due:
+            send(random_note(rng))
+            sent += 1
+        time.sleep(0.001)
+    return sent
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--daemon-pid", type=int, required=True)
     ap.add_argument("--signal", default="SIGTERM")
-    ap.add_argument("--burst", type=int, default=0, help="messages of random notes sent before the phrase")
+    ap.add_argument("--flood", "--burst", type=int, default=0,
+                    help="messages of random notes sent as fast as send() returns, before the phrase")
+    ap.add_argument("--rate", type=float, default=0.0, help="paced stream: messages per second, before the phrase")
+    ap.add_argument("--seconds", type=float, default=3.0, help="length of the paced stream")
     ap.add_argument("--min-notes", type=int, default=2, help="machine note-ons to wait for before signalling")
+    ap.add_argument("--signal-after", type=int, default=0,
+                    help="signal the daemon after this many flood messages, while the flood goes on")
+    ap.add_argument("--repeat", type=int, default=1, help="send the final signal this many times")
+    ap.add_argument("--repeat-gap", type=float, default=0.03, help="seconds between repeated signals")
+    ap.add_argument("--before", action="append", default=[], metavar="HEX",
+                    help="a raw message (hex bytes) sent before the phrase, e.g. F07E01 (repeatable)")
+    ap.add_argument("--answer-timeout", type=float, default=60.0)
+    ap.add_argument("--fuzz", type=int, default=0,
+                    help="seeded fuzz messages (tests/test_fuzz_soak.py, no CCs, SysEx up to 8 kB) at ~1,000/s")
+    ap.add_argument("--panic-channels", default="0,1",
+                    help="the daemon's channels: its panic ends with CC123 on each of them")
     args = ap.parse_args()
     received: list[list[int]] = []
     out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="player out")
@@ -43,29 +80,69 @@ def main() -> int:
     inp.set_callback(lambda event, data: received.append(list(event[0])))
     connect(inp, "livejam out")
     connect(out, "livejam in")
-    if args.burst:
-        rng = random.Random(5)
-        for _ in range(args.burst):
-            out.send_message([rng.choice([0x80, 0x90]) | rng.randrange(16), rng.randrange(128), 100])
-        time.sleep(1.0)  # let the daemon drain its queue (overflow is allowed, and counted)
-        for ch in range(16):  # the human lets go of everything
-            out.send_message([0xB0 | ch, 123, 0])
-        time.sleep(1.0)
+    rng = random.Random(5)
+    sent = 0
+
+    def send(msg: list[int]) -> None:
+        nonlocal sent
+        out.send_message(msg)
+        sent += 1
+
+    sig = getattr(signal, args.signal)
+    for i in range(args.flood):
+        if args.signal_after and i == args.signal_after:
+            os.kill(args.daemon_pid, sig)  # mid-flood: the daemon must stop cleanly while input pours in
+        send(random_note(rng))
+    if args.rate:
+        paced(send, rng, args.rate, args.seconds)
+    sent_before_phrase = sent
+    if args.fuzz:
+        import sys
+        from pathlib import Path
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from tests.test_fuzz_soak import fuzz_message
+
+        frng = random.Random(21)
+        for i in range(args.fuzz):
+            msg = fuzz_message(frng, max_sysex=8192, controls=False)
+            if len(msg) > 3 and msg[0] != 0xF0:
+                msg = msg[:3]  # python-rtmidi sends longer messages only as SysEx
+            if msg:
+                send(msg)
+            if i % 10 == 9:
+                time.sleep(0.01)
+    for raw in args.before:
+        send(list(bytes.fromhex(raw)))
+    for ch in range(16):  # the human lets go of everything
+        send([0xB0 | ch, 123, 0])
     for pitch in (60, 62, 64, 65, 67, 65, 64, 62):
-        out.send_message([0x90, pitch, 100])
-        time.sleep(0.15)
-        out.send_message([0x80, pitch, 0])
+        send([0x90, pitch, 100])
+        time.sleep(0.15)  # the phrase's rhythm, not a wait for anything
+        send([0x80, pitch, 0])
         time.sleep(0.05)
 
     def note_ons():
         return sum(1 for m in received if m[0] & 0xF0 == 0x90 and m[2] > 0)
 
-    answered = wait_for(lambda: note_ons() >= args.min_notes, 20.0)
-    os.kill(args.daemon_pid, getattr(signal, args.signal))
-    # the daemon's last words are its panic: CC123 on its channels
-    panicked = wait_for(lambda: any(m[0] & 0xF0 == 0xB0 and m[1] == 123 for m in received), 20.0)
-    time.sleep(0.2)
-    print(json.dumps({"answered": answered, "panicked": panicked, "received": received}))
+    # The answer to the phrase comes after the phrase was heard, which is after
+    # everything sent before it (one FIFO all the way): once it is here, the
+    # daemon has taken in the whole stream.
+    answered = wait_for(lambda: note_ons() >= args.min_notes, args.answer_timeout)
+    if not args.signal_after:
+        for i in range(args.repeat):
+            if i:
+                time.sleep(args.repeat_gap)
+            try:
+                os.kill(args.daemon_pid, sig)
+            except ProcessLookupError:
+                break
+    # the daemon's last words are its panic: CC123 on each of its channels, in order
+    channels = {int(c) for c in args.panic_channels.split(",") if c}
+    panicked = wait_for(lambda: channels <= {m[0] & 0x0F for m in received if m[0] & 0xF0 == 0xB0 and m[1] == 123},
+                        60.0)
+    print(json.dumps({"answered": answered, "panicked": panicked, "received": received, "sent": sent,
+                      "sent_before_phrase": sent_before_phrase}))
     inp.close_port()
     out.close_port()
     return 0

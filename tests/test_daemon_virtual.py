@@ -10,7 +10,7 @@ import pytest
 
 from livejam.cli import main
 from livejam.config import DaemonConfig, load
-from livejam.daemon import build_performer
+from livejam.dispatch import build_performer
 from livejam.events import Note
 from livejam.midi.files import write_midi
 from livejam.simulate import run_virtual
@@ -105,13 +105,13 @@ def test_simulate_command_writes_two_tracks_on_the_input_timeline(tmp_path, caps
 
 
 def test_a_damaged_shipped_model_falls_back_to_markov_with_a_warning(tmp_path, monkeypatch, caplog):
-    from livejam import daemon
+    from livejam import dispatch
     from livejam.engine.session import ModelError
     from livejam.performers.markov import MarkovPerformer
 
     bad = tmp_path / "shipped.onnx"
     bad.write_bytes(b"\x08\x07not a model")
-    monkeypatch.setattr(daemon, "model_path", lambda configured: bad)
+    monkeypatch.setattr(dispatch, "model_path", lambda configured: bad)
     assert isinstance(build_performer(DaemonConfig(), strict=False), MarkovPerformer)
     assert "falling back to the Markov continuator" in caplog.text
     with pytest.raises(ModelError):

@@ -29,6 +29,7 @@ ALLOWED = {
     "livejam.engine": GROUND | EVENTS | ENGINE,
     "livejam.performers.base": GROUND | EVENTS | {"livejam.performers", "livejam.performers.base"},
     "livejam.daemon": None,
+    "livejam.dispatch": None,
 }
 # a live session never loads these
 NEVER_LIVE = ("livejam.measure", "livejam.cli", "tools")

@@ -13,7 +13,8 @@ from pythonosc.udp_client import SimpleUDPClient  # noqa: E402
 
 from livejam.clock import VirtualClock  # noqa: E402
 from livejam.config import ConfigError, DaemonConfig  # noqa: E402
-from livejam.daemon import Dispatcher, Session, build_performer  # noqa: E402
+from livejam.daemon import Session  # noqa: E402
+from livejam.dispatch import Dispatcher, build_performer  # noqa: E402
 from livejam.midi.normalise import InputNormaliser  # noqa: E402
 from livejam.midi.ports import InputQueue  # noqa: E402
 from livejam.osc import OscControl, parse_listen  # noqa: E402

@@ -27,7 +27,6 @@ import argparse
 import json
 import logging
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,7 +34,7 @@ import numpy as np
 
 from livejam.clock import BeatGrid
 from livejam.config import DaemonConfig, load
-from livejam.daemon import build_performer
+from livejam.dispatch import build_performer
 from livejam.events import Note
 from livejam.midi.files import read_midi_tracks
 from livejam.harmony import chord_tones, parse_chord, root_pc
@@ -52,7 +51,7 @@ BARS = {"chord_tone": 0.85, "grid_vs_piano": 0.9, "nps_vs_piano": (0.6, 1.5)}
 class Song:
     """One POP909 song's file and annotations."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, seconds: float = 0.0):
         self.id = folder.name
         self.midi = folder / f"{folder.name}.mid"
         self.beat_file = folder / "beat_midi.txt"
@@ -68,9 +67,15 @@ class Song:
             scale = MINOR if mode.startswith("min") else MAJOR
             self.keys.append((float(start), float(end), frozenset((root_pc(root) + i) % 12 for i in scale)))
         tracks = dict(read_midi_tracks(self.midi))
-        self.melody, self.piano = tracks.get("MELODY", []), tracks.get("PIANO", [])
-        self.start = min(n.start for n in self.melody)
-        self.duration = max(n.end for n in self.melody) - self.start
+        melody = tracks.get("MELODY", [])
+        self.start = min(n.start for n in melody)
+        end = max(n.end for n in melody)
+        if seconds > 0:  # the first `seconds` from the melody's first note: the scored span
+            end = min(end, self.start + seconds)
+        self.duration = end - self.start
+        within = (lambda n: self.start <= n.start < end)  # noqa: E731
+        self.melody = [n for n in melody if within(n)]
+        self.piano = [n for n in tracks.get("PIANO", []) if within(n)]
 
     def on_grid(self, t: float) -> bool:
         sixteenth = round(self.beats.beat_at(t) * 4) / 4
@@ -108,14 +113,17 @@ def _at(segments, t: float):
     return None
 
 
-def simulate(song: Song, config: DaemonConfig, out: Path) -> tuple[list[Note], int]:
-    """The machine's notes of `livejam simulate --human-track MELODY --beats beat_midi.txt`."""
-    from livejam.simulate import simulate_file
+def simulate(song: Song, config: DaemonConfig) -> tuple[list[Note], int]:
+    """The machine's notes when the song's MELODY (within the scored span) is the human, on the
+    song's annotated beats: what `livejam simulate --human-track MELODY --beats beat_midi.txt` does."""
+    from livejam.events import timed_to_notes
+    from livejam.simulate import human_events, run_virtual
 
-    summary = simulate_file(song.midi, out, ["MELODY"], config, performer=build_performer(config, strict=True),
-                            beats=song.beats)
-    machine = [n for name, notes in read_midi_tracks(out) if name == "machine" for n in notes]
-    return machine, int(summary["sounding_at_end"])
+    performer = build_performer(config, strict=True)
+    performer.set_beats(song.beats)
+    run = run_virtual(human_events(song.melody), performer, config, tail_s=2.0)
+    machine = [n for n in timed_to_notes(run.machine_notes()) if n.start < song.start + song.duration]
+    return machine, int(run.summary["sounding_at_end"])
 
 
 def row_config(row: str, base: DaemonConfig) -> DaemonConfig:
@@ -162,7 +170,8 @@ def verdicts(mean: dict) -> list[str]:
 
 def format_table(result: dict) -> str:
     cols = ("in_key", "chord_tone", "on_grid", "grid_vs_piano", "notes_per_s", "nps_vs_piano")
-    lines = [f"{len(result['songs'])} held-out POP909 songs: {' '.join(result['songs'])}",
+    span = f"first {result['seconds']:g} s of each" if result["seconds"] else "whole songs"
+    lines = [f"{len(result['songs'])} held-out POP909 songs ({span}): {' '.join(result['songs'])}",
              f"settings: {result['settings']}", "",
              f"{'':16}" + "".join(f"{c:>14}" for c in cols) + f"{'sounding':>10}"]
     for row, m in result["mean"].items():
@@ -186,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="livejam settings, e.g. --set neural.harmony=0.8")
     p.add_argument("--model", help="model file (default: the shipped model)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seconds", type=float, default=60.0,
+                   help="score the first N seconds of each song, from its melody's first note (0 = whole songs)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -198,27 +209,26 @@ def main(argv: list[str] | None = None) -> int:
         base = replace(base, neural=replace(base.neural, model=args.model))
     rng = np.random.default_rng(args.seed)
     per_song = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for sid in songs:
-            song = Song(Path(args.pop909) / sid)
-            piano = song.score(song.piano)
-            cells = {"song": sid, "piano": {**piano, "grid_vs_piano": 1.0, "nps_vs_piano": 1.0}}
-            for row in rows:
-                if row == "piano":
-                    continue
-                if row == "random":
-                    notes, sounding = song.random_in_key(len(song.piano), rng), 0
-                else:
-                    notes, sounding = simulate(song, row_config(row, base), Path(tmp) / f"{sid}-{row}.mid")
-                s = song.score(notes)
-                s["sounding_at_end"] = sounding
-                s["grid_vs_piano"] = s["on_grid"] / piano["on_grid"] if s["on_grid"] is not None else None
-                s["nps_vs_piano"] = s["notes_per_s"] / piano["notes_per_s"] if piano["notes_per_s"] else None
-                cells[row] = s
-            per_song.append(cells)
-            log.info("%s done", sid)
+    for sid in songs:
+        song = Song(Path(args.pop909) / sid, args.seconds)
+        piano = song.score(song.piano)
+        cells = {"song": sid, "piano": {**piano, "grid_vs_piano": 1.0, "nps_vs_piano": 1.0}}
+        for row in rows:
+            if row == "piano":
+                continue
+            if row == "random":
+                notes, sounding = song.random_in_key(len(song.piano), rng), 0
+            else:
+                notes, sounding = simulate(song, row_config(row, base))
+            s = song.score(notes)
+            s["sounding_at_end"] = sounding
+            s["grid_vs_piano"] = s["on_grid"] / piano["on_grid"] if s["on_grid"] is not None else None
+            s["nps_vs_piano"] = s["notes_per_s"] / piano["notes_per_s"] if piano["notes_per_s"] else None
+            cells[row] = s
+        per_song.append(cells)
+        log.info("%s done", sid)
     settings = " ".join(args.overrides) or "defaults"
-    result = {"songs": songs, "settings": settings, "model": args.model or "shipped",
+    result = {"songs": songs, "settings": settings, "model": args.model or "shipped", "seconds": args.seconds,
               "mean": summarise(per_song, [r for r in ROWS if r in rows or r == "piano"]), "per_song": per_song}
     print(json.dumps(result, indent=1) if args.json else format_table(result))
     return 0

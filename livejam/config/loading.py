@@ -145,6 +145,8 @@ def load(cls: type[T], path: str | Path | None = None, overrides: list[str] | tu
             data = tomllib.loads(Path(path).read_text())
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
+        except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+            raise ConfigError(f"config file {path} cannot be read: {type(e).__name__}") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
     base = to_dict(cls())

@@ -67,13 +67,16 @@ class JackServer:
     saved_env: dict
 
     @classmethod
-    def start(cls, period: int = 64, rate: int = 48000) -> "JackServer":
+    def start(cls, period: int = 64, rate: int = 48000, name: str | None = None,
+              client_timeout_ms: int | None = None) -> "JackServer":
+        """`client_timeout_ms`: how long the server waits for a client's period (jackd -t)."""
         jackd, jack_wait = shutil.which("jackd"), shutil.which("jack_wait")
         if not jackd or not jack_wait:
             raise RuntimeError("jackd/jack_wait not found: install Debian jackd2")
-        name = f"livejam-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        name = name or f"livejam-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         env = dict(os.environ, JACK_NO_START_SERVER="1")
-        proc = subprocess.Popen([jackd, "-n", name, "-S", "-d", "dummy", "-r", str(rate), "-p", str(period)],
+        timeout = ["-t", str(client_timeout_ms)] if client_timeout_ms else []
+        proc = subprocess.Popen([jackd, "-n", name, "-S", *timeout, "-d", "dummy", "-r", str(rate), "-p", str(period)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                                 start_new_session=True)
         wait = subprocess.run([jack_wait, "-w", "-s", name, "-t", "20"], env=env, capture_output=True)

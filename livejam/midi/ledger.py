@@ -79,13 +79,18 @@ class NoteLedger:
             out.append((port, note_off(channel, note)))
         return out
 
-    def panic(self) -> list[tuple[int, Message]]:
+    def panic(self, all_notes: bool = False) -> list[tuple[int, Message]]:
         """Everything panic sends: note-offs for sounding notes, then sustain off
         and all-notes-off on every channel used (explicit offs first, because
-        some synths ignore CC123 and sustain would keep released notes ringing)."""
+        some synths ignore CC123 and sustain would keep released notes ringing).
+        `all_notes`: a note-off for each of the 128 notes on every channel used,
+        whatever the ledger knows: the start-up panic on a synth that a crashed
+        session (whose ledger died with it) may have left sounding."""
         out = self.resolve()
         for port in sorted(self._channels):
             for channel in sorted(self._channels[port]):
+                if all_notes:
+                    out.extend((port, note_off(channel, note)) for note in range(128))
                 out.append((port, control_change(channel, CC_SUSTAIN, 0)))
                 out.append((port, control_change(channel, CC_ALL_NOTES_OFF, 0)))
         return out

@@ -7,15 +7,24 @@
 - our own output echoed back on the input (loopback routing, e.g. a patchbay
   connecting `livejam out` to `livejam in`) is recognised and ignored, so the
   machine never answers itself.
+- rtmidi joins everything after an unterminated SysEx (`F0 7E 01`, no F7)
+  into it until some byte F7 arrives (the input heartbeat sends one): such a
+  joined message is split at its status bytes, the SysEx start is counted
+  (`unterminated_sysex`, one log line) and the messages it swallowed are
+  recovered; a lone F7 is the heartbeat and not input.
 Runs on the performer thread, never in the MIDI callback.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from dataclasses import dataclass, field
 
 from livejam.midi.spec import Message, parse
+
+log = logging.getLogger(__name__)
+EOX = 0xF7
 
 
 def _key(msg: Message) -> tuple:
@@ -65,6 +74,9 @@ class InputCounters:
     invalid: int = 0
     ignored: int = 0
     echoes: int = 0
+    heartbeats: int = 0  # lone F7s from the input heartbeat (not counted as received)
+    unterminated_sysex: int = 0  # SysEx starts that another message interrupted
+    recovered: int = 0  # messages taken back out of an unterminated SysEx
     by_kind: dict[str, int] = field(default_factory=dict)
 
 
@@ -80,6 +92,42 @@ class InputNormaliser:
             self.ignored_kinds.add("active_sensing")
         self.echo = echo
         self.counters = InputCounters()
+
+    def split(self, raw) -> list:
+        """One raw message as rtmidi delivered it -> the raw messages in it (usually itself)."""
+        try:
+            n = len(raw)
+            if n == 1 and raw[0] == EOX:
+                self.counters.heartbeats += 1
+                return []
+            if n < 3 or raw[0] != 0xF0 or not any(b >= 0x80 for b in raw[1:-1]):
+                return [raw]
+        except TypeError:  # odd types: __call__ counts them as invalid
+            return [raw]
+        parts: list[list[int]] = []
+        for b in raw:
+            if b == EOX and parts and parts[-1][0] == 0xF0:
+                parts[-1].append(b)  # a SysEx's own end
+            elif b >= 0xF8:  # realtime bytes may sit anywhere
+                parts.append([b])
+            elif b >= 0x80 or not parts:
+                parts.append([b])
+            else:
+                parts[-1].append(b)
+        out = []
+        for part in parts:
+            if part == [EOX]:
+                self.counters.heartbeats += 1
+            else:
+                out.append(part)
+        c = self.counters
+        unterminated = sum(1 for p in out if p[0] == 0xF0 and p[-1] != EOX)
+        c.unterminated_sysex += unterminated
+        c.recovered += len(out) - unterminated
+        if unterminated and c.unterminated_sysex <= 3:
+            log.warning("unterminated SysEx on the input (%s...): %d message(s) it held back recovered",
+                        " ".join(f"{b:02X}" for b in raw[:3]), len(out) - unterminated)
+        return out
 
     def __call__(self, raw, t: float) -> Message | None:
         c = self.counters

@@ -127,20 +127,29 @@ def _find(ports: list[str], wanted: str, own_prefix: str) -> int:
 class InputQueue:
     """Bounded hand-off from the MIDI callback to the performer thread.
 
-    Callback contract: timestamp and append, nothing else: no logging, no
-    Python-level lock, never blocks, never raises. queue.SimpleQueue's put is
-    a C call that cannot block; the bound is enforced by a size check and
-    overflow is counted (only the callback thread writes `overflow`).
+    Callback contract: count, timestamp and append, nothing else: no logging,
+    no Python-level lock, never blocks, never raises. queue.SimpleQueue's put
+    is a C call that cannot block; the bound is enforced by a size check and
+    overflow is counted (only the callback thread writes the counters). Once
+    `close`d, the callback only counts (`after_close`): the port may still
+    deliver, but nothing reaches the performer any more.
     """
 
     STOP = None
 
     def __init__(self, maxsize: int = 4096):
         self.maxsize = maxsize
+        self.arrived = 0  # every callback, whatever became of it
         self.overflow = 0
+        self.after_close = 0
+        self.closed = False
         self._q: queue.SimpleQueue = queue.SimpleQueue()
 
     def callback(self, event, data=None, _now=time.perf_counter) -> None:
+        self.arrived += 1
+        if self.closed:
+            self.after_close += 1
+            return
         q = self._q
         if q.qsize() >= self.maxsize:
             self.overflow += 1
@@ -151,6 +160,9 @@ class InputQueue:
         """Enqueue from code (tests, simulation) with an explicit timestamp."""
         self.callback((raw, 0.0), _now=lambda: t)
 
+    def close(self) -> None:
+        self.closed = True
+
     def stop(self) -> None:
         self._q.put(self.STOP)  # the sentinel bypasses the bound: stopping must always work
 
@@ -158,29 +170,164 @@ class InputQueue:
         """Next (time, raw) or STOP; raises queue.Empty after `timeout`."""
         return self._q.get(timeout=timeout)
 
+    def drain(self) -> int:
+        """Empty the queue (the performer has stopped); how many messages were left."""
+        n = 0
+        while True:
+            try:
+                item = self._q.get_nowait()
+            except queue.Empty:
+                return n
+            if item is not self.STOP:
+                n += 1
+
 
 class MidiInput:
-    """An rtmidi input: a virtual port, or a connection to a port found by name."""
+    """An rtmidi input: a virtual port, or a connection to a port found by name.
+
+    SysEx always passes rtmidi (the normaliser ignores it): rtmidi joins every
+    event after an unterminated SysEx into it until a byte F7 comes, and only
+    when it hands that over can the input recover (see InputHeartbeat).
+
+    Closing: rtmidi's JACK backend unregisters the port while its client is
+    still active, so a JACK process thread in the middle of a callback (a
+    flood) reads a freed port and the process crashes (issue 10 #1), and
+    cancel_callback races the same thread. On JACK the port is therefore left
+    open: `close` leaves the callback in place (the queue is closed, so it only
+    counts) and `left_open` tells the owner to end the process without
+    finalising the interpreter (os._exit), which removes the client whole.
+    """
 
     def __init__(self, api: int, callback: Callable, name: str = "", client: str = "livejam in",
                  ignore_sysex: bool = True, ignore_active_sensing: bool = True):
         with _quiet_stderr():
             self._midi = rtmidi.MidiIn(api, name=client)
-        # MIDI clock must come through (tempo sync); sysex/active sensing are
-        # cheaper to drop inside rtmidi than after a callback.
-        self._midi.ignore_types(sysex=ignore_sysex, timing=False, active_sense=ignore_active_sensing)
+        self.api = self._midi.get_current_api()
+        # MIDI clock must come through (tempo sync); active sensing is cheaper
+        # to drop inside rtmidi than after a callback. `ignore_sysex` is applied
+        # by the normaliser (see above).
+        self._midi.ignore_types(sysex=False, timing=False, active_sense=ignore_active_sensing)
         self._midi.set_callback(callback)
+        self.own_port = f"{client}:in"  # the port's own name, for connecting to it
         if name:
             self._midi.open_port(_find(self._midi.get_ports(), name, client), name="in")
             self.port_name = name
         else:
             _open_virtual(self._midi, "in")
-            self.port_name = f"{client}:in"
+            self.port_name = self.own_port
+        self.left_open = False
 
     def close(self) -> None:
+        if self.api == rtmidi.API_UNIX_JACK:
+            self.left_open = True
+            return
         self._midi.cancel_callback()
         self._midi.close_port()
         self._midi.delete()
+
+
+class InputHeartbeat:
+    """A small output connected to our own input that sends a lone EOX (F7).
+
+    It does two jobs: the F7 ends any unterminated SysEx rtmidi is collecting
+    (so a stray `F0 7E 01` deafens the input for at most one beat, and what it
+    swallowed comes out and is recovered by the normaliser), and its arrival
+    proves the transport still runs: silence despite beats means the MIDI
+    system (the JACK server) is gone. The normaliser counts lone F7s as
+    heartbeats, not input.
+    """
+
+    def __init__(self, api: int, target: str, client: str = "livejam heartbeat"):
+        with _quiet_stderr():
+            self._midi = rtmidi.MidiOut(api, name=client)
+        self.api = api
+        ports = self._midi.get_ports()
+        index = next((i for i, p in enumerate(ports) if p == target or p.endswith(target)), None)
+        if index is None:
+            self._midi.delete()
+            raise MidiUnavailable(f"heartbeat: our own input {target!r} is not listed")
+        self._midi.open_port(index, name="out")
+        self.sent = 0
+
+    def beat(self) -> None:
+        self._midi.send_message([0xF7])
+        self.sent += 1
+
+    def close(self) -> None:
+        if self.api != rtmidi.API_UNIX_JACK:  # JACK: left to the process's end, as MidiInput
+            self._midi.close_port()
+            self._midi.delete()
+
+
+def _loaded_libjack() -> str | None:
+    """The libjack python-rtmidi already loaded (its wheel bundles its own copy):
+    two copies of libjack in one process deadlocked in jack_client_close."""
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.rsplit(None, 1)[-1] if "/" in line else ""
+                if "/libjack" in path and ".so" in path:
+                    return path
+    except OSError:
+        pass
+    return None
+
+
+class JackConnections:
+    """What our output port is connected to, read from JACK's graph (libjack via
+    ctypes: rtmidi does not say). A client of its own with no ports, never
+    activated, so it has no process callback; connections are read from the
+    server's shared graph. Used to notice a disconnect/reconnect on stage: the
+    note-offs sent while a synth was disconnected never reached it.
+    """
+
+    def __init__(self, client: str = "livejam watch"):
+        import ctypes
+        import ctypes.util
+
+        lib = _loaded_libjack() or ctypes.util.find_library("jack")
+        if not lib:
+            raise MidiUnavailable("libjack not found")
+        self._ct = ctypes
+        self._jack = jack = ctypes.CDLL(lib)
+        jack.jack_client_open.restype = ctypes.c_void_p
+        jack.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+        jack.jack_port_by_name.restype = ctypes.c_void_p
+        jack.jack_port_by_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        jack.jack_port_get_all_connections.restype = ctypes.POINTER(ctypes.c_char_p)
+        jack.jack_port_get_all_connections.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        jack.jack_free.argtypes = [ctypes.c_void_p]
+        jack.jack_client_close.argtypes = [ctypes.c_void_p]
+        status = ctypes.c_int(0)
+        with _quiet_stderr():
+            self._client = jack.jack_client_open(client.encode(), 0x01, ctypes.byref(status))  # JackNoStartServer
+        if not self._client:
+            raise MidiUnavailable(f"cannot watch JACK connections (status {status.value:#x})")
+
+    def connections(self, port: str) -> frozenset[str]:
+        jack = self._jack
+        handle = jack.jack_port_by_name(self._client, port.encode())
+        if not handle:
+            return frozenset()
+        names = jack.jack_port_get_all_connections(self._client, handle)
+        if not names:
+            return frozenset()
+        out = []
+        i = 0
+        while names[i] is not None:
+            out.append(names[i].decode(errors="replace"))
+            i += 1
+        jack.jack_free(self._ct.cast(names, self._ct.c_void_p))
+        return frozenset(out)
+
+    def close(self) -> None:
+        """Left to the end of the process, like the input (MidiInput.close): with the
+        system's libjack beside python-rtmidi's own copy, jack_client_close hung."""
+
+
+def transport_alive(api: int) -> bool:
+    """True when a new client of this backend can still be created (the JACK server runs)."""
+    return _probe(api)[0] is not None
 
 
 class MidiOutput:
@@ -199,14 +346,21 @@ class MidiOutput:
         else:
             _open_virtual(self._midi, "out")
             self.port_name = f"{client}:out"
+        self.existing = bool(name)  # connected to a port that was there before us (a synth)
+        self.own_port = f"{client}:out"  # the port's own name (JACK), for watching its connections
+        self.dead = False  # set when the MIDI system died: sends would fill rtmidi's ring and block
 
     def send(self, msg: Message) -> None:
+        if self.dead:  # nothing can reach a synth any more; never block trying
+            return
         self._midi.send_message(msg.bytes())
 
     def vanished(self) -> bool:
         """True when the port we connected to has disappeared (a virtual port cannot)."""
-        return self._target is not None and self._target not in self._midi.get_ports()
+        return self._target is not None and not self.dead and self._target not in self._midi.get_ports()
 
     def close(self) -> None:
+        if self.dead:  # closing talks to the server: with none left it could hang
+            return
         self._midi.close_port()
         self._midi.delete()

@@ -1,0 +1,173 @@
+"""Faults without a MIDI system: the signal handler's contract, SysEx recovery,
+the start-up panic, the recording path, setting range checks."""
+from __future__ import annotations
+
+import signal
+import subprocess
+
+import pytest
+
+from livejam.config import ConfigError, DaemonConfig, load
+from livejam.daemon import Daemon
+from livejam.midi.ledger import NoteLedger
+from livejam.midi.normalise import InputNormaliser
+from livejam.recording import RecordPathError, Recorder, check_writable
+
+from tests.conftest import ROOT, livejam_cmd
+
+
+class _NoLock:
+    """Stands for the stop Event: a handler that touches it could deadlock (issue 10 #4)."""
+
+    def set(self):
+        raise AssertionError("the signal handler took the Event's lock")
+
+    def is_set(self):
+        raise AssertionError("the signal handler took the Event's lock")
+
+    wait = set
+
+
+def test_signal_handler_only_sets_a_flag():
+    daemon = Daemon(DaemonConfig())
+    daemon.stop_event = _NoLock()
+    daemon._on_signal(signal.SIGTERM, None)
+    daemon._on_signal(signal.SIGINT, None)  # a second signal: still nothing but the flag
+    assert daemon.signalled == "SIGTERM" and daemon.signals == 2
+
+
+def test_unterminated_sysex_is_split_counted_and_recovered():
+    n = InputNormaliser()
+    # what rtmidi hands over once the heartbeat's F7 ends the SysEx it was collecting
+    joined = [0xF0, 0x7E, 0x01, 0x90, 60, 100, 0xF8, 0x80, 60, 0, 0xF7]
+    parts = n.split(joined)
+    assert parts == [[0xF0, 0x7E, 0x01], [0x90, 60, 100], [0xF8], [0x80, 60, 0]]
+    assert n.counters.unterminated_sysex == 1 and n.counters.recovered == 3 and n.counters.heartbeats == 1
+    assert n.split([0xF7]) == [] and n.counters.heartbeats == 2
+    assert n.split([0xF0, 1, 2, 0xF7]) == [[0xF0, 1, 2, 0xF7]]  # a whole SysEx stays whole
+    msgs = [n(p, 0.0) for p in parts]
+    assert [m.kind if m else None for m in msgs] == [None, "note_on", "clock", "note_off"]
+
+
+def test_startup_panic_on_an_existing_port_ends_every_note_on_every_channel():
+    ledger = NoteLedger({0: {0, 1}})
+    sent = ledger.panic(all_notes=True)
+    offs = {(m.channel, m.a) for _, m in sent if m.kind == "note_off"}
+    assert offs == {(c, n) for c in (0, 1) for n in range(128)}
+    ccs = [(m.channel, m.a) for _, m in sent if m.kind == "control_change"]
+    assert ccs == [(0, 64), (0, 123), (1, 64), (1, 123)]
+
+
+@pytest.mark.parametrize("bad", ["/proc/x.mid", "DIR"])
+def test_record_path_is_checked_at_start(tmp_path, bad):
+    path = tmp_path if bad == "DIR" else bad
+    with pytest.raises(RecordPathError):
+        check_writable(path)
+
+
+def test_recording_is_replaced_atomically(tmp_path):
+    from livejam.midi.spec import note_off, note_on
+
+    rec = Recorder(0.0)
+    rec.record_human(note_on(0, 60, 90), 0.1)
+    rec.record_human(note_off(0, 60), 0.5)
+    path = rec.save(tmp_path / "a.mid")
+    first = path.read_bytes()
+    rec.record_machine(note_on(1, 64, 90), 0.6)
+    rec.record_machine(note_off(1, 64), 0.9)
+    assert rec.save(path) == path and path.read_bytes() != first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mid"]  # no temporary left behind
+
+
+def test_bad_record_path_exits_2_with_one_line():
+    proc = subprocess.run(livejam_cmd("run", "--engine", "markov", "--record", "/proc/x.mid"), cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "/proc/x.mid" in proc.stderr
+
+
+@pytest.mark.parametrize("override", ["midi.queue_size=0", "scheduler.spin_s=-1", "midi.channels=[]",
+                                      "midi.channels=[16]", "health_check_s=0", "neural.temperature=-1",
+                                      "neural.temperature=nan", "neural.top_p=0", "neural.top_p=5",
+                                      "performer.max_polyphony=0", "performer.pitch_low=100"])
+def test_settings_out_of_range_are_refused_at_load(override):
+    with pytest.raises(ConfigError):
+        load(DaemonConfig, None, [override, "performer.pitch_high=90"] if "pitch_low" in override else [override])
+
+
+@pytest.mark.parametrize("args, word", [(["--temperature", "-1"], "temperature"), (["--top-p", "5"], "top_p"),
+                                        (["--max-polyphony", "0"], "max_polyphony"),
+                                        (["--set", "midi.channels=[16]"], "channels"), (["--config", "."], "config")])
+def test_bad_options_exit_2_with_one_line(args, word):
+    proc = subprocess.run(livejam_cmd("run", "--engine", "markov", "--no-record", *args), cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and word in proc.stderr
+
+
+def _human_file(path):
+    from livejam.events import Note, write_midi
+
+    write_midi(path, [("human", [Note(0.5 * i, 0.5 * i + 0.3, 60 + i % 12, 90) for i in range(16)])])
+    return path
+
+
+def test_simulate_to_an_unwritable_file_exits_2_with_one_line(tmp_path):
+    human = _human_file(tmp_path / "h.mid")
+    proc = subprocess.run(livejam_cmd("simulate", "--engine", "markov", "--human", str(human), "--out",
+                                      "/proc/out.mid"), cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_a_model_with_livejam_metadata_and_an_unrelated_graph_is_one_line(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from tests.test_robustness import tiny_model
+
+    real = onnx.load(tiny_model())
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "unrelated", [x], [y])
+    fake = helper.make_model(graph, opset_imports=real.opset_import)
+    fake.ir_version = real.ir_version
+    fake.metadata_props.extend(real.metadata_props)
+    path = tmp_path / "fake.onnx"
+    onnx.save(fake, str(path))
+    human = _human_file(tmp_path / "h.mid")
+    proc = subprocess.run(livejam_cmd("simulate", "--engine", "neural", "--model", str(path), "--human", str(human),
+                                      "--out", str(tmp_path / "o.mid")), cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "fake.onnx" in proc.stderr
+
+
+def test_onnxruntime_telemetry_is_off(monkeypatch):
+    import onnxruntime as ort
+
+    from livejam.engine.session import load_model
+    from tests.test_robustness import tiny_model
+
+    calls = []
+    real = ort.disable_telemetry_events
+    monkeypatch.setattr(ort, "disable_telemetry_events", lambda: (calls.append(1), real()))
+    load_model(tiny_model())
+    assert calls
+
+
+def test_reset_output_ends_machine_notes_and_every_note_on_its_channels():
+    from livejam.clock import VirtualClock
+    from livejam.events import TimedNote
+    from livejam.scheduler import Scheduler
+
+    sent = []
+    sched = Scheduler(VirtualClock(0.0), lambda port, msg, t: sent.append(msg), channels=(0, 1))
+    sched.submit([TimedNote(0.1, 0, 60, 90), TimedNote(0.5, 0, 60, 0), TimedNote(0.6, 1, 62, 90)])
+    sched.run_until(0.2)
+    sched.reset_output()  # a synth came back: it missed what was sent while it was away
+    assert not sched.ledger.sounding()
+    offs = {(m.channel, m.a) for m in sent if m.kind == "note_off"}
+    assert offs == {(c, n) for c in (0, 1) for n in range(128)}
+    sched.run_until(1.0)  # the performance goes on: the queued note-on still plays
+    assert sent[-1].kind == "note_on" and sent[-1].a == 62
