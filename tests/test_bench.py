@@ -138,7 +138,7 @@ def test_bench_end_to_end_over_jack(capsys, tiny_model_path, jack_server):
         assert e[path]["n"] == e["round_trips"] == 10  # every note came back
         check_stats(e[path])
         assert e[path]["median_ms"] > 0
-    assert e["reply_step_in_daemon"]["n"] == 10  # the reply path ran the model for each note
+    assert e["reply_step_in_daemon"]["n"] >= 10  # the model ran for each note (and for the probes that wait for the path)
     for key in ("median_ms", "p99_ms"):
         assert math.isfinite(e["reply_overhead"][key])
     assert r["targets"][2]["verdict"] in ("PASS", "MISS")
