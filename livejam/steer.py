@@ -59,8 +59,8 @@ class Steer:
             number, value = getattr(self.cc, name), 127
         elif name == "end_phrase":
             number, value = self.phrase_end_cc, 127
-        elif name == "harmony":
-            raise SteerError("harmony: this model has no chord control yet")
+        elif name == "harmony":  # 0 (off) .. 1 (strong lean to the chord's tones)
+            number, value = self.cc.harmony, _scale(self._number(name, values), 0.0, 1.0)
         else:
             raise SteerError(f"unknown control {name!r}; known: {', '.join(CONTROLS)}")
         if number < 0:

@@ -112,7 +112,7 @@ def test_status_and_errors_go_back_to_the_client(running):
             replies[address] = args
         assert replies["/livejam/status/mode"] == (s.dispatcher.performer.mode,)
         assert "/livejam/status/temperature" in replies and "/livejam/status/lateness_p99_ms" in replies
-        send("/livejam/harmony", 0.5)  # no chord control in this model: says so
+        send("/livejam/harmony", "lots")  # not a number: says so
         send("/livejam/nonsense", 1)
         errors = [receive(), receive()]
         assert [a for a, _ in errors] == ["/livejam/error"] * 2 and osc.errors == 2
