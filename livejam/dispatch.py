@@ -86,7 +86,9 @@ class Dispatcher:
         self.clock_out = clock_out  # livejam is the master: the MIDI clock it sends
         if hasattr(performer, "follow_clock"):  # tempo sync: the performer may snap to the beat clock's grid
             performer.follow_clock(self.beat)
-        if beat is not None and hasattr(performer, "set_beats"):  # it counts its events in these beats
+        # the performer counts its events in these beats, if it follows a clock that can renumber
+        # (the neural one rebases on a new generation; the Markov one takes fixed maps only: simulate)
+        if beat is not None and getattr(performer, "follows_live_beats", False):
             performer.set_beats(beat)
         self.cancels = 0
 

@@ -176,7 +176,7 @@ def test_vs_notochord_report(capsys, monkeypatch, tiny_model_path):
     stand_in = StandInNotochord()
     monkeypatch.setattr(notochord, "load_notochord", lambda seed=0: stand_in)
     r = bench_json(capsys, "--model", str(tiny_model_path), "--events", "300", "--vs-notochord")
-    assert r["cached_events"] == r["model"]["context"] - 1 == min(256, 512) - 1  # the full live context
+    assert r["cached_events"] == r["model"]["context"] - 1 == min(r["model"]["max_len"], 512) - 1  # the full live context
     assert r["stream_events"] == 300 and r["stream_swaps"] >= 1  # 300 events from empty cross a swap
     assert stand_in.fed == 20 + 30 + 2 * notochord.REWARM  # warm-up, then 300 // 10 in two blocks
     for clock in ("wall", "cpu"):

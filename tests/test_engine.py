@@ -355,7 +355,7 @@ def test_open_engine_caps_the_live_context(model_path):
 
     e = open_engine(model_path)
     assert e.context == min(e.max_len, LIVE_CONTEXT) and e.window == e.context // 2
-    assert open_engine(model_path, context=100).context == 100
+    assert open_engine(model_path, context=32).context == 32
     assert live_context(1024) == LIVE_CONTEXT and live_context(256) == 256 and live_context(1024, 300) == 300
 
 

@@ -106,7 +106,8 @@ def test_bad_options_exit_2_with_one_line(args, word):
 
 
 def _human_file(path):
-    from livejam.events import Note, write_midi
+    from livejam.events import Note
+    from livejam.midi.files import write_midi
 
     write_midi(path, [("human", [Note(0.5 * i, 0.5 * i + 0.3, 60 + i % 12, 90) for i in range(16)])])
     return path
@@ -120,13 +121,11 @@ def test_simulate_to_an_unwritable_file_exits_2_with_one_line(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 
 
-def test_a_model_with_livejam_metadata_and_an_unrelated_graph_is_one_line(tmp_path):
+def test_a_model_with_livejam_metadata_and_an_unrelated_graph_is_one_line(tmp_path, tiny_model):
     import onnx
     from onnx import TensorProto, helper
 
-    from tests.test_robustness import tiny_model
-
-    real = onnx.load(tiny_model())
+    real = onnx.load(str(tiny_model))
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "unrelated", [x], [y])
@@ -143,16 +142,15 @@ def test_a_model_with_livejam_metadata_and_an_unrelated_graph_is_one_line(tmp_pa
     assert len(proc.stderr.strip().splitlines()) == 1 and "fake.onnx" in proc.stderr
 
 
-def test_onnxruntime_telemetry_is_off(monkeypatch):
+def test_onnxruntime_telemetry_is_off(monkeypatch, tiny_model):
     import onnxruntime as ort
 
     from livejam.engine.session import load_model
-    from tests.test_robustness import tiny_model
 
     calls = []
     real = ort.disable_telemetry_events
     monkeypatch.setattr(ort, "disable_telemetry_events", lambda: (calls.append(1), real()))
-    load_model(tiny_model())
+    load_model(tiny_model)
     assert calls
 
 

@@ -3,6 +3,8 @@ and ledger as live, fed what a hostile or broken instrument could send, and
 hours of play in seconds of CI time. Seeded: a failure replays exactly."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import gc
 import random
 import tracemalloc
@@ -61,7 +63,7 @@ def test_fuzzed_input_never_crashes_nor_leaves_a_note(engine, seed):
     for _ in range(3000):
         t += rng.choice([0.0, 0.0005, 0.01, 0.1, 0.4, 0.9])
         events.append((t, fuzz_message(rng)))
-    performer = FakeCallResponse() if engine == "fake" else build_performer("markov", CFG, seed)
+    performer = FakeCallResponse() if engine == "fake" else build_performer(replace(CFG, seed=seed, performer=replace(CFG.performer, kind="markov")))
     run = run_virtual(events, performer, CFG, tail_s=4.0)
     assert run.summary["sounding_at_end"] == 0
     inc = run.summary["input"]
@@ -159,7 +161,7 @@ def soak(performer, hours: float, seed: int = 1):
 
 @pytest.mark.parametrize("engine", ["markov", "fake"])
 def test_soak_hours_of_play_on_the_virtual_clock(engine):
-    performer = FakeCallResponse() if engine == "fake" else build_performer("markov", CFG, 5)
+    performer = FakeCallResponse() if engine == "fake" else build_performer(replace(CFG, seed=5, performer=replace(CFG.performer, kind="markov")))
     tracemalloc.start()
     try:
         fed, wire, sounding, scheduler, normaliser, memory = soak(performer, hours=2.0)

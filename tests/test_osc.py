@@ -45,7 +45,7 @@ def deliver(s: Session, n: int = 1) -> list:
 
 @pytest.fixture(scope="module")
 def neural():
-    return build_performer("neural", DaemonConfig(), seed=1)
+    return build_performer(DaemonConfig(seed=1))
 
 
 @pytest.fixture

@@ -97,5 +97,6 @@ def test_tempo_and_beat_from_midi_clock():
     tick = 0.5 / 24  # 120 BPM
     for i in range(49):  # two beats and one tick
         d.feed(10.0 + i * tick, [0xF8], 10.0 + i * tick)
+    s.clock.advance(10.0 + 48 * tick)  # the screen reads the beat clock now: at the last tick
     snap = StatusReader(s).read()
     assert snap.bpm == pytest.approx(120.0, abs=0.5) and snap.beat == pytest.approx(2.0)

@@ -80,14 +80,14 @@ def test_an_empty_session_is_not_saved(tmp_path):
     from livejam.daemon import Daemon
 
     d = Daemon(DaemonConfig(), record_path=tmp_path / "s.mid")
-    d._save(Recorder(0.0))
+    d._save(Recorder(0.0), tmp_path / "s.mid")
     assert d.recording is None and not (tmp_path / "s.mid").exists()
     r = Recorder(0.0)
     from livejam.midi.spec import note_off, note_on
 
     r.record_human(note_on(0, 60, 100), 1.0)
     r.record_human(note_off(0, 60), 1.5)
-    d._save(r)
+    d._save(r, tmp_path / "s.mid")
     assert d.recording == tmp_path / "s.mid" and d.recording.exists()
 
 

@@ -45,6 +45,7 @@ BEHIND_S = 0.002
 IDLE_ROOM_S = 0.004
 
 class NeuralPerformer:
+    follows_live_beats = True  # rebases its timeline when the live beat clock renumbers (see _coder)
     def __init__(self, config: PerformerConfig, neural: NeuralConfig, model, seed: int | None = None):
         from livejam.engine.kv import Engine, live_context
         from livejam.engine.sampling import Constraints, EventSampler, NoteTracker
@@ -243,7 +244,6 @@ class NeuralPerformer:
         self.answer_end = None
         return offs
 
-    # --- the loop ---------------------------------------------------------------------------
 
     def _active(self, now: float) -> bool:
         if self.mode == "call":

@@ -127,12 +127,15 @@ class StatusReader:
                 "range": tuple(c.pitch_range), "key": c.key or "-"}
 
     def _bpm(self) -> float | None:
-        bpm = self.s.dispatcher.clock_follower.bpm
+        beat = self.s.dispatcher.beat  # the live beat clock: reads take no lock
+        bpm = beat.bpm_at(self.s.clock.now())
         return round(bpm, 1) if bpm else None
 
     def _beat(self) -> float | None:
-        f = self.s.dispatcher.clock_follower
-        return (f.ticks - 1) / f.TICKS_PER_BEAT if f.running and f.ticks else None
+        beat = self.s.dispatcher.beat
+        if beat.source == "free":
+            return None
+        return beat.beat_at(self.s.clock.now())
 
     def _counters(self) -> dict:
         s = self.s
