@@ -4,15 +4,12 @@ timestamps (a loaded machine delays delivery, it does not change how many ticks 
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import threading
 import time
 
 import pytest
 
-from tests.conftest import ROOT, livejam_cmd
+from tests.test_e2e_jack import start_daemon
 
 pytestmark = pytest.mark.jack
 
@@ -31,24 +28,10 @@ def wait_for(pred, timeout: float) -> bool:
 def test_run_with_bpm_sends_midi_clock_a_second_process_receives(jack_server):
     import rtmidi
 
-    proc = subprocess.Popen(livejam_cmd("run", "--performer", "markov", "--bpm", "120", "--count-in", "2",
-                                        "--no-record"), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=dict(os.environ))
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def reader():
-        for line in proc.stdout:
-            lines.append(line)
-            if "ready:" in line:
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=reader, daemon=True).start()
+    proc, lines = start_daemon("--performer", "markov", "--bpm", "120", "--count-in", "2", "--no-record")
     received: list[tuple[float, list[int]]] = []
     inp = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="clock follower")
     try:
-        assert ready.wait(60) and proc.poll() is None, "".join(lines)
         inp.ignore_types(sysex=True, timing=False, active_sense=True)
         inp.set_callback(lambda event, data: received.append((time.monotonic(), list(event[0]))))
         ports = inp.get_ports()
