@@ -1,0 +1,267 @@
+"""A long live duet over JACK, minute by minute: scheduler lateness and memory.
+
+    python -m livejam.measure.duet --minutes 10 --start-jack [--performer neural] [--bpm 100] [--json]
+
+The live daemon (real ports, queue, performer thread, scheduler, ledger, clock
+out) plays a duet with a player in a separate process, which plays a seeded
+melody (8th and quarter notes in C major, phrases with rests, a human's
+velocities) at the session's tempo and listens to everything livejam sends. Each
+minute the daemon's own scheduler lateness (how late each message left, the
+figure the scheduler records itself) and the process's resident memory are
+read; the bare sleep-then-spin loop, measured in the same process just before
+the session, is the machine's floor. At the end: the daemon's exit counters and
+the notes the player's side still hears sounding (must be 0).
+
+Figures move with the machine and its load: the table prints the CPU and the
+load average beside them; compare within one run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+
+from livejam.stats import summary_ms
+
+CLIENT = "livejam-duet"
+PLAYER = "livejam-duet-player"
+C_MAJOR = (60, 62, 64, 65, 67, 69, 71, 72, 74, 76)
+
+
+def rss_mb() -> float:
+    """Resident memory of this process (Linux /proc), in MB."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+def melody(seconds: float, bpm: float, seed: int) -> list[tuple[float, int, int, float]]:
+    """(onset s, pitch, velocity, duration s): phrases of 1-3 bars, then a bar's rest or less."""
+    rng = random.Random(seed)
+    beat = 60.0 / bpm
+    notes, t, pitch = [], 0.5, 64
+    while t < seconds:
+        phrase_end = t + rng.choice((4, 8, 12)) * beat
+        while t < min(phrase_end, seconds):
+            length = rng.choice((0.5, 0.5, 1.0, 1.0, 1.5, 2.0)) * beat
+            pitch = min(C_MAJOR, key=lambda p: abs(p - (pitch + rng.choice((-4, -2, -1, 0, 1, 2, 3)))))
+            notes.append((t, pitch, rng.randint(60, 100), length * 0.9))
+            t += length
+        t += rng.choice((2, 4)) * beat
+    return notes
+
+
+def play(seconds: float, bpm: float, seed: int) -> int:
+    """The player process: play the melody into livejam, count what comes back."""
+    import rtmidi
+
+    api = rtmidi.API_UNIX_JACK
+    out, inp = rtmidi.MidiOut(api, name=f"{PLAYER} out"), rtmidi.MidiIn(api, name=f"{PLAYER} in")
+    heard = {"on": 0, "off": 0, "clock": 0}
+    stopped = threading.Event()  # livejam's MIDI Stop: it sends it at exit, after its panic
+    sounding: set[tuple[int, int]] = set()
+    lock = threading.Lock()
+
+    def on_message(event, data=None) -> None:
+        msg = event[0]
+        kind, key = msg[0] & 0xF0, (msg[0] & 0x0F, msg[1] if len(msg) > 1 else 0)
+        with lock:
+            if msg[0] == 0xF8:
+                heard["clock"] += 1
+            elif msg[0] == 0xFC:
+                stopped.set()
+            elif kind == 0x90 and msg[2] > 0:
+                heard["on"] += 1
+                sounding.add(key)
+            elif kind == 0x80 or kind == 0x90:
+                heard["off"] += 1
+                sounding.discard(key)
+            elif kind == 0xB0 and msg[1] == 123:  # all notes off
+                sounding.difference_update({k for k in sounding if k[0] == key[0]})
+
+    inp.ignore_types(timing=False)
+    inp.set_callback(on_message)
+    inp.open_port(_index(inp.get_ports(), f"{CLIENT} out:"), name="in")
+    out.open_port(_index(out.get_ports(), f"{CLIENT} in:"), name="out")
+    print("player ready", flush=True)
+    start, sent = time.perf_counter(), 0
+    events = sorted([(t, 0x90, p, v) for t, p, v, _ in melody(seconds, bpm, seed)]
+                    + [(t + d, 0x80, p, 0) for t, p, _, d in melody(seconds, bpm, seed)])
+    for t, status, pitch, vel in events:
+        delay = start + t - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        out.send_message([status, pitch, vel])
+        sent += 1
+    stopped.wait(60.0)  # the machine plays on after the melody until the session stops
+    time.sleep(1.0)
+    with lock:
+        print("player " + json.dumps({"sent": sent, **heard, "sounding": len(sounding)}), flush=True)
+    return 0
+
+
+def _index(ports: list[str], prefix: str) -> int:
+    for i, name in enumerate(ports):
+        if name.startswith(prefix):
+            return i
+    raise SystemExit(f"player: no port starting with {prefix!r} in {ports}")
+
+
+class MinuteProbe:
+    """A daemon add-on: every `period_s` it reads the scheduler's new lateness values and the RSS."""
+
+    def __init__(self, period_s: float, end_s: float):
+        self.period_s, self.end_s = period_s, end_s
+        self.rows: list[dict] = []
+        self._stop = threading.Event()
+
+    def start(self, session) -> None:
+        threading.Thread(target=self._run, args=(session,), name="duet-probe", daemon=True).start()
+
+    def _run(self, session) -> None:
+        counters = session.scheduler.counters
+        seen = counters.timed
+        start = time.monotonic()
+        self.rows.append({"t_s": 0.0, "rss_mb": round(rss_mb(), 1)})
+        k = 0
+        while not self._stop.wait(max(0.0, start + (k + 1) * self.period_s - time.monotonic())):
+            k += 1
+            timed = counters.timed
+            new = _newest(counters.lateness, timed - seen)
+            seen = timed
+            self.rows.append({"t_s": k * self.period_s, "messages": len(new), "lateness_ms": summary_ms(new, 1e3),
+                              "late_over_1ms": sum(x > 1e-3 for x in new),
+                              "dropped_late": counters.dropped_late, "rss_mb": round(rss_mb(), 1)})
+            if k * self.period_s >= self.end_s:
+                session.daemon.request_stop("stopped")
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+def _newest(values, n: int) -> list[float]:
+    """The last n values of a deque the scheduler thread appends to (a copy can meet an append)."""
+    if n <= 0:
+        return []
+    for _ in range(100):
+        try:
+            return list(values)[-n:]
+        except RuntimeError:  # deque mutated during iteration
+            time.sleep(0.001)
+    return []
+
+
+def run(args: argparse.Namespace) -> dict:
+    from livejam.config import DaemonConfig, load
+    from livejam.daemon import Daemon
+    from livejam.measure.latency import floor_loop, machine_info
+
+    floor = summary_ms(floor_loop(2000, 0.005), 1e3)  # 10 s of the bare loop, before the session
+    overrides = [f"midi.client_name={json.dumps(CLIENT)}", "midi.backend=\"jack\"", "record.enabled=false",
+                 f"performer.kind={json.dumps(args.performer)}", "neural.mode=\"duet\"",
+                 f"beat.bpm={args.bpm}", "beat.clock_out=true", "screen.mode=\"off\""]
+    if args.model:
+        overrides.append(f"neural.model={json.dumps(args.model)}")
+    config = load(DaemonConfig, None, overrides)
+    seconds = args.minutes * 60.0
+    probe = MinuteProbe(args.period_s, seconds + 4.0)
+    player: dict = {}
+
+    def ready(inp: str, out: str, backend: str) -> None:
+        cmd = [sys.executable, "-m", "livejam.measure.duet", "--play", str(seconds), "--bpm", str(args.bpm),
+               "--seed", str(args.seed)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        threading.Thread(target=_read_player, args=(proc, player), daemon=True).start()
+
+    result = Daemon(config, on_ready=ready, addons=(probe,)).run()
+    deadline = time.monotonic() + 10.0
+    while "report" not in player and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return {"machine": machine_info(), "floor": floor, "minutes": probe.rows, "rc": result.rc,
+            "reason": result.reason, "daemon": {k: result.summary[k] for k in ("scheduler", "ledger",
+                                                                                "sounding_at_exit", "input")},
+            "player": player.get("report")}
+
+
+def _read_player(proc: subprocess.Popen, player: dict) -> None:
+    for line in proc.stdout:
+        if line.startswith("player {"):
+            player["report"] = json.loads(line.split(" ", 1)[1])
+    proc.wait()
+
+
+def format_table(r: dict) -> str:
+    m = r["machine"]
+    lines = [f"machine: {m['cpu']}, {m['cores']} cores, load {m['load_avg_1min']} at the start",
+             f"floor (bare sleep-then-spin, 5 ms apart, same process): median {r['floor']['median_ms']:.3f} "
+             f"p99 {r['floor']['p99_ms']:.3f} max {r['floor']['max_ms']:.3f} ms",
+             "  t (s)  messages  lateness median   p99     max (ms)  >1ms  dropped  RSS MB"]
+    for row in r["minutes"]:
+        if "lateness_ms" not in row:
+            lines.append(f"{row['t_s']:>7.0f}  {'':>8}  {'':>35}  {row['rss_mb']:>6.1f}")
+            continue
+        lat = row["lateness_ms"]
+        if lat.get("n", 0) == 0:
+            lat = {"median_ms": float("nan"), "p99_ms": float("nan"), "max_ms": float("nan")}
+        lines.append(f"{row['t_s']:>7.0f}  {row['messages']:>8}  {lat['median_ms']:>15.3f} {lat['p99_ms']:>7.3f} "
+                     f"{lat['max_ms']:>7.3f}  {row['late_over_1ms']:>10}  {row['dropped_late']:>7}  "
+                     f"{row['rss_mb']:>6.1f}")
+    d, p = r["daemon"], r["player"] or {}
+    lines.append(f"whole session: lateness {_fmt(d['scheduler']['lateness'])}; sent {d['scheduler']['sent']}, "
+                 f"dropped late {d['scheduler']['dropped_late']}; heard {d['input']['received']} messages")
+    lines.append(f"end: rc {r['rc']} ({r['reason']}), sounding in the ledger {d['sounding_at_exit']}, "
+                 f"player sent {p.get('sent')} and heard {p.get('on')} note-ons / {p.get('off')} note-offs / "
+                 f"{p.get('clock')} clocks, still sounding on the player's side {p.get('sounding')}")
+    return "\n".join(lines)
+
+
+def _fmt(s: dict) -> str:
+    if not s.get("n"):
+        return "none"
+    return f"median {s['median_ms']:.3f} p99 {s['p99_ms']:.3f} max {s['max_ms']:.3f} ms (n={s['n']})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--period-s", type=float, default=60.0, help="one table row per this many seconds")
+    ap.add_argument("--performer", default="neural", choices=("neural", "markov", "echo"))
+    ap.add_argument("--model", help="model file (default: the shipped model)")
+    ap.add_argument("--bpm", type=float, default=100.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--start-jack", action="store_true", help="start a private JACK server (dummy driver)")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--play", type=float, help=argparse.SUPPRESS)  # the player process
+    args = ap.parse_args(argv)
+    if args.play is not None:
+        return play(args.play, args.bpm, args.seed)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    server = None
+    if args.start_jack:
+        from livejam.measure.jack import JackServer
+
+        server = JackServer.start(period=64)
+    try:
+        r = run(args)
+        print(json.dumps(r, indent=1) if args.json else format_table(r), flush=True)
+    finally:
+        if server is not None:
+            server.stop()
+    ok = r["rc"] == 0 and r["daemon"]["sounding_at_exit"] == 0 and (r["player"] or {}).get("sounding") == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,26 @@
+"""`python -m livejam.measure.duet`: the long-duet measurement runs end to end over JACK.
+
+Correctness only (the figures are for README, not asserted): the session ends
+cleanly, every row is there, and nothing is left sounding on either side."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_short_duet_measurement_ends_clean(jack_server):
+    out = subprocess.run([sys.executable, "-m", "livejam.measure.duet", "--minutes", "0.25", "--period-s", "5",
+                          "--performer", "markov", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    r = json.loads(out.stdout[out.stdout.index("{"):])
+    assert r["rc"] == 0 and r["reason"] == "stopped"
+    assert [row["t_s"] for row in r["minutes"]][:4] == [0.0, 5.0, 10.0, 15.0]
+    assert all(row["rss_mb"] > 0 for row in r["minutes"])
+    assert r["daemon"]["sounding_at_exit"] == 0
+    player = r["player"]
+    assert player["sent"] > 0 and player["sounding"] == 0
+    assert player["on"] > 0 and player["clock"] > 0  # the machine played, and sent clock as master
+    assert r["daemon"]["input"]["received"] >= player["sent"]  # nothing the player sent went missing
