@@ -1,5 +1,14 @@
 """livejam: a real-time MIDI co-performer (see README.md; the layout is described there)."""
+import os
 import sys
 
 if sys.version_info < (3, 11):  # tomllib, and the typing the config loader relies on
     raise SystemExit(f"livejam needs Python 3.11 or newer (this is Python {sys.version.split()[0]})")
+
+# A program on a musician's machine must not phone home. onnxruntime (1.29+ on
+# Linux/macOS) starts its telemetry when it is *imported*: it writes a device id
+# under ~/.cache/Microsoft/DeveloperTools and uploads a process event, whatever
+# disable_telemetry_events() says later. Its environment switch, read at import,
+# is the only way to stop that; a user who wants it on can set it to 0.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("ORT_TELEMETRY_DISABLED", "1")  # the name newer releases document

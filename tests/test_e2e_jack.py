@@ -17,8 +17,8 @@ from tests.conftest import ROOT, livejam_cmd
 pytestmark = pytest.mark.jack
 
 
-def start_daemon(*args: str) -> tuple[subprocess.Popen, list[str]]:
-    proc = subprocess.Popen(livejam_cmd("run", *args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+def start_daemon(*args: str, cwd: Path = ROOT) -> tuple[subprocess.Popen, list[str]]:
+    proc = subprocess.Popen(livejam_cmd("run", *args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=dict(os.environ))
     lines: list[str] = []
     ready = threading.Event()
@@ -81,9 +81,9 @@ def test_run_answers_a_phrase_and_ends_every_note(jack_server, tmp_path, sig):
     assert names == ["human", "machine"]
 
 
-def run_player(*daemon_args: str, player_args: tuple[str, ...]) -> tuple[dict, int, str, dict]:
+def run_player(*daemon_args: str, player_args: tuple[str, ...], cwd: Path = ROOT) -> tuple[dict, int, str, dict]:
     """Start the daemon, let the player play and signal it; (player result, rc, output, counters)."""
-    proc, lines = start_daemon(*daemon_args)
+    proc, lines = start_daemon(*daemon_args, cwd=cwd)
     try:
         result = play(proc, *player_args)
         rc = proc.wait(60)

@@ -219,3 +219,22 @@ def test_fuzzed_input_over_jack(jack_server):
     inc = counters["input"]
     assert input_total(inc) == inc["received"] and inc["invalid"] > 0 and inc["ignored"] > 0
     assert counters["sounding_at_exit"] == 0 and unmatched_note_ons(result["received"]) == []
+
+
+def test_a_session_writes_only_where_the_readme_says(jack_server, tmp_path, monkeypatch):
+    """Issue 10: onnxruntime's telemetry wrote ~/.cache/Microsoft/... (and looked up its
+    vendor's host). A neural session with a recording, run from an empty folder under an
+    empty home, may write only the sessions folder (~/.local/share/livejam)."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    result, rc, out, counters = run_player("--performer", "neural", "--seed", "3",
+                                           player_args=("--min-notes", "1"), cwd=work)
+    assert rc == 0 and counters["sounding_at_exit"] == 0, out
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    sessions = home / ".local" / "share" / "livejam" / "sessions"
+    assert written and all((tmp_path / p).parent == sessions for p in written), written
+    assert all(p.endswith(".mid") for p in written), written

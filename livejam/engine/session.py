@@ -100,8 +100,8 @@ def load_model(path: str | Path, providers: list[str] | None = None, intra_op_th
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: model file not found")
-    # A daemon on a musician's machine must not phone home: onnxruntime's
-    # telemetry (Windows ETW events) is off before any session exists.
+    # No phoning home (see livejam/__init__.py for the import-time part): the
+    # Windows ETW events are switched off here, before any session exists.
     ort.disable_telemetry_events()
     providers = providers or default_providers()
     opts = session_options(intra_op_threads)
