@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from livejam.clock import BeatGrid, VirtualClock, beat_grid_from_midi
 from livejam.config import DaemonConfig
 from livejam.dispatch import Dispatcher, build_performer
@@ -175,5 +177,28 @@ def simulate_file(human: str | Path, out: str | Path, tracks: Sequence[str] = ()
     write_midi(out, [("human", notes), ("machine", machine)])
     summary = dict(run.summary)
     summary.update({"human_file": str(human), "human_tracks": [name for name, _ in chosen], "out": str(out),
-                    "performer": type(performer).__name__, "seed": config.seed, "human_notes": len(notes), "machine_notes": len(machine)})
+                    "performer": type(performer).__name__, "seed": config.seed, "human_notes": len(notes), "machine_notes": len(machine),
+                    "answer_delay_s": answer_delays(notes, machine)})
     return summary
+
+
+def answer_delays(human: Sequence[Note], machine: Sequence[Note]) -> dict:
+    """How long after the human's last key up the machine's first note came, for each time the
+    human stopped and the machine then played before the human did again (call mode's answers)."""
+    events = sorted([(n.start, 1) for n in human] + [(n.end, -1) for n in human] + [(n.start, 0) for n in machine])
+    held, last_up, waiting, delays = 0, 0.0, False, []
+    for t, kind in events:
+        if kind == 1:
+            held, waiting = held + 1, False
+        elif kind == -1:
+            held = max(0, held - 1)
+            if held == 0:
+                last_up, waiting = t, True
+        elif waiting:
+            delays.append(t - last_up)
+            waiting = False
+    if not delays:
+        return {"n": 0}
+    a = np.asarray(delays)
+    return {"n": len(delays), "median": round(float(np.median(a)), 3), "p10": round(float(np.percentile(a, 10)), 3),
+            "p90": round(float(np.percentile(a, 90)), 3), "min": round(float(a.min()), 3)}

@@ -86,6 +86,9 @@ def test_simulate_command_writes_two_tracks_on_the_input_timeline(tmp_path, caps
     summary = json.loads(capsys.readouterr().out)
     assert rc == 0 and summary["sounding_at_end"] == 0 and summary["machine_notes"] > 0
     assert summary["human_tracks"] == ["MELODY"] and summary["human_notes"] == 16
+    # call mode (the default): answers start after the phrase-end silence, never before
+    delays = summary["answer_delay_s"]
+    assert delays["n"] >= 1 and delays["min"] >= DaemonConfig().performer.phrase_end_silence_s - 0.01
     mid = mido.MidiFile(str(out))
     names = [t.name for t in mid.tracks if any(m.type == "note_on" for m in t)]
     assert names == ["human", "machine"]
@@ -102,6 +105,17 @@ def test_simulate_command_writes_two_tracks_on_the_input_timeline(tmp_path, caps
                 "--seed", "1"])
     assert rc2 == 0
     assert main(["simulate", "--human", str(src), "--human-track", "NOPE", "--out", str(out)]) == 2
+
+
+def test_answer_delays_count_only_answers_after_every_key_is_up():
+    from livejam.simulate import answer_delays
+
+    human = [Note(0.0, 1.0, 60, 90), Note(0.5, 2.0, 64, 90), Note(5.0, 5.5, 62, 90)]
+    machine = [Note(1.5, 1.7, 72, 80),  # a key is still held: not an answer
+               Note(2.75, 3.0, 72, 80), Note(3.0, 3.2, 74, 80),  # answer 0.75 s after the last key up
+               Note(6.25, 6.5, 70, 80)]  # 0.75 s after the next phrase
+    assert answer_delays(human, machine) == {"n": 2, "median": 0.75, "p10": 0.75, "p90": 0.75, "min": 0.75}
+    assert answer_delays(human, []) == {"n": 0}
 
 
 def test_a_damaged_shipped_model_falls_back_to_markov_with_a_warning(tmp_path, monkeypatch, caplog):
