@@ -1,6 +1,7 @@
 """Scheduler policy on the virtual clock (and one threaded run, correctness only)."""
 from __future__ import annotations
 
+import threading
 import time
 
 from livejam.clock import RealClock, VirtualClock
@@ -92,3 +93,38 @@ def test_threaded_mode_sends_everything_and_stops_clean():
     assert sched.error is None
     assert sched.ledger.sounding() == []
     assert not any(m.a == 90 and m.kind == "note_on" for _, m in sent)
+
+
+def test_realtime_priority_is_taken_where_allowed_and_reported():
+    """The thread asks for SCHED_FIFO; allowed or not, it runs and says which in its counters."""
+    import os
+
+    from livejam.clock import RealClock
+    from livejam.scheduler import Scheduler
+
+    sent = []
+    sched = Scheduler(RealClock(), lambda port, msg, t: sent.append(msg), realtime_priority=5)
+    sched.start()
+    t = RealClock.now() + 0.05
+    sched.submit([TimedNote(t, 0, 60, 100), TimedNote(t + 0.01, 0, 60, 0)])
+    deadline = RealClock.now() + 30
+    while sched.pending() and RealClock.now() < deadline:
+        time.sleep(0.01)
+    sched.stop()
+    assert sched.error is None and len(sent) == 2
+    try:  # what this machine allows: the same call from a throwaway thread
+        allowed = []
+
+        def probe():
+            try:
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(5))
+                allowed.append(True)
+            except OSError:
+                allowed.append(False)
+
+        th = threading.Thread(target=probe)
+        th.start()
+        th.join()
+    except AttributeError:  # not Linux
+        allowed = [False]
+    assert sched.counters.realtime == allowed[0]

@@ -154,6 +154,9 @@ class SchedulerConfig:
     # CPU-busy thread hold the scheduler ~5 ms late at p99; 0.5 ms measured ~0.8 ms
     # (`livejam bench --sections lateness` measures it under the model's inference).
     gil_switch_interval_s: float = 0.0005
+    # SCHED_FIFO priority of the scheduler thread where the system allows it (1-99, JACK's own
+    # threads default to 10+); 0 = normal priority. Not allowed: one line, normal priority.
+    realtime_priority: int = 5
 
 
 @dataclass(frozen=True)
@@ -249,6 +252,7 @@ RANGES: dict[tuple[str, str], tuple[float | None, float | None, bool, bool]] = {
     ("scheduler", "spin_s"): (0.0, 0.1, True, True),
     ("scheduler", "watchdog_s"): (0.0, 3600.0, False, True),
     ("scheduler", "gil_switch_interval_s"): (0.0, 1.0, False, True),
+    ("scheduler", "realtime_priority"): (0, 99, True, True),
     ("", "health_check_s"): (0.01, 60.0, True, True),
     ("performer", "phrase_end_silence_s"): (0.0, 60.0, False, True),
     ("performer", "phrase_end_cc"): (-1, 127, True, True),

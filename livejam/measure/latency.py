@@ -18,6 +18,7 @@ from typing import Iterable
 import numpy as np
 
 from livejam.clock import BeatGrid, RealClock
+from livejam.config import SchedulerConfig
 from livejam.engine import Constraints, Engine, EventSampler, NoteTracker
 from livejam.events import EventCoder, TimedNote
 from livejam.scheduler import Scheduler
@@ -180,7 +181,9 @@ def floor_loop(n: int, spacing: float, clock: RealClock | None = None) -> list[f
 def scheduler_lateness(n: int, spacing: float, clock: RealClock | None = None) -> list[float]:
     """Lateness (s) of the real Scheduler thread emitting n timed notes to a null sink."""
     clock = clock or RealClock()
-    sched = Scheduler(clock, lambda port, msg, t: None, late_drop_s=1.0)  # drop nothing: measure it all
+    # drop nothing (measure it all), at the daemon's thread priority
+    sched = Scheduler(clock, lambda port, msg, t: None, late_drop_s=1.0,
+                      realtime_priority=SchedulerConfig().realtime_priority)
     sched.start()
     # note-on/off pairs on changing pitches so the ledger lets every message through
     sched.submit(TimedNote(t, 0, 60 + (i // 2) % 12, 100 if i % 2 == 0 else 0)
