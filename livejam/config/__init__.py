@@ -155,8 +155,10 @@ class SchedulerConfig:
     # (`livejam bench --sections lateness` measures it under the model's inference).
     gil_switch_interval_s: float = 0.0005
     # SCHED_FIFO priority of the scheduler thread where the system allows it (1-99, JACK's own
-    # threads default to 10+); 0 = normal priority. Not allowed: one line, normal priority.
-    realtime_priority: int = 5
+    # threads default to 10+); not allowed: one line, normal priority. Off (0) by default: in
+    # one process the thread still waits for the GIL, and a 2-minute duet on a loaded 2-core VM
+    # was not better with it (`python -m livejam.measure.duet --set scheduler.realtime_priority=5`).
+    realtime_priority: int = 0
 
 
 @dataclass(frozen=True)

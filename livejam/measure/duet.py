@@ -174,6 +174,7 @@ def run(args: argparse.Namespace) -> dict:
                  f"beat.bpm={args.bpm}", "beat.clock_out=true", "screen.mode=\"off\""]
     if args.model:
         overrides.append(f"neural.model={json.dumps(args.model)}")
+    overrides += args.overrides
     config = load(DaemonConfig, None, overrides)
     seconds = args.minutes * 60.0
     probe = MinuteProbe(args.period_s, seconds + 4.0)
@@ -241,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", help="model file (default: the shipped model)")
     ap.add_argument("--bpm", type=float, default=100.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="a daemon setting, e.g. scheduler.realtime_priority=0 (repeatable)")
     ap.add_argument("--start-jack", action="store_true", help="start a private JACK server (dummy driver)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--play", type=float, help=argparse.SUPPRESS)  # the player process
