@@ -142,6 +142,11 @@ def test_keeper_reactions_come_before_their_line():
     in_link.there.append("keys:out")
     k.poll()
     assert calls == [("reset", True), ("line", "output port back: synth:in"), ("line", "input port back: keys:out")]
+    calls.clear()
+    in_link.attached_to.clear()  # the keyboard disconnected by hand: its note-offs will not come either
+    k.poll()
+    assert calls == [("input lost",), ("line", "input port disconnected by hand: keys:out "
+                                                "(not reconnected while it is there)")]
 
 
 def test_exit_on_port_loss_fails_at_start_and_stops_on_loss():

@@ -20,7 +20,7 @@ rtmidi's port by name (RtmidiLink).
 
 The main thread polls (`Keeper.poll`, the daemon's health check); the owner's
 callbacks react: `reset_output(all_notes)` ends the notes the output carried,
-`input_lost()` lets go of the keys the human held.
+`input_lost()` lets go of the keys the human held (input lost or disconnected by hand).
 """
 from __future__ import annotations
 
@@ -193,7 +193,7 @@ class Keeper:
                 # lost: end what the ledger holds (first); found/back: a note-off for every
                 # note too, for what a synth that did not restart still holds
                 self.reset_output(change != "lost")
-            elif change == "lost":
+            elif change in ("lost", "released"):  # its note-offs will not come
                 self.input_lost()
             self.on_event(keeper.line(change))
         if self.jack is not None:
