@@ -200,3 +200,17 @@ def test_missing_port_with_exit_on_port_loss_is_an_error_at_once(jack_server):
     assert len(err) == 1 and "no MIDI output port matching 'no such synth'; available outputs:" in err[0], err
     assert "livejam" not in err[0].split("available outputs:")[1]  # its own ports are no choice
     assert "ready:" not in proc.stdout
+
+
+def test_ctrl_c_while_waiting_ends_cleanly(jack_server):
+    proc, lines = start_daemon("--performer", "markov", "--out", "never there", "--no-record")
+    try:
+        wait_line(lines, r"waiting for output port 'never there'", proc)
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = "".join(lines)
+    assert rc == 0 and "stopped (SIGINT)" in out, out
+    assert counters_of(out)["sounding_at_exit"] == 0
