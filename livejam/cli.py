@@ -143,6 +143,9 @@ def _add_run(sub) -> None:
     p.add_argument("--in", dest="input", metavar="NAME", help="input port name substring (default: virtual 'livejam in')")
     p.add_argument("--out", dest="output", metavar="NAME",
                    help="output port name substring (default: virtual 'livejam out')")
+    p.add_argument("--exit-on-port-loss", action="store_true",
+                   help="a --in/--out port missing at start is an error (exit status 2) and one that vanishes "
+                        "ends the session (status 1); default: wait for it and reconnect when it comes back")
     p.add_argument("--backend", help="auto (default), alsa, jack, ...")
     b = p.add_argument_group("tempo")
     b.add_argument("--bpm", type=float, help="livejam's own tempo (20..300): it is the clock master and sends MIDI "
@@ -198,6 +201,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         extra.append(f"midi.output={_toml_str(args.output)}")
     if args.backend:
         extra.append(f"midi.backend={_toml_str(args.backend)}")
+    if args.exit_on_port_loss:
+        extra.append("midi.exit_on_port_loss=true")
     if args.no_record:
         extra.append("record.enabled=false")
     extra += _tempo_overrides(args)

@@ -4,10 +4,11 @@
         (Dispatcher: normalise, hear/control, poll) --> Scheduler thread --> ledger --> MIDI out
 
 The main thread only installs signal handlers, watches health (output port
-still there, worker threads alive, the MIDI system alive) and runs the
-shutdown sequence. Panic is sent at start and in a `finally` that every exit
-path goes through: normal stop, SIGINT (once or twice), SIGTERM, SIGHUP, an
-exception in any thread, a vanished output port, a dead JACK server.
+still there, worker threads alive, the MIDI system alive; a named port that
+vanishes is waited for and reconnected, midi/keeper.py) and runs the shutdown
+sequence. Panic is sent at start and in a `finally` that every exit path goes
+through: normal stop, SIGINT (once or twice), SIGTERM, SIGHUP, an exception in
+any thread, a vanished port (--exit-on-port-loss), a dead JACK server.
 
 Signal handlers do nothing but store the signal's name: no lock, no Event.set
 (which takes the Event's lock: the handler runs on the main thread, which may
@@ -29,8 +30,8 @@ from livejam.clock import RealClock
 from livejam.config import DaemonConfig
 from livejam.dispatch import Dispatcher, build_performer
 from livejam.midi.normalise import EchoFilter, InputNormaliser
-from livejam.midi.ports import (InputHeartbeat, InputQueue, JackConnections, MidiInput, MidiOutput,
-                                MidiUnavailable, api_name, select_backend, transport_alive)
+from livejam.midi.keeper import open_ports
+from livejam.midi.ports import InputHeartbeat, InputQueue, api_name, select_backend, transport_alive
 from livejam.midi.spec import Message
 from livejam.recording import Recorder, check_writable, default_path
 from livejam.scheduler import Scheduler
@@ -129,12 +130,11 @@ class Daemon:
             record_path = Path(self.record_path or default_path(cfg.record.folder)).expanduser()
             check_writable(record_path)  # a bad path is an error now, not at the end of the session
         echo = EchoFilter(cfg.midi.echo_window_s)
-        out = MidiOutput(api, cfg.midi.output, client=f"{cfg.midi.client_name} out")
-
         sent_taps = tuple(a.on_sent for a in self.addons if hasattr(a, "on_sent"))
 
         def sink(port: int, msg: Message, t: float) -> None:
             echo.sent(msg, t)  # before sending: the echo may come back before send() returns
+            # `out` is opened below, after the scheduler its keeper resets; nothing is sent before
             out.send(msg)
             if port == 0:  # port 1 is the human's notes passed through: recorded as heard
                 recorder.record_machine(msg, t)
@@ -149,23 +149,15 @@ class Daemon:
         beat, clock_out, clicks = self._beat_clock(clock.now())
         dispatcher = Dispatcher(performer, scheduler, normaliser, recorder, beat, clock_out, thru=cfg.midi.thru,
                                 taps=tuple(a.on_human for a in self.addons if hasattr(a, "on_human")))
-        try:  # input messages queue up until the performer thread starts: nothing is lost
-            inp = MidiInput(api, inq.callback, cfg.midi.input, client=f"{cfg.midi.client_name} in",
-                            ignore_sysex=cfg.midi.ignore_sysex, ignore_active_sensing=cfg.midi.ignore_active_sensing)
-        except BaseException:
-            out.close()
-            raise
+        # input messages queue up until the performer thread starts: nothing is lost
+        inp, out, keeper = open_ports(api, cfg.midi, inq.callback, on_event=self.event,
+                                      reset_output=scheduler.reset_output,
+                                      input_lost=inq.input_lost)
         try:
             heartbeat = InputHeartbeat(api, inp.own_port, client=f"{cfg.midi.client_name} heartbeat")
         except Exception as e:  # MidiUnavailable, or rtmidi's own error types
             log.info("no input heartbeat (%s): an unterminated SysEx may deafen the input", e)
             heartbeat = None
-        watch = None
-        if api_name(api).lower().startswith("jack"):
-            try:
-                watch = JackConnections(f"{cfg.midi.client_name} watch")
-            except Exception as e:  # MidiUnavailable, OSError from ctypes
-                log.info("not watching the output's connections (%s)", e)
         worker = None
         self._old_handlers = self._install_signals()
         old_switch = sys.getswitchinterval()
@@ -190,14 +182,13 @@ class Daemon:
             log.info("listening on %s, playing on %s (%s)", inp.port_name, out.port_name, api_name(api))
             if self.on_ready:
                 self.on_ready(inp.port_name, out.port_name, api_name(api))
-            self._watch(cfg, api, inq, heartbeat, out, scheduler, worker, recorder, record_path, watch)
+            self._watch(cfg, api, inq, heartbeat, out, scheduler, worker, recorder, record_path, keeper)
         except BaseException as e:  # KeyboardInterrupt too: it may land outside the handler's reach
             self.error = e
             self.reason = f"exception: {type(e).__name__}: {e}"
             log.exception("daemon failed")
         finally:
-            self._shutdown(clock, inq, worker, dispatcher, scheduler, inp, out, heartbeat, recorder, record_path,
-                           watch)
+            self._shutdown(clock, inq, worker, dispatcher, scheduler, inp, out, heartbeat, recorder, record_path)
             sys.setswitchinterval(old_switch)
         ok_reasons = ("stopped",) + STOP_SIGNALS
         rc = 0 if self.error is None and self.reason in ok_reasons else 1
@@ -205,10 +196,8 @@ class Daemon:
         hard = inp.left_open or (worker is not None and worker.is_alive()) or out.dead
         return DaemonResult(rc, self.reason, summary, self.recording, hard_exit=hard)
 
-    def _watch(self, cfg, api, inq, heartbeat, out, scheduler, worker, recorder, record_path, watch) -> None:
-        """The main loop: poll the signal flag and the stop event; check health."""
-        connected = watch.connections(out.own_port) if watch is not None else frozenset()
-        ever_connected = set(connected)
+    def _watch(self, cfg, api, inq, heartbeat, out, scheduler, worker, recorder, record_path, keeper) -> None:
+        """The main loop: poll the signal flag and the stop event; check health and the ports."""
         now = time.monotonic()
         next_health = now + cfg.health_check_s
         next_beat = now + _HEARTBEAT_S
@@ -234,24 +223,13 @@ class Daemon:
                     break
             if now >= next_health:
                 next_health = now + cfg.health_check_s
-                if out.vanished():
-                    self.event(f"output port lost: {out.port_name}")
-                    self.request_stop("output port vanished")
-                elif scheduler.error is not None:
+                if scheduler.error is not None:
                     self.error = scheduler.error
                     self.request_stop("scheduler failed")
                 elif not worker.is_alive():
                     self.request_stop("performer thread ended")
-                elif watch is not None and not out.dead:
-                    # A port that comes back missed the note-offs sent while it was
-                    # away: end every machine note (a brand-new listener needs nothing).
-                    now_connected = watch.connections(out.own_port)
-                    back = (now_connected - connected) & ever_connected
-                    ever_connected |= now_connected
-                    connected = now_connected
-                    if back:
-                        log.warning("output reconnected to %s: ending every machine note", ", ".join(sorted(back)))
-                        scheduler.reset_output()
+                elif (lost := keeper.poll()) is not None:  # a port vanished, --exit-on-port-loss
+                    self.request_stop(lost)
             if record_path is not None and now >= next_save:
                 next_save = now + _RECORD_SAVE_S
                 self._save(recorder, record_path, quiet=True)
@@ -270,7 +248,9 @@ class Daemon:
                 if item is InputQueue.STOP or self._stopping:
                     return
                 now = clock.now()
-                if item:
+                if item is InputQueue.INPUT_LOST:  # the keyboard is gone: its held keys are let go
+                    dispatcher.release_held(now)
+                elif item:
                     dispatcher.feed(item[0], item[1], now)
                 dispatcher.pump(now)
         except BaseException as e:  # surfaced by the main thread, which then panics
@@ -278,7 +258,7 @@ class Daemon:
             self.request_stop(f"performer failed: {type(e).__name__}: {e}")
 
     def _shutdown(self, clock, inq, worker, dispatcher, scheduler, inp, out, heartbeat, recorder,
-                  record_path, watch=None) -> None:
+                  record_path) -> None:
         """Every exit path: stop input, stop the performer (backlog or not) and let it end its
         notes, flush offs, panic, close ports whose callbacks have stopped, record."""
         self.recording = None
@@ -312,8 +292,6 @@ class Daemon:
         steps.append(("close input", inp.close))
         if heartbeat is not None:
             steps.append(("close heartbeat", heartbeat.close))
-        if watch is not None and not out.dead:
-            steps.append(("close watch", watch.close))
         if record_path is not None:
             steps.append(("save recording", lambda: self._save(recorder, record_path)))
         for what, step in steps:

@@ -11,7 +11,7 @@ from livejam.beat import BeatClock, ClockOut
 from livejam.config import DaemonConfig, model_path
 from livejam.events import TimedNote
 from livejam.midi.normalise import InputNormaliser
-from livejam.midi.spec import REALTIME_CLOCK
+from livejam.midi.spec import REALTIME_CLOCK, Message
 from livejam.recording import Recorder
 from livejam.scheduler import THRU_PART, Scheduler
 
@@ -91,6 +91,7 @@ class Dispatcher:
         if beat is not None and getattr(performer, "follows_live_beats", False):
             performer.set_beats(beat)
         self.cancels = 0
+        self.held: set[tuple[int, int]] = set()  # the human's keys down: (channel, note)
 
     def feed(self, t: float, raw, now: float) -> None:
         """One raw input (as the port delivered it) that arrived at clock time `t`."""
@@ -105,18 +106,34 @@ class Dispatcher:
         if kind == "note_on" or kind == "note_off":
             if kind == "note_on" and msg.velocity > 0:  # tempo following hears the human's onsets
                 self.beat.onset(t)
-            if self.recorder is not None:
-                self.recorder.record_human(msg, t)
-            note = TimedNote(t, 0, msg.note, msg.velocity if kind == "note_on" else 0)
-            if self.thru:
-                self.scheduler.submit([TimedNote(now, THRU_PART, note.pitch, note.velocity)])
-            for tap in self.taps:
-                tap(note, now)
-            self.performer.hear(note, now)
+            self._note(msg, t, now)
         elif kind == "control_change":
             self.performer.control(msg.control, msg.value, now)
         elif kind in REALTIME_CLOCK or kind == "songpos":
             self.beat.handle(kind, t, msg.data)
+
+    def _note(self, msg: Message, t: float, now: float) -> None:
+        on = msg.kind == "note_on" and msg.velocity > 0
+        key = (msg.channel, msg.note)
+        if on:
+            self.held.add(key)
+        else:
+            self.held.discard(key)
+        if self.recorder is not None:
+            self.recorder.record_human(msg, t)
+        note = TimedNote(t, 0, msg.note, msg.velocity if on else 0)
+        if self.thru:
+            self.scheduler.submit([TimedNote(now, THRU_PART, note.pitch, note.velocity)])
+        for tap in self.taps:
+            tap(note, now)
+        self.performer.hear(note, now)
+
+    def release_held(self, now: float) -> None:
+        """The input port vanished (a keyboard unplugged): every key still down is let go as if
+        the player lifted their hands. The performer hears the note-offs (its phrase ends, an echo
+        stops), the notes passed through end, the recording gets them."""
+        for channel, pitch in sorted(self.held):
+            self._note(Message("note_off", channel, pitch, 0), now, now)
 
     def pump(self, now: float) -> None:
         """Hand what the performer decided to the scheduler, in order."""

@@ -94,6 +94,7 @@ class Scheduler:
         self._cond = threading.Condition()
         self._resolve_requested = False
         self._all_notes_requested = False
+        self._reset_requested = False
         self._stopping = False
         self._thread: threading.Thread | None = None
 
@@ -139,14 +140,15 @@ class Scheduler:
         if self._thread is None:  # virtual mode: the caller's thread owns the ledger
             self._do_resolve()
 
-    def reset_output(self) -> None:
-        """The output's connections changed (a synth was unplugged or plugged back):
-        end the machine's sounding notes and send a note-off for every note on its
-        channels, since offs sent while disconnected never reached the synth.
-        Queued events stay: the performance goes on."""
+    def reset_output(self, all_notes: bool = True) -> None:
+        """The output's connections changed (a synth vanished, came back, was plugged back):
+        end every sounding note, the machine's and the human's passed through, and with
+        `all_notes` send a note-off for every note on their channels, since offs sent while
+        disconnected never reached the synth. Queued events stay: the performance goes on."""
         with self._cond:
             self._resolve_requested = True
-            self._all_notes_requested = True
+            self._reset_requested = True
+            self._all_notes_requested = self._all_notes_requested or all_notes
             self._cond.notify()
         if self._thread is None:
             self._do_resolve()
@@ -299,14 +301,18 @@ class Scheduler:
 
     def _do_resolve(self) -> None:
         now = self.clock.now()
-        for port, msg in self.ledger.resolve(port=self.port):
-            self._send(port, msg, now)
         with self._cond:
+            reset, self._reset_requested = self._reset_requested, False
             all_notes, self._all_notes_requested = self._all_notes_requested, False
+        for port, msg in self.ledger.resolve(port=None if reset else self.port):
+            self._send(port, msg, now)
         if all_notes:
-            for channel in self.channels:
+            ports = [(self.port, c) for c in self.channels]
+            if self.thru_channel is not None:
+                ports.append((self.thru_port, self.thru_channel))
+            for port, channel in ports:
                 for note in range(128):
-                    self._send(self.port, note_off(channel, note), now)
+                    self._send(port, note_off(channel, note), now)
 
     def _watchdog(self, now: float) -> None:
         keys = self.ledger.held_since(now - self.watchdog_s + 1e-9, self.port)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import mido
@@ -35,6 +37,22 @@ def start_daemon(*args: str, cwd: Path = ROOT) -> tuple[subprocess.Popen, list[s
         proc.kill()
         pytest.fail("daemon did not become ready:\n" + "".join(lines))
     return proc, lines
+
+
+def wait_line(lines: list[str], pattern: str, proc: subprocess.Popen, timeout: float = 30.0) -> re.Match:
+    """The first line of the daemon's output matching `pattern`, waited for (the test fails
+    with the output after `timeout`, or when the daemon ended without it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        for line in list(lines):
+            m = re.search(pattern, line)
+            if m:
+                return m
+        time.sleep(0.05)  # polling the reader thread's list for a line, with a deadline
+    for line in list(lines):  # it may have come just before the end
+        if m := re.search(pattern, line):
+            return m
+    pytest.fail(f"no line matching {pattern!r}:\n" + "".join(lines))
 
 
 def play(proc: subprocess.Popen, *args: str) -> dict:
@@ -216,11 +234,12 @@ signal.sigwait({signal.SIGTERM})
 """
 
 
-def test_vanished_output_port_ends_the_session_cleanly(jack_server):
+def test_vanished_output_port_ends_the_session_with_exit_on_port_loss(jack_server):
+    """--exit-on-port-loss keeps the stop of old (without it the session plays on: test_keep_jack.py)."""
     synth = subprocess.Popen([sys.executable, "-c", SYNTH], stdout=subprocess.PIPE, text=True)
     try:
         assert synth.stdout.readline().strip() == "ready"
-        proc, lines = start_daemon("--engine", "markov", "--out", "test synth", "--no-record")
+        proc, lines = start_daemon("--engine", "markov", "--out", "test synth", "--no-record", "--exit-on-port-loss")
         synth.kill()  # the synth crashes: its port is gone
         synth.wait(10)
         rc = proc.wait(30)
@@ -230,5 +249,6 @@ def test_vanished_output_port_ends_the_session_cleanly(jack_server):
                 p.kill()
     out = "".join(lines)
     assert rc == 1 and "stopped (output port vanished)" in out, out
+    assert "output port lost: test synth:in" in out, out
     counters = json.loads(out.split("livejam: counters ", 1)[1].splitlines()[0])
     assert counters["sounding_at_exit"] == 0

@@ -189,10 +189,12 @@ def test_disconnect_and_reconnect_leave_no_note_stuck(jack_server):
             time.sleep(0.05)
         assert _wait_for(lambda: any(m[0] & 0xF0 == 0x90 and m[2] for m in heard), 30), ("no answer", heard[:20], lines)
         subprocess.run(["jack_disconnect", "livejam out:out", "stuck synth:in"], check=True, timeout=30)
+        # the user's choice while the synth is still there: livejam does not connect it again
+        assert _wait_for(lambda: any("disconnected by hand: stuck synth:in" in line for line in lines), 30), lines
         # every note started so far has had its note-off sent (to nobody, for the synth)
         assert _wait_for(lambda: unmatched_note_ons(list(heard)) == [], 60)
         subprocess.run(["jack_connect", "livejam out:out", "stuck synth:in"], check=True, timeout=30)
-        _wait_for(lambda: any("output reconnected" in line for line in lines), 20)
+        assert _wait_for(lambda: any("output reconnected to stuck synth:in" in line for line in lines), 30), lines
         proc.terminate()
         assert proc.wait(60) == 0, "".join(lines)
         synth.send_signal(signal.SIGTERM)

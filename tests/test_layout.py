@@ -16,7 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 GROUND = {"livejam", "livejam.config", "livejam.config.loading"}
-MIDI = {"livejam.midi", "livejam.midi.spec", "livejam.midi.ledger", "livejam.midi.normalise", "livejam.midi.ports"}
+MIDI = {"livejam.midi", "livejam.midi.spec", "livejam.midi.ledger", "livejam.midi.normalise", "livejam.midi.ports",
+        "livejam.midi.keeper", "livejam.midi.jack"}
 EVENTS = {"livejam.events", "livejam.clock", "livejam.harmony"}
 ENGINE = {"livejam.engine", "livejam.engine.keys", "livejam.engine.kv", "livejam.engine.sampling",
           "livejam.engine.session"}
@@ -25,6 +26,7 @@ ENGINE = {"livejam.engine", "livejam.engine.keys", "livejam.engine.kv", "livejam
 ALLOWED = {
     "livejam.config": GROUND,
     "livejam.midi.ledger": GROUND | MIDI,
+    "livejam.midi.keeper": MIDI | {"livejam"},  # the port adapters only: no config, no daemon
     "livejam.events": GROUND | EVENTS,
     "livejam.engine": GROUND | EVENTS | ENGINE,
     "livejam.performers.base": GROUND | EVENTS | {"livejam.performers", "livejam.performers.base"},

@@ -4,27 +4,13 @@ says in one line why not), an OSC control shows up as a line of the plain status
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
-from tests.test_e2e_jack import play, start_daemon, unmatched_note_ons
+from tests.test_e2e_jack import play, start_daemon, unmatched_note_ons, wait_line
 
 pytestmark = pytest.mark.jack
 pythonosc = pytest.importorskip("pythonosc.udp_client")
-
-
-def wait_line(lines, pattern, proc, timeout=30.0):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        for line in list(lines):
-            m = re.search(pattern, line)
-            if m:
-                return m
-        time.sleep(0.05)  # polling the reader thread's list for a line, with a deadline
-    pytest.fail(f"no line matching {pattern!r}:\n" + "".join(lines))
 
 
 def test_thru_sound_osc_and_plain_log_over_jack(jack_server):

@@ -131,6 +131,10 @@ class MidiConfig:
     backend: str = "auto"  # auto | default | alsa | jack | coremidi | winmm
     input: str = ""  # substring of an input port to connect to; "" = virtual port "livejam in"
     output: str = ""  # substring of an output port; "" = virtual port "livejam out"
+    # A named port (input, output) missing at start is waited for, and one that vanishes is
+    # reconnected when it comes back, while the session plays on; True: a missing port is an
+    # error at start and a vanished one ends the session (--exit-on-port-loss).
+    exit_on_port_loss: bool = False
     client_name: str = "livejam"
     ignore_sysex: bool = True
     ignore_active_sensing: bool = True

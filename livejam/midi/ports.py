@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import threading
 import time
 from typing import Callable
 
@@ -124,6 +125,12 @@ def _find(ports: list[str], wanted: str, own_prefix: str) -> int:
     raise MidiUnavailable(f"no MIDI port matching {wanted!r}; available: {', '.join(ports) or 'none'}")
 
 
+def _index(ports: list[str], target: str) -> int:
+    if target not in ports:
+        raise MidiUnavailable(f"MIDI port {target!r} is not there")
+    return ports.index(target)
+
+
 class InputQueue:
     """Bounded hand-off from the MIDI callback to the performer thread.
 
@@ -136,6 +143,7 @@ class InputQueue:
     """
 
     STOP = None
+    INPUT_LOST = ("input lost",)  # the input port vanished: the performer thread lets go of held keys
 
     def __init__(self, maxsize: int = 4096):
         self.maxsize = maxsize
@@ -166,6 +174,9 @@ class InputQueue:
     def stop(self) -> None:
         self._q.put(self.STOP)  # the sentinel bypasses the bound: stopping must always work
 
+    def input_lost(self) -> None:
+        self._q.put(self.INPUT_LOST)  # bypasses the bound too: held keys must be let go
+
     def get(self, timeout: float | None):
         """Next (time, raw) or STOP; raises queue.Empty after `timeout`."""
         return self._q.get(timeout=timeout)
@@ -178,7 +189,7 @@ class InputQueue:
                 item = self._q.get_nowait()
             except queue.Empty:
                 return n
-            if item is not self.STOP:
+            if item is not self.STOP and item is not self.INPUT_LOST:
                 n += 1
 
 
@@ -188,6 +199,13 @@ class MidiInput:
     SysEx always passes rtmidi (the normaliser ignores it): rtmidi joins every
     event after an unterminated SysEx into it until a byte F7 comes, and only
     when it hands that over can the input recover (see InputHeartbeat).
+
+    `kept` (the daemon's): a named port is connected by a Keeper (midi/keeper.py),
+    which waits for it and reconnects it. On JACK our own port is virtual and
+    libjack connects the target to it: never closed (below); on other backends
+    rtmidi's port is opened on the target (`open_target`) and closed when it
+    vanishes (`close_target`). Without `kept` a named port is connected at once
+    or MidiUnavailable says what is there (`livejam learn`).
 
     Closing: rtmidi's JACK backend unregisters the port while its client is
     still active, so a JACK process thread in the middle of a callback (a
@@ -199,26 +217,43 @@ class MidiInput:
     """
 
     def __init__(self, api: int, callback: Callable, name: str = "", client: str = "livejam in",
-                 ignore_sysex: bool = True, ignore_active_sensing: bool = True):
+                 ignore_sysex: bool = True, ignore_active_sensing: bool = True, kept: bool = False):
         with _quiet_stderr():
             self._midi = rtmidi.MidiIn(api, name=client)
         self.api = self._midi.get_current_api()
+        self.jack = self.api == rtmidi.API_UNIX_JACK
         # MIDI clock must come through (tempo sync); active sensing is cheaper
         # to drop inside rtmidi than after a callback. `ignore_sysex` is applied
         # by the normaliser (see above).
         self._midi.ignore_types(sysex=False, timing=False, active_sense=ignore_active_sensing)
         self._midi.set_callback(callback)
         self.own_port = f"{client}:in"  # the port's own name, for connecting to it
-        if name:
+        self.wanted = name if kept else ""
+        if name and not kept:
             self._midi.open_port(_find(self._midi.get_ports(), name, client), name="in")
             self.port_name = name
+        elif name and not self.jack:
+            self.port_name = f"(waiting for {name!r})"  # opened by the keeper
         else:
             _open_virtual(self._midi, "in")
-            self.port_name = self.own_port
+            self.port_name = f"(waiting for {name!r})" if name else self.own_port
         self.left_open = False
 
+    def available(self) -> list[str]:
+        """The ports this input could listen to (other clients' outputs)."""
+        return self._midi.get_ports()
+
+    def open_target(self, target: str) -> None:
+        """Other backends than JACK: open rtmidi's port on `target` (closing the previous one)."""
+        index = _index(self._midi.get_ports(), target)
+        self._midi.close_port()
+        self._midi.open_port(index, name="in")
+
+    def close_target(self) -> None:
+        self._midi.close_port()
+
     def close(self) -> None:
-        if self.api == rtmidi.API_UNIX_JACK:
+        if self.jack:
             self.left_open = True
             return
         self._midi.cancel_callback()
@@ -259,108 +294,70 @@ class InputHeartbeat:
             self._midi.delete()
 
 
-def _loaded_libjack() -> str | None:
-    """The libjack python-rtmidi already loaded (its wheel bundles its own copy):
-    two copies of libjack in one process deadlocked in jack_client_close."""
-    try:
-        with open("/proc/self/maps") as f:
-            for line in f:
-                path = line.rsplit(None, 1)[-1] if "/" in line else ""
-                if "/libjack" in path and ".so" in path:
-                    return path
-    except OSError:
-        pass
-    return None
-
-
-class JackConnections:
-    """What our output port is connected to, read from JACK's graph (libjack via
-    ctypes: rtmidi does not say). A client of its own with no ports, never
-    activated, so it has no process callback; connections are read from the
-    server's shared graph. Used to notice a disconnect/reconnect on stage: the
-    note-offs sent while a synth was disconnected never reached it.
-    """
-
-    def __init__(self, client: str = "livejam watch"):
-        import ctypes
-        import ctypes.util
-
-        lib = _loaded_libjack() or ctypes.util.find_library("jack")
-        if not lib:
-            raise MidiUnavailable("libjack not found")
-        self._ct = ctypes
-        self._jack = jack = ctypes.CDLL(lib)
-        jack.jack_client_open.restype = ctypes.c_void_p
-        jack.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
-        jack.jack_port_by_name.restype = ctypes.c_void_p
-        jack.jack_port_by_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-        jack.jack_port_get_all_connections.restype = ctypes.POINTER(ctypes.c_char_p)
-        jack.jack_port_get_all_connections.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-        jack.jack_free.argtypes = [ctypes.c_void_p]
-        jack.jack_client_close.argtypes = [ctypes.c_void_p]
-        status = ctypes.c_int(0)
-        with _quiet_stderr():
-            self._client = jack.jack_client_open(client.encode(), 0x01, ctypes.byref(status))  # JackNoStartServer
-        if not self._client:
-            raise MidiUnavailable(f"cannot watch JACK connections (status {status.value:#x})")
-
-    def connections(self, port: str) -> frozenset[str]:
-        jack = self._jack
-        handle = jack.jack_port_by_name(self._client, port.encode())
-        if not handle:
-            return frozenset()
-        names = jack.jack_port_get_all_connections(self._client, handle)
-        if not names:
-            return frozenset()
-        out = []
-        i = 0
-        while names[i] is not None:
-            out.append(names[i].decode(errors="replace"))
-            i += 1
-        jack.jack_free(self._ct.cast(names, self._ct.c_void_p))
-        return frozenset(out)
-
-    def close(self) -> None:
-        """Left to the end of the process, like the input (MidiInput.close): with the
-        system's libjack beside python-rtmidi's own copy, jack_client_close hung."""
-
-
 def transport_alive(api: int) -> bool:
     """True when a new client of this backend can still be created (the JACK server runs)."""
     return _probe(api)[0] is not None
 
 
 class MidiOutput:
-    """An rtmidi output: a virtual port, or a connection to a port found by name."""
+    """An rtmidi output: a virtual port, or (named) a connection to a port a Keeper
+    (midi/keeper.py) finds, waits for and reconnects. On JACK our own port is
+    virtual and libjack connects it to the target, so it is never closed; on other
+    backends rtmidi's port is opened on the target (`open_target`) and closed when
+    the target vanishes (`close_target`), under a lock that sends take too (only a
+    reopening ever waits for it)."""
 
     def __init__(self, api: int, name: str = "", client: str = "livejam out"):
         with _quiet_stderr():
             self._midi = rtmidi.MidiOut(api, name=client)
-        self._target: str | None = None
-        if name:
-            ports = self._midi.get_ports()
-            index = _find(ports, name, client)
-            self._target = ports[index]
-            self._midi.open_port(index, name="out")
-            self.port_name = self._target
-        else:
+        self.jack = self._midi.get_current_api() == rtmidi.API_UNIX_JACK
+        self.wanted = name
+        self._lock = threading.Lock()
+        self._open = not name or self.jack
+        if self._open:
             _open_virtual(self._midi, "out")
-            self.port_name = f"{client}:out"
+        self.own_port = f"{client}:out"  # the port's own name (JACK), for connecting and watching it
+        self.port_name = f"(waiting for {name!r})" if name else self.own_port
         self.existing = bool(name)  # connected to a port that was there before us (a synth)
-        self.own_port = f"{client}:out"  # the port's own name (JACK), for watching its connections
         self.dead = False  # set when the MIDI system died: sends would fill rtmidi's ring and block
+        self.send_errors = 0
 
     def send(self, msg: Message) -> None:
         if self.dead:  # nothing can reach a synth any more; never block trying
             return
-        self._midi.send_message(msg.bytes())
+        with self._lock:
+            if not self._open:  # the target vanished (not JACK): nothing to send to
+                return
+            try:
+                self._midi.send_message(msg.bytes())
+            except rtmidi.RtMidiError:  # a device unplugged under a send (untested here: not JACK)
+                self.send_errors += 1
 
-    def vanished(self) -> bool:
-        """True when the port we connected to has disappeared (a virtual port cannot)."""
-        return self._target is not None and not self.dead and self._target not in self._midi.get_ports()
+    def available(self) -> list[str]:
+        """The ports this output could connect to (other clients' inputs)."""
+        return self._midi.get_ports()
+
+    def open_target(self, target: str) -> None:
+        """Other backends than JACK: open rtmidi's port on `target` (closing the previous one)."""
+        index = _index(self._midi.get_ports(), target)
+        with self._lock:
+            if self._open:
+                self._midi.close_port()
+            self._open = False
+            self._midi.open_port(index, name="out")
+            self._open = True
+
+    def close_target(self) -> None:
+        with self._lock:
+            if self._open:
+                self._midi.close_port()
+            self._open = False
 
     def close(self) -> None:
         if self.dead:  # closing talks to the server: with none left it could hang
             return
-        self._midi.close_port()
+        with self._lock:
+            if self._open:
+                self._midi.close_port()
+            self._open = False
         self._midi.delete()

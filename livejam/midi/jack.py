@@ -1,0 +1,98 @@
+"""JACK's connection graph through libjack (ctypes): what rtmidi does not offer.
+
+rtmidi says which ports exist, not what is connected to what, and it connects
+only by closing and reopening its own port, which on JACK crashed an input
+with callbacks in flight (MidiInput). This client reads and changes
+connections between ports of other clients (our own rtmidi ports included),
+so a kept port (midi/keeper.py) reconnects without touching rtmidi's ports.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+from livejam.midi.ports import MidiUnavailable, _quiet_stderr
+
+_EEXIST = 17  # jack_connect's answer when the two ports are connected already
+
+
+def _loaded_libjack() -> str | None:
+    """The libjack python-rtmidi already loaded (its wheel bundles its own copy):
+    two copies of libjack in one process deadlocked in jack_client_close."""
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.rsplit(None, 1)[-1] if "/" in line else ""
+                if "/libjack" in path and ".so" in path:
+                    return path
+    except OSError:
+        pass
+    return None
+
+
+class JackConnections:
+    """A client of its own with no ports, never activated, so it has no process
+    callback: connections are read from the server's shared graph and changed by
+    requests to the server (jack_connect needs the two ports' owners active, not
+    this client). Used to notice a disconnect/reconnect on stage (the note-offs
+    sent while a synth was disconnected never reached it) and to connect a kept
+    port to its target.
+    """
+
+    def __init__(self, client: str = "livejam watch"):
+        lib = _loaded_libjack() or ctypes.util.find_library("jack")
+        if not lib:
+            raise MidiUnavailable("libjack not found")
+        self._jack = jack = ctypes.CDLL(lib)
+        jack.jack_client_open.restype = ctypes.c_void_p
+        jack.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+        jack.jack_port_by_name.restype = ctypes.c_void_p
+        jack.jack_port_by_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        jack.jack_port_get_all_connections.restype = ctypes.POINTER(ctypes.c_char_p)
+        jack.jack_port_get_all_connections.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        jack.jack_get_ports.restype = ctypes.POINTER(ctypes.c_char_p)
+        jack.jack_get_ports.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong]
+        jack.jack_connect.restype = ctypes.c_int
+        jack.jack_connect.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
+        jack.jack_free.argtypes = [ctypes.c_void_p]
+        jack.jack_client_close.argtypes = [ctypes.c_void_p]
+        status = ctypes.c_int(0)
+        with _quiet_stderr():
+            self._client = jack.jack_client_open(client.encode(), 0x01, ctypes.byref(status))  # JackNoStartServer
+        if not self._client:
+            raise MidiUnavailable(f"cannot watch JACK connections (status {status.value:#x})")
+
+    def exists(self, port: str) -> bool:
+        """True while a port of this full name ("client:port") is registered."""
+        return bool(self._jack.jack_port_by_name(self._client, port.encode()))
+
+    def connect(self, source: str, destination: str) -> bool:
+        """Connect an output port to an input port; True when they are connected (already, or now)."""
+        rc = self._jack.jack_connect(self._client, source.encode(), destination.encode())
+        return rc in (0, _EEXIST)
+
+    def connections(self, port: str) -> frozenset[str]:
+        handle = self._jack.jack_port_by_name(self._client, port.encode())
+        if not handle:
+            return frozenset()
+        return self._names(self._jack.jack_port_get_all_connections(self._client, handle))
+
+    def ports(self) -> frozenset[str]:
+        """The full name of every port registered."""
+        return self._names(self._jack.jack_get_ports(self._client, None, None, 0))
+
+    def _names(self, names) -> frozenset[str]:
+        """A NULL-terminated array of names from libjack, freed."""
+        if not names:
+            return frozenset()
+        out = []
+        i = 0
+        while names[i] is not None:
+            out.append(names[i].decode(errors="replace"))
+            i += 1
+        self._jack.jack_free(ctypes.cast(names, ctypes.c_void_p))
+        return frozenset(out)
+
+    def close(self) -> None:
+        """Left to the end of the process, like the input (MidiInput.close): with the
+        system's libjack beside python-rtmidi's own copy, jack_client_close hung."""
