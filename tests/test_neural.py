@@ -124,6 +124,9 @@ def test_controls_switch_mode_change_sampling_and_panic(model):
     assert p.constraints.temperature == pytest.approx(0.05)
     p.control(cc.pitch_centre, 127, 0.0)
     assert p.constraints.pitch_range == (72, 108)
+    p.control(cc.grid, 127, 0.0)
+    p.control(cc.harmony, 0, 0.0)
+    assert p.constraints.grid == 1.0 and p.constraints.harmony == 0.0
     t = phrase(p, wire, 0.0)
     run_until(p, wire, t, t + 1.0)
     assert all(72 <= n.pitch <= 108 for n in wire.notes if n.velocity > 0)
@@ -245,6 +248,27 @@ def test_on_a_beat_grid_note_ons_land_on_ticks_and_events_know_their_bar(model):
     assert first[0] == 0 and first[5] == 0
     wire.take(p.close(t + 4.0))
     assert not wire.sounding
+
+
+def machine_onsets(model, grid: float, beats) -> list[float]:
+    p, wire = make(model, "duet", seed=3, grid=grid, density=1.0, duet_idle_stop_s=100.0), Wire()
+    p.set_beats(beats)
+    t = phrase(p, wire, 0.1, pitches=(60, 62, 64, 65, 67) * 3)  # every 0.25 s: off the 0.15 s 16ths
+    run_until(p, wire, t, t + 6.0)
+    return [n.time for n in wire.notes if n.velocity > 0 and n.part == 1]
+
+
+def test_grid_puts_more_onsets_on_the_sixteenths_with_a_beat_clock_only(model):
+    grid = BeatGrid([0.1 + 0.6 * i for i in range(64)])  # 100 bpm: a 16th every 0.15 s
+
+    def on_16ths(times):
+        assert len(times) > 20, len(times)
+        return sum(abs(grid.beat_at(t) * 4 - round(grid.beat_at(t) * 4)) < 1e-6 for t in times) / len(times)
+
+    off, on = on_16ths(machine_onsets(model, 0.0, grid)), on_16ths(machine_onsets(model, 1.0, grid))
+    assert on > off + 0.2, (off, on)
+    free = machine_onsets(model, 1.0, None)
+    assert free and free == machine_onsets(model, 0.0, None)  # free time: no grid to lean to, the same notes
 
 
 def test_heard_events_carry_the_chord_the_model_hears(model):

@@ -89,6 +89,7 @@ class ControlMap:
     reset: int = 25  # >= 64: forget the context
     panic: int = 26  # >= 64: end every machine note now
     harmony: int = 27  # 0..127 -> harmony 0 (off) .. 1 (strong lean to the chord's tones)
+    grid: int = 28  # 0..127 -> grid 0 (off) .. 1 (strong lean of onsets to the 16th grid)
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class NeuralConfig:
     mode: Literal["call", "duet"] = "call"
     temperature: float = 0.7  # part, pitch, velocity
     dt_temperature: float = 1.0  # timing (see Constraints.dt_temperature)
+    chord_temperature: float = 0.7  # the chord the machine plays in (see Constraints.chord_temperature)
     top_p: float = 0.9
     min_p: float = 0.0
     key: str = "auto"  # "" = no key lock, "auto" = estimated from the human, or e.g. "C:minor"
@@ -106,6 +108,9 @@ class NeuralConfig:
     # 0 = off .. 1 = strong: machine note-ons lean toward the tones of the chord the model
     # predicts for that moment (on top of `key`)
     harmony: float = 0.5
+    # 0 = off .. 1 = strong: with a beat clock, machine onsets lean toward the 16th-note grid
+    # (8th-note triplets at half strength); no effect in free time
+    grid: float = 0.0
     min_note_ms: float = 30.0
     pitch_span: int = 18  # half-width of the pitch range when the pitch-centre control moves it
     duet_idle_stop_s: float = 8.0
@@ -277,6 +282,8 @@ RANGES: dict[tuple[str, str], tuple[float | None, float | None, bool, bool]] = {
     ("neural", "max_events_per_poll"): (1, 100_000, True, True),
     ("neural", "grid_beats"): (0.0, 16.0, True, True),
     ("neural", "harmony"): (0.0, 1.0, True, True),
+    ("neural", "grid"): (0.0, 1.0, True, True),
+    ("neural", "chord_temperature"): (0.0, 10.0, True, True),
 }
 
 

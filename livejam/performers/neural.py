@@ -5,10 +5,10 @@ and played, on one quantised timeline (`EventCoder`) counted in the beats of a B
 (the live beat clock, a file's beats in simulate, or free time). Every event carries
 its bar position and tempo; a heard event also the chord the model hears under it (its
 chord head's best guess), a played one the chord it sampled, toward whose tones the
-`harmony` control leans the pitches. At most one *pending* prediction (the next machine
-event and its time) is held: human input that comes first is fed and the prediction
-dropped; when its time comes within the lookahead it is committed (fed, handed out) and
-the next is sampled, "only future times" allowed, so the silence so far is respected.
+`harmony` control leans the pitches (`grid` leans its onsets to the beat's 16ths). At most
+one *pending* prediction (the next machine event and its time) is held: human input that
+comes first is fed and the prediction dropped; when its time comes within the lookahead it
+is committed (fed, handed out) and the next is sampled, "only future times" allowed.
 
 Modes: call listens, and when the human's phrase ends continues the human's part (part 0)
 until the human plays again (barge-in: `Cancel`) or `max_answer_s` passes; duet plays
@@ -63,7 +63,7 @@ class NeuralPerformer:
             raise ValueError(f"mode must be one of {MODES}, got {neural.mode!r}")
         self.constraints = Constraints(
             temperature=neural.temperature, dt_temperature=neural.dt_temperature, top_p=neural.top_p,
-            min_p=neural.min_p,
+            min_p=neural.min_p, grid=neural.grid, chord_temperature=neural.chord_temperature,
             pitch_range=(config.pitch_low, config.pitch_high), max_polyphony=config.max_polyphony,
             min_note_ms=neural.min_note_ms, max_note_ms=config.max_note_s * 1000.0, density=neural.density,
             key=neural.key if neural.key not in ("", "auto") else None, harmony=neural.harmony)
@@ -244,7 +244,6 @@ class NeuralPerformer:
         self.answer_end = None
         return offs
 
-
     def _active(self, now: float) -> bool:
         if self.mode == "call":
             return self.answer_end is not None and now < self.answer_end
@@ -299,7 +298,8 @@ class NeuralPerformer:
             parts = (MACHINE_PART,)
         else:
             parts = (HUMAN_PART, MACHINE_PART)
-        c = replace(self.constraints, parts=parts, min_dt_bin=min_dt)
+        phase = round(coder.beat * v.ticks_per_beat) % v.ticks_per_beat if bpm else None  # free time: no grid
+        c = replace(self.constraints, parts=parts, min_dt_bin=min_dt, beat_phase=phase)
         self._draw(c, coder)
         if self._expects_human() and self.sounding:
             deadline = min(self.sounding.values()) + self.config.max_note_s
