@@ -265,6 +265,25 @@ def test_harmony_leans_note_ons_to_the_sampled_chord(model):
     assert off < 0.5 < on  # an untrained model: chance (3-4 of 12 pitch classes) without the lean
 
 
+def test_heard_chord_weighs_the_chord_heads_guess_by_the_heard_pitch(model):
+    v = model.info.vocab
+    e, sampler = Engine(model), EventSampler(v)
+    e.prefill(events(v, 20, seed=13))
+    cond = (0, 3, 12)  # the human's part, 3 ticks on, 12 ticks into the bar
+
+    def log_softmax(x):
+        x = x.astype(np.float64)
+        return x - x.max() - np.log(np.exp(x - x.max()).sum())
+
+    prior = log_softmax(e.logits(2, cond))
+    assert sampler.heard_chord(e, cond, 60, 0) == sampler.heard_chord(e, cond, 60, 1) == int(prior.argmax())
+    for pitch in (60, 61, 67):  # every chord a candidate: the exact posterior's argmax
+        posterior = [prior[c] + log_softmax(e.logits(3, (*cond, c)))[pitch] for c in range(v.n_chord)]
+        assert sampler.heard_chord(e, cond, pitch, v.n_chord) == int(np.argmax(posterior))
+    top3 = set(np.argsort(-prior)[:3].tolist())
+    assert sampler.heard_chord(e, cond, 61, 3) in top3
+
+
 def sampled_onsets(model, grid: float, phase0: int | None, n: int = 300) -> list[int]:
     """Tick (from the first event's beat) of each of n events sampled and fed back in turn, as the
     performer does on a virtual clock; the beat phase is told the sampler when `phase0` is not None."""

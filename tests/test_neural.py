@@ -279,6 +279,10 @@ def test_heard_events_carry_the_chord_the_model_hears(model):
     p.hear(TimedNote(0.0, 0, 60, 90), 0.0)
     row = p.engine.tokens()[-1]
     assert row[2] == expected == p.chord and row[5] == p.vocab.pos_unknown and row[6] == 0  # free time
+    p = make(model, "call", chord_candidates=p.vocab.n_chord)  # the heard pitch weighs in: the exact posterior
+    expected = p.sampler.heard_chord(p.engine, (0, 0, p.vocab.pos_unknown), 60, p.vocab.n_chord)
+    p.hear(TimedNote(0.0, 0, 60, 90), 0.0)
+    assert p.engine.tokens()[-1][2] == expected == p.chord
 
 
 def test_free_time_then_a_beat_grid_keeps_the_timeline(model):

@@ -108,6 +108,10 @@ class NeuralConfig:
     # 0 = off .. 1 = strong: machine note-ons lean toward the tones of the chord the model
     # predicts for that moment (on top of `key`)
     harmony: float = 0.5
+    # The chord under a heard note-on: the chord head's N likeliest chords weighed by how well each
+    # explains the heard pitch (the pitch head, N runs a note-on); 0 = the chord head's guess alone,
+    # from who plays and when, before the pitch is known
+    chord_candidates: int = 0
     # 0 = off .. 1 = strong: with a beat clock, machine onsets lean toward the 16th-note grid
     # (8th-note triplets at half strength); no effect in free time
     grid: float = 0.0
@@ -284,6 +288,7 @@ RANGES: dict[tuple[str, str], tuple[float | None, float | None, bool, bool]] = {
     ("neural", "harmony"): (0.0, 1.0, True, True),
     ("neural", "grid"): (0.0, 1.0, True, True),
     ("neural", "chord_temperature"): (0.0, 10.0, True, True),
+    ("neural", "chord_candidates"): (0, 181, True, True),
 }
 
 

@@ -211,6 +211,23 @@ class EventSampler:
         t = c.temperature if temperature is None else temperature
         return sample_logits(logits, allowed, t, c.top_p, c.min_p, rng)
 
+    def heard_chord(self, engine, cond, pitch: int, candidates: int) -> int:
+        """The chord under a heard event (cond: its part, dt, pos) that was this pitch: among the chord
+        head's `candidates` likeliest, the one that best explains the pitch, by
+        log p(chord | context) + log p(pitch | context, chord) (the pitch head once per candidate).
+        candidates <= 1: the chord head's best guess alone, from who plays and when."""
+        prior = engine.logits(2, cond).astype(np.float64)  # (n_chord,)
+        if candidates <= 1:
+            return int(prior.argmax())
+        top = np.argpartition(-prior, min(candidates, len(prior)) - 1)[:candidates]
+        best, best_score = int(prior.argmax()), -math.inf
+        for chord in top:
+            lp = engine.logits(3, (cond[0], cond[1], cond[2], int(chord))).astype(np.float64)  # (n_pitch,)
+            score = prior[chord] + lp[pitch] - (lp.max() + math.log(np.exp(lp - lp.max()).sum()))
+            if score > best_score:
+                best, best_score = int(chord), score
+        return best
+
     def sample(self, engine, c: Constraints, notes: NoteTracker, rng: np.random.Generator,
                next_pos: Callable[[int], int] | None = None) -> np.ndarray:
         """(7,) int64 row for the event after the engine's context: part, dt, chord, pitch, vel

@@ -315,11 +315,11 @@ class NeuralPerformer:
         self.pending = row
 
     def _hear_chord(self, row: np.ndarray) -> None:
-        """The chord under a heard event: the chord head's best guess given who plays and when
-        (the model's harmonic reading of the human, fed back as context)."""
+        """The chord under a heard event, the model's harmonic reading of the human fed back as context:
+        from who plays and when, and for a note-on also its pitch (NeuralConfig.chord_candidates)."""
+        k = self.neural.chord_candidates if row[4] > 0 else 0
         cond = (int(row[0]), int(row[1]), int(row[5]))
-        self.chord = int(np.argmax(self.engine.logits(2, cond)))
-        row[2] = self.chord
+        self.chord = row[2] = self.sampler.heard_chord(self.engine, cond, int(row[3]), k)
 
     def _commit(self, now: float) -> None:
         t0 = time.perf_counter()
