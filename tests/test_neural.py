@@ -250,11 +250,32 @@ def test_on_a_beat_grid_note_ons_land_on_ticks_and_events_know_their_bar(model):
     assert not wire.sounding
 
 
+def test_the_human_predicted_at_this_very_instant_is_asked_for_later(model):
+    """Duet: the guess "the human plays next, at once" (dt 0: the last event's time, which is now) when
+    nothing came is drawn again for after now, not resampled again and again at the same instant."""
+    p, wire = make(model, "duet", duet_idle_stop_s=100.0), Wire()
+    t = phrase(p, wire, 0.0)  # free time from 0 s: these times are exact ticks
+    sample, drawn = p.sampler.sample, []
+
+    def human_soonest(engine, c, notes, rng, next_pos=None):  # the guess: the human, as soon as allowed
+        row = sample(engine, c, notes, rng, next_pos)
+        if 0 in c.parts:
+            row[0], row[1] = 0, c.min_dt_bin
+        drawn.append(c.min_dt_bin)
+        return row
+
+    p.sampler.sample = human_soonest
+    p.hear(TimedNote(t, 0, 72, 90), t)
+    p.last_machine_on = t  # the machine just played: whose turn is next is the model's to say
+    wire.take(p.poll(t))
+    assert drawn == [0, 1] and p.pending_time > t
+
+
 def machine_onsets(model, grid: float, beats) -> list[float]:
     p, wire = make(model, "duet", seed=3, grid=grid, density=1.0, duet_idle_stop_s=100.0), Wire()
     p.set_beats(beats)
     t = phrase(p, wire, 0.1, pitches=(60, 62, 64, 65, 67) * 3)  # every 0.25 s: off the 0.15 s 16ths
-    run_until(p, wire, t, t + 6.0)
+    run_until(p, wire, t, t + 10.0)
     return [n.time for n in wire.notes if n.velocity > 0 and n.part == 1]
 
 

@@ -93,8 +93,7 @@ class NeuralPerformer:
     def _warm_up(self, steps: int = 32) -> None:
         """Run the graphs before the ports open, so the first real step is not the slowest."""
         for _ in range(steps):
-            token = self.sampler.sample(self.engine, self.constraints, self.tracker, self.rng)
-            self.engine.feed(token)
+            self.engine.feed(self.sampler.sample(self.engine, self.constraints, self.tracker, self.rng))
         self.engine.reset()
         self.tracker.reset()
         self.rng = np.random.default_rng(self.rng.integers(2**63))
@@ -301,6 +300,8 @@ class NeuralPerformer:
         phase = round(coder.beat * v.ticks_per_beat) % v.ticks_per_beat if bpm else None  # free time: no grid
         c = replace(self.constraints, parts=parts, min_dt_bin=min_dt, beat_phase=phase)
         self._draw(c, coder)
+        if self._expects_human() and self.pending_time <= now:  # "the human, at once", and nothing came:
+            self._draw(replace(c, min_dt_bin=1), coder)  # ask for later (or the machine now), not again and again
         if self._expects_human() and self.sounding:
             deadline = min(self.sounding.values()) + self.config.max_note_s
             if self.pending_time > deadline:  # its held notes must end before then: the machine moves
@@ -318,8 +319,7 @@ class NeuralPerformer:
         """The chord under a heard event, the model's harmonic reading of the human fed back as context:
         from who plays and when, and for a note-on also its pitch (NeuralConfig.chord_candidates)."""
         k = self.neural.chord_candidates if row[4] > 0 else 0
-        cond = (int(row[0]), int(row[1]), int(row[5]))
-        self.chord = row[2] = self.sampler.heard_chord(self.engine, cond, int(row[3]), k)
+        self.chord = row[2] = self.sampler.heard_chord(self.engine, row[[0, 1, 5]], int(row[3]), k)
 
     def _commit(self, now: float) -> None:
         t0 = time.perf_counter()
