@@ -282,6 +282,9 @@ def test_heard_chord_weighs_the_chord_heads_guess_by_the_heard_pitch(model):
         assert sampler.heard_chord(e, cond, pitch, v.n_chord) == int(np.argmax(posterior))
     top3 = set(np.argsort(-prior)[:3].tolist())
     assert sampler.heard_chord(e, cond, 61, 3) in top3
+    for w in (0.0, 0.3):  # the guess weighs less against the pitch; 0: the pitch alone decides
+        posterior = [w * prior[c] + log_softmax(e.logits(3, (*cond, c)))[61] for c in range(v.n_chord)]
+        assert sampler.heard_chord(e, cond, 61, v.n_chord, w) == int(np.argmax(posterior))
 
 
 def sampled_onsets(model, grid: float, phase0: int | None, n: int = 300) -> list[int]:

@@ -112,6 +112,9 @@ class NeuralConfig:
     # explains the heard pitch (the pitch head, N runs a note-on); 0 = the chord head's guess alone,
     # from who plays and when, before the pitch is known
     chord_candidates: int = 0
+    # ... and the weight of that guess against the pitch (see EventSampler.heard_chord): 1 = Bayes'
+    # rule; lower keeps an early wrong reading from holding (the model learnt to repeat the chord)
+    chord_prior: float = 1.0
     # 0 = off .. 1 = strong: with a beat clock, machine onsets lean toward the 16th-note grid
     # (8th-note triplets at half strength); no effect in free time
     grid: float = 0.0
@@ -289,6 +292,7 @@ RANGES: dict[tuple[str, str], tuple[float | None, float | None, bool, bool]] = {
     ("neural", "grid"): (0.0, 1.0, True, True),
     ("neural", "chord_temperature"): (0.0, 10.0, True, True),
     ("neural", "chord_candidates"): (0, 181, True, True),
+    ("neural", "chord_prior"): (0.0, 10.0, True, True),
 }
 
 

@@ -163,6 +163,12 @@ def _static_masks(vocab: Vocab, parts: tuple[int, ...] | None, pitch_range: tupl
     return playable, allowed_parts, ticks, min_dt, dt_bias, in_range, in_key
 
 
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    """Log-probabilities of logits along the last axis."""
+    z = x - x.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
 @lru_cache(maxsize=256)
 def grid_bias(vocab: Vocab, grid: float, phase: int) -> np.ndarray:
     """(n_dt,) dt bias for an event `phase` ticks into its beat: GRID_NATS * grid for a dt whose onset
@@ -211,22 +217,25 @@ class EventSampler:
         t = c.temperature if temperature is None else temperature
         return sample_logits(logits, allowed, t, c.top_p, c.min_p, rng)
 
-    def heard_chord(self, engine, cond, pitch: int, candidates: int) -> int:
+    def heard_chord(self, engine, cond, pitch: int, candidates: int, prior_weight: float = 1.0) -> int:
         """The chord under a heard event (cond: its part, dt, pos) that was this pitch: among the chord
         head's `candidates` likeliest, the one that best explains the pitch, by
-        log p(chord | context) + log p(pitch | context, chord) (the pitch head once per candidate).
-        candidates <= 1: the chord head's best guess alone, from who plays and when."""
-        prior = engine.logits(2, cond).astype(np.float64)  # (n_chord,)
+        prior_weight * log p(chord | context) + log p(pitch | context, chord) (the pitch head once per
+        candidate). candidates <= 1: the chord head's best guess alone, from who plays and when.
+
+        prior_weight 1 is Bayes' rule with the model as trained, on contexts whose chords were the
+        annotated ones; live they are its own readings, which it learnt to repeat, so a first wrong
+        reading would stay: below 1 the heard pitches weigh more than that habit."""
+        logits = engine.logits(2, cond)  # (n_chord,)
         if candidates <= 1:
-            return int(prior.argmax())
-        top = np.argpartition(-prior, min(candidates, len(prior)) - 1)[:candidates]
-        best, best_score = int(prior.argmax()), -math.inf
-        for chord in top:
-            lp = engine.logits(3, (cond[0], cond[1], cond[2], int(chord))).astype(np.float64)  # (n_pitch,)
-            score = prior[chord] + lp[pitch] - (lp.max() + math.log(np.exp(lp - lp.max()).sum()))
-            if score > best_score:
-                best, best_score = int(chord), score
-        return best
+            return int(logits.argmax())
+        prior = _log_softmax(logits.astype(np.float64))
+        top = np.argpartition(-prior, min(candidates, len(prior)) - 1)[:candidates]  # (K,)
+        lp = np.empty((len(top), self.vocab.n_pitch))  # (K, n_pitch) pitch logits under each candidate
+        for i, chord in enumerate(top):
+            lp[i] = engine.logits(3, (cond[0], cond[1], cond[2], int(chord)))
+        score = prior_weight * prior[top] + _log_softmax(lp)[:, pitch]  # (K,)
+        return int(top[score.argmax()])
 
     def sample(self, engine, c: Constraints, notes: NoteTracker, rng: np.random.Generator,
                next_pos: Callable[[int], int] | None = None) -> np.ndarray:

@@ -318,8 +318,8 @@ class NeuralPerformer:
     def _hear_chord(self, row: np.ndarray) -> None:
         """The chord under a heard event, the model's harmonic reading of the human fed back as context:
         from who plays and when, and for a note-on also its pitch (NeuralConfig.chord_candidates)."""
-        k = self.neural.chord_candidates if row[4] > 0 else 0
-        self.chord = row[2] = self.sampler.heard_chord(self.engine, row[[0, 1, 5]], int(row[3]), k)
+        k, w = (self.neural.chord_candidates, self.neural.chord_prior) if row[4] > 0 else (0, 1.0)
+        self.chord = row[2] = self.sampler.heard_chord(self.engine, row[[0, 1, 5]], int(row[3]), k, w)
 
     def _commit(self, now: float) -> None:
         t0 = time.perf_counter()
