@@ -250,25 +250,45 @@ def test_on_a_beat_grid_note_ons_land_on_ticks_and_events_know_their_bar(model):
     assert not wire.sounding
 
 
-def test_the_human_predicted_at_this_very_instant_is_asked_for_later(model):
-    """Duet: the guess "the human plays next, at once" (dt 0: the last event's time, which is now) when
-    nothing came is drawn again for after now, not resampled again and again at the same instant."""
-    p, wire = make(model, "duet", duet_idle_stop_s=100.0), Wire()
-    t = phrase(p, wire, 0.0)  # free time from 0 s: these times are exact ticks
+def human_soonest(p: NeuralPerformer) -> list[int]:
+    """Make p's model guess "the human plays next, as soon as allowed"; returns the list of each draw's min dt."""
     sample, drawn = p.sampler.sample, []
 
-    def human_soonest(engine, c, notes, rng, next_pos=None):  # the guess: the human, as soon as allowed
+    def guess(engine, c, notes, rng, next_pos=None):
         row = sample(engine, c, notes, rng, next_pos)
         if 0 in c.parts:
             row[0], row[1] = 0, c.min_dt_bin
         drawn.append(c.min_dt_bin)
         return row
 
-    p.sampler.sample = human_soonest
+    p.sampler.sample = guess
+    return drawn
+
+
+def test_the_human_predicted_at_this_very_instant_is_asked_for_later(model):
+    """Duet: the guess "the human plays next, at once" (dt 0: the last event's time, which is now) when
+    nothing came is drawn again for after now, not resampled again and again at the same instant."""
+    p, wire = make(model, "duet", duet_idle_stop_s=100.0), Wire()
+    t = phrase(p, wire, 0.0)  # free time from 0 s: these times are exact ticks
+    drawn = human_soonest(p)
     p.hear(TimedNote(t, 0, 72, 90), t)
     p.last_machine_on = t  # the machine just played: whose turn is next is the model's to say
     wire.take(p.poll(t))
     assert drawn == [0, 1] and p.pending_time > t
+
+
+def test_a_whole_tick_of_silence_that_computes_a_hair_short_is_still_past(model):
+    """On this grid one tick after beat 0 (0.15 s) reads back as 0.9999999999999998 ticks of silence:
+    the soonest time allowed is the tick after it, not now again (a resampling storm)."""
+    p, wire = make(model, "duet", duet_idle_stop_s=100.0), Wire()
+    p.set_beats(BeatGrid([0.1 + 0.6 * i for i in range(64)]))
+    drawn = human_soonest(p)
+    p.last_machine_on = 0.1
+    p.hear(TimedNote(0.1, 0, 72, 90), 0.1)
+    wire.take(p.poll(0.1))
+    assert drawn == [0, 1] and p.pending_time == pytest.approx(0.15)
+    wire.take(p.poll(0.15))
+    assert drawn == [0, 1, 2] and p.pending_time == pytest.approx(0.2)
 
 
 def machine_onsets(model, grid: float, beats) -> list[float]:

@@ -286,8 +286,8 @@ class NeuralPerformer:
         if silence >= v.max_dt_ticks:  # longer than dt reaches: the model cannot be told; keep it in range
             coder.beat += (int(silence) - v.max_dt_ticks // 2) / v.ticks_per_beat
             silence -= int(silence) - v.max_dt_ticks // 2
-        # only future times (strictly after now): the silence so far is known
-        min_dt = min(int(np.floor(silence)) + 1, v.max_dt_ticks) if silence > 0 else 0
+        # only future times (strictly after now; + 1e-6: a whole tick of silence may compute a hair short)
+        min_dt = min(int(np.floor(silence + 1e-6)) + 1, v.max_dt_ticks) if silence > 0 else 0
         bpm = coder.beats.bpm_at(now)
         self.tracker.ms_per_tick = 60000.0 / ((bpm or 120.0) * v.ticks_per_beat)
         if self.mode == "call":
@@ -301,7 +301,7 @@ class NeuralPerformer:
         c = replace(self.constraints, parts=parts, min_dt_bin=min_dt, beat_phase=phase)
         self._draw(c, coder)
         if self._expects_human() and self.pending_time <= now:  # "the human, at once", and nothing came:
-            self._draw(replace(c, min_dt_bin=1), coder)  # ask for later (or the machine now), not again and again
+            self._draw(replace(c, min_dt_bin=max(min_dt, 1)), coder)  # ask for later (or the machine now)
         if self._expects_human() and self.sounding:
             deadline = min(self.sounding.values()) + self.config.max_note_s
             if self.pending_time > deadline:  # its held notes must end before then: the machine moves
