@@ -109,15 +109,17 @@ class NeuralConfig:
     # predicts for that moment (on top of `key`)
     harmony: float = 0.5
     # The chord under a heard note-on: the chord head's N likeliest chords weighed by how well each
-    # explains the heard pitch (the pitch head, N runs a note-on); 0 = the chord head's guess alone,
-    # from who plays and when, before the pitch is known
-    chord_candidates: int = 0
+    # explains the heard pitch (the pitch head, N runs a note-on: 12 ~0.5 ms); 0 = the chord head's
+    # guess alone, from who plays and when, before the pitch is known
+    chord_candidates: int = 12
     # ... and the weight of that guess against the pitch (see EventSampler.heard_chord): 1 = Bayes'
-    # rule; lower keeps an early wrong reading from holding (the model learnt to repeat the chord)
-    chord_prior: float = 1.0
+    # rule; lower keeps an early wrong reading from holding (the model learnt to repeat the chord).
+    # 12 and 0.1: chord tones 0.44 -> 0.49, in key 0.94 -> 0.97 in duet (docs/tuning.md)
+    chord_prior: float = 0.1
     # 0 = off .. 1 = strong: with a beat clock, machine onsets lean toward the 16th-note grid
-    # (8th-note triplets at half strength); no effect in free time
-    grid: float = 0.0
+    # (8th-note triplets at half strength); no effect in free time. 1: duet onsets on the grid
+    # ~0.43 -> ~0.85 of the time, as often as the songs' own piano parts (docs/tuning.md)
+    grid: float = 1.0
     min_note_ms: float = 30.0
     pitch_span: int = 18  # half-width of the pitch range when the pitch-centre control moves it
     duet_idle_stop_s: float = 8.0
