@@ -113,9 +113,10 @@ class NeuralConfig:
     # guess alone, from who plays and when, before the pitch is known
     chord_candidates: int = 12
     # ... and the weight of that guess against the pitch (see EventSampler.heard_chord): 1 = Bayes'
-    # rule; lower keeps an early wrong reading from holding (the model learnt to repeat the chord).
-    # 12 and 0.1: chord tones 0.44 -> 0.49, in key 0.94 -> 0.97 in duet (docs/tuning.md)
-    chord_prior: float = 0.1
+    # rule; lower keeps an early wrong reading from holding (the model learnt to repeat the chord);
+    # 0: the guess only picks the candidates, the pitch decides. 12 and 0: duet chord tones
+    # 0.44 -> 0.51, in key 0.94 -> 0.97 (docs/tuning.md)
+    chord_prior: float = 0.0
     # 0 = off .. 1 = strong: with a beat clock, machine onsets lean toward the 16th-note grid
     # (8th-note triplets at half strength); no effect in free time. 1: duet onsets on the grid
     # ~0.43 -> ~0.85 of the time, as often as the songs' own piano parts (docs/tuning.md)
