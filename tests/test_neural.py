@@ -315,13 +315,13 @@ def test_grid_puts_more_onsets_on_the_sixteenths_with_a_beat_clock_only(model):
 def test_heard_events_carry_the_chord_the_model_hears(model):
     import numpy as np
 
-    p = make(model, "call")
+    p = make(model, "call", chord_candidates=0)  # the chord head's guess alone
     expected = int(np.argmax(p.engine.logits(2, (0, 0, p.vocab.pos_unknown))))
     p.hear(TimedNote(0.0, 0, 60, 90), 0.0)
     row = p.engine.tokens()[-1]
     assert row[2] == expected == p.chord and row[5] == p.vocab.pos_unknown and row[6] == 0  # free time
-    p = make(model, "call", chord_candidates=p.vocab.n_chord)  # the heard pitch weighs in: the exact posterior
-    expected = p.sampler.heard_chord(p.engine, (0, 0, p.vocab.pos_unknown), 60, p.vocab.n_chord)
+    p = make(model, "call", chord_candidates=p.vocab.n_chord, chord_prior=0.5)  # the heard pitch weighs in
+    expected = p.sampler.heard_chord(p.engine, (0, 0, p.vocab.pos_unknown), 60, p.vocab.n_chord, 0.5)
     p.hear(TimedNote(0.0, 0, 60, 90), 0.0)
     assert p.engine.tokens()[-1][2] == expected == p.chord
 
