@@ -44,11 +44,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     n.add_argument("--top-p", type=float, help=f"nucleus sampling mass (default {_NEURAL.top_p})")
     n.add_argument("--harmony", type=float, help=f"0 = off .. 1 = strong: note-ons lean to the tones of the chord "
                    f"the model hears (default {_NEURAL.harmony})")
+    n.add_argument("--grid", type=float, help=f"0 = off .. 1 = strong: with a beat clock, onsets lean to the "
+                   f"16th-note grid (default {_NEURAL.grid})")
     n.add_argument("--density", type=float, help=f"> 0 denser, < 0 sparser (about -2..2; default {_NEURAL.density})")
     n.add_argument("--pitch-range", metavar="LO:HI", help=f"MIDI notes the machine may play (default {_PERFORMER.pitch_low}:{_PERFORMER.pitch_high})")
     n.add_argument("--max-polyphony", type=int, help=f"most machine notes sounding at once (default {_PERFORMER.max_polyphony})")
-    n.add_argument("--grid", type=float, metavar="BEATS",
-                   help="tempo sync: while MIDI clock comes in, put machine notes on this grid "
+    n.add_argument("--grid-beats", type=float, metavar="BEATS",
+                   help="hard quantise: while MIDI clock comes in, put machine notes on this grid "
                         f"(0.5 = eighths, 0.25 = sixteenths; default {_NEURAL.grid_beats} = free time)")
 
 
@@ -63,9 +65,8 @@ def _config(args: argparse.Namespace, extra: list[str] = ()) -> DaemonConfig:
         if getattr(args, flag) is not None:
             overrides.append(f"{key}={_toml_str(getattr(args, flag))}")
     for flag, key in (("temperature", "neural.temperature"), ("top_p", "neural.top_p"),
-                      ("density", "neural.density"), ("harmony", "neural.harmony"),
-                      ("max_polyphony", "performer.max_polyphony"),
-                      ("grid", "neural.grid_beats")):
+                      ("density", "neural.density"), ("harmony", "neural.harmony"), ("grid", "neural.grid"),
+                      ("max_polyphony", "performer.max_polyphony"), ("grid_beats", "neural.grid_beats")):
         if getattr(args, flag) is not None:
             overrides.append(f"{key}={getattr(args, flag)}")
     if args.pitch_range:

@@ -3,7 +3,7 @@ address under /livejam/, and the session's status sent back to whoever asks.
 
     /livejam/temperature 0.8      /livejam/density -1        /livejam/range 48 72 (or a centre: 60)
     /livejam/mode duet            /livejam/reset             /livejam/panic
-    /livejam/end_phrase           /livejam/harmony X (0..1)
+    /livejam/end_phrase           /livejam/harmony X (0..1)  /livejam/grid X (0..1)
     /livejam/status [PORT]        -> /livejam/status/<name> value ... to the sender (or PORT on its host)
     /livejam/subscribe [PORT]     the same status, pushed `osc.push_hz` times a second; /livejam/unsubscribe
 

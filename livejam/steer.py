@@ -15,7 +15,7 @@ from typing import Callable
 
 from livejam.config import DaemonConfig
 
-CONTROLS = ("temperature", "density", "range", "mode", "reset", "panic", "end_phrase", "harmony")
+CONTROLS = ("temperature", "density", "range", "mode", "reset", "panic", "end_phrase", "harmony", "grid")
 
 
 class SteerError(ValueError):
@@ -61,6 +61,8 @@ class Steer:
             number, value = self.phrase_end_cc, 127
         elif name == "harmony":  # 0 (off) .. 1 (strong lean to the chord's tones)
             number, value = self.cc.harmony, _scale(self._number(name, values), 0.0, 1.0)
+        elif name == "grid":  # 0 (off) .. 1 (strong lean of onsets to the 16th grid)
+            number, value = self.cc.grid, _scale(self._number(name, values), 0.0, 1.0)
         else:
             raise SteerError(f"unknown control {name!r}; known: {', '.join(CONTROLS)}")
         if number < 0:

@@ -265,6 +265,70 @@ def test_harmony_leans_note_ons_to_the_sampled_chord(model):
     assert off < 0.5 < on  # an untrained model: chance (3-4 of 12 pitch classes) without the lean
 
 
+def test_heard_chord_weighs_the_chord_heads_guess_by_the_heard_pitch(model):
+    v = model.info.vocab
+    e, sampler = Engine(model), EventSampler(v)
+    e.prefill(events(v, 20, seed=13))
+    cond = (0, 3, 12)  # the human's part, 3 ticks on, 12 ticks into the bar
+
+    def log_softmax(x):
+        x = x.astype(np.float64)
+        return x - x.max() - np.log(np.exp(x - x.max()).sum())
+
+    prior = log_softmax(e.logits(2, cond))
+    assert sampler.heard_chord(e, cond, 60, 0) == sampler.heard_chord(e, cond, 60, 1) == int(prior.argmax())
+    for pitch in (60, 61, 67):  # every chord a candidate: the exact posterior's argmax
+        posterior = [prior[c] + log_softmax(e.logits(3, (*cond, c)))[pitch] for c in range(v.n_chord)]
+        assert sampler.heard_chord(e, cond, pitch, v.n_chord) == int(np.argmax(posterior))
+    top3 = set(np.argsort(-prior)[:3].tolist())
+    assert sampler.heard_chord(e, cond, 61, 3) in top3
+    for w in (0.0, 0.3):  # the guess weighs less against the pitch; 0: the pitch alone decides
+        posterior = [w * prior[c] + log_softmax(e.logits(3, (*cond, c)))[61] for c in range(v.n_chord)]
+        assert sampler.heard_chord(e, cond, 61, v.n_chord, w) == int(np.argmax(posterior))
+
+
+def sampled_onsets(model, grid: float, phase0: int | None, n: int = 300) -> list[int]:
+    """Tick (from the first event's beat) of each of n events sampled and fed back in turn, as the
+    performer does on a virtual clock; the beat phase is told the sampler when `phase0` is not None."""
+    v = model.info.vocab
+    e, sampler, notes = Engine(model), EventSampler(v), NoteTracker(v)
+    rng = np.random.default_rng(5)
+    tick, out = 0, []
+    for _ in range(n):
+        phase = None if phase0 is None else (phase0 + tick) % v.ticks_per_beat
+        row = sampler.sample(e, Constraints(parts=(1,), grid=grid, beat_phase=phase, max_polyphony=64), notes, rng)
+        tick += int(row[1])
+        out.append(tick)
+        e.feed(row)
+        notes.observe(row)
+    return out
+
+
+def test_grid_leans_onsets_to_the_sixteenths_of_the_beat(model):
+    tpb = model.info.vocab.ticks_per_beat
+
+    def on_grid(ticks, phase0):
+        return np.mean([(phase0 + t) % (tpb // 4) == 0 for t in ticks])
+
+    for phase0 in (0, 1):  # the first event on a 16th, and one tick after it
+        off = on_grid(sampled_onsets(model, 0.0, phase0), phase0)
+        on = on_grid(sampled_onsets(model, 1.0, phase0), phase0)
+        assert on > off + 0.2 and on > 0.8, (phase0, off, on)
+    # free time (no beat phase): no grid to lean to, the same draws as without the control
+    assert sampled_onsets(model, 1.0, None, 60) == sampled_onsets(model, 0.0, None, 60)
+
+
+def test_grid_bias_favours_sixteenths_then_triplets():
+    from livejam.engine.sampling import GRID_NATS, TRIPLET_SHARE, grid_bias
+    from livejam.events import Vocab
+
+    b = grid_bias(Vocab(), 1.0, 1)  # the last event one tick into its beat (12 ticks a beat)
+    assert b[2] == b[5] == b[11] == GRID_NATS  # onsets on ticks 3, 6, 12 (the next beat)
+    assert b[3] == b[7] == TRIPLET_SHARE * GRID_NATS  # ticks 4 and 8: 8th-note triplets
+    assert b[0] == b[1] == b[4] == 0.0  # ticks 1, 2, 5: neither
+    assert np.all(grid_bias(Vocab(), 0.0, 1) == 0.0)
+
+
 # --- the fast paths keep the plain results -----------------------------------------------------
 
 def plain_sample_logits(logits, allowed, temperature, top_p, min_p, rng):

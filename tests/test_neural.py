@@ -124,6 +124,9 @@ def test_controls_switch_mode_change_sampling_and_panic(model):
     assert p.constraints.temperature == pytest.approx(0.05)
     p.control(cc.pitch_centre, 127, 0.0)
     assert p.constraints.pitch_range == (72, 108)
+    p.control(cc.grid, 127, 0.0)
+    p.control(cc.harmony, 0, 0.0)
+    assert p.constraints.grid == 1.0 and p.constraints.harmony == 0.0
     t = phrase(p, wire, 0.0)
     run_until(p, wire, t, t + 1.0)
     assert all(72 <= n.pitch <= 108 for n in wire.notes if n.velocity > 0)
@@ -247,14 +250,80 @@ def test_on_a_beat_grid_note_ons_land_on_ticks_and_events_know_their_bar(model):
     assert not wire.sounding
 
 
+def human_soonest(p: NeuralPerformer) -> list[int]:
+    """Make p's model guess "the human plays next, as soon as allowed"; returns the list of each draw's min dt."""
+    sample, drawn = p.sampler.sample, []
+
+    def guess(engine, c, notes, rng, next_pos=None):
+        row = sample(engine, c, notes, rng, next_pos)
+        if 0 in c.parts:
+            row[0], row[1] = 0, c.min_dt_bin
+        drawn.append(c.min_dt_bin)
+        return row
+
+    p.sampler.sample = guess
+    return drawn
+
+
+def test_the_human_predicted_at_this_very_instant_is_asked_for_later(model):
+    """Duet: the guess "the human plays next, at once" (dt 0: the last event's time, which is now) when
+    nothing came is drawn again for after now, not resampled again and again at the same instant."""
+    p, wire = make(model, "duet", duet_idle_stop_s=100.0), Wire()
+    t = phrase(p, wire, 0.0)  # free time from 0 s: these times are exact ticks
+    drawn = human_soonest(p)
+    p.hear(TimedNote(t, 0, 72, 90), t)
+    p.last_machine_on = t  # the machine just played: whose turn is next is the model's to say
+    wire.take(p.poll(t))
+    assert drawn == [0, 1] and p.pending_time > t
+
+
+def test_a_whole_tick_of_silence_that_computes_a_hair_short_is_still_past(model):
+    """On this grid one tick after beat 0 (0.15 s) reads back as 0.9999999999999998 ticks of silence:
+    the soonest time allowed is the tick after it, not now again (a resampling storm)."""
+    p, wire = make(model, "duet", duet_idle_stop_s=100.0), Wire()
+    p.set_beats(BeatGrid([0.1 + 0.6 * i for i in range(64)]))
+    drawn = human_soonest(p)
+    p.last_machine_on = 0.1
+    p.hear(TimedNote(0.1, 0, 72, 90), 0.1)
+    wire.take(p.poll(0.1))
+    assert drawn == [0, 1] and p.pending_time == pytest.approx(0.15)
+    wire.take(p.poll(0.15))
+    assert drawn == [0, 1, 2] and p.pending_time == pytest.approx(0.2)
+
+
+def machine_onsets(model, grid: float, beats) -> list[float]:
+    p, wire = make(model, "duet", seed=3, grid=grid, density=1.0, duet_idle_stop_s=100.0), Wire()
+    p.set_beats(beats)
+    t = phrase(p, wire, 0.1, pitches=(60, 62, 64, 65, 67) * 3)  # every 0.25 s: off the 0.15 s 16ths
+    run_until(p, wire, t, t + 10.0)
+    return [n.time for n in wire.notes if n.velocity > 0 and n.part == 1]
+
+
+def test_grid_puts_more_onsets_on_the_sixteenths_with_a_beat_clock_only(model):
+    grid = BeatGrid([0.1 + 0.6 * i for i in range(64)])  # 100 bpm: a 16th every 0.15 s
+
+    def on_16ths(times):
+        assert len(times) > 20, len(times)
+        return sum(abs(grid.beat_at(t) * 4 - round(grid.beat_at(t) * 4)) < 1e-6 for t in times) / len(times)
+
+    off, on = on_16ths(machine_onsets(model, 0.0, grid)), on_16ths(machine_onsets(model, 1.0, grid))
+    assert on > off + 0.2, (off, on)
+    free = machine_onsets(model, 1.0, None)
+    assert free and free == machine_onsets(model, 0.0, None)  # free time: no grid to lean to, the same notes
+
+
 def test_heard_events_carry_the_chord_the_model_hears(model):
     import numpy as np
 
-    p = make(model, "call")
+    p = make(model, "call", chord_candidates=0)  # the chord head's guess alone
     expected = int(np.argmax(p.engine.logits(2, (0, 0, p.vocab.pos_unknown))))
     p.hear(TimedNote(0.0, 0, 60, 90), 0.0)
     row = p.engine.tokens()[-1]
     assert row[2] == expected == p.chord and row[5] == p.vocab.pos_unknown and row[6] == 0  # free time
+    p = make(model, "call", chord_candidates=p.vocab.n_chord, chord_prior=0.5)  # the heard pitch weighs in
+    expected = p.sampler.heard_chord(p.engine, (0, 0, p.vocab.pos_unknown), 60, p.vocab.n_chord, 0.5)
+    p.hear(TimedNote(0.0, 0, 60, 90), 0.0)
+    assert p.engine.tokens()[-1][2] == expected == p.chord
 
 
 def test_free_time_then_a_beat_grid_keeps_the_timeline(model):

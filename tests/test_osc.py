@@ -72,8 +72,12 @@ def test_every_control_reaches_the_performer(running):
     client.send_message("/livejam/temperature", 0.8)
     client.send_message("/livejam/density", -1.5)
     client.send_message("/livejam/range", [48, 72])
-    deliver(s, 3)
+    client.send_message("/livejam/harmony", 0.25)
+    client.send_message("/livejam/grid", 0.75)
+    deliver(s, 5)
     assert perf.constraints.temperature == pytest.approx(0.8, abs=0.012)  # 7-bit CC resolution
+    assert perf.constraints.harmony == pytest.approx(0.25, abs=0.005)
+    assert perf.constraints.grid == pytest.approx(0.75, abs=0.005)
     assert perf.constraints.density == pytest.approx(-1.5, abs=0.04)
     lo, hi = perf.constraints.pitch_range
     assert (lo + hi) / 2 == pytest.approx(60, abs=1)

@@ -13,6 +13,9 @@ machine's note-ons are scored:
               onsets under "N" are not counted)
 - on_grid:    onset within 35 ms of the song's 16th-note grid (each annotated beat in four)
 - notes_per_s: note-ons per second of the melody's span
+- chord_match: the chord the machine played each note-on in (the chord it sampled, toward whose
+              tones `harmony` leans) is the annotated chord or nests with it (C in Cmaj7, C in Am7)
+- chord_root: ... has the annotated chord's root (both: onsets under "N" are not counted)
 Rows: the neural performer in duet and in call mode, the Markov continuator (call), the
 song's real PIANO part (the bar a human arranger sets) and random in-key notes (as many
 as the piano plays, at random times: what chance gives). `grid_vs_piano` and
@@ -37,7 +40,7 @@ from livejam.config import DaemonConfig, load
 from livejam.dispatch import build_performer
 from livejam.events import Note
 from livejam.midi.files import read_midi_tracks
-from livejam.harmony import chord_tones, parse_chord, root_pc
+from livejam.harmony import chord_tones, parse_chord, root_pc, split_id
 
 log = logging.getLogger("quality")
 POP909 = Path(__file__).resolve().parents[2] / "shared" / "data" / "pop909"
@@ -59,7 +62,7 @@ class Song:
         self.chords = []
         for line in (folder / "chord_midi.txt").read_text().splitlines():
             start, end, label = line.split("\t")
-            self.chords.append((float(start), float(end), chord_tones(parse_chord(label.strip())) or None))
+            self.chords.append((float(start), float(end), parse_chord(label.strip()) or None))  # chord id; N: None
         self.keys = []
         for line in (folder / "key_audio.txt").read_text().splitlines():
             start, end, label = line.split("\t")
@@ -81,20 +84,34 @@ class Song:
         sixteenth = round(self.beats.beat_at(t) * 4) / 4
         return abs(self.beats.time_at(sixteenth) - t) <= GRID_TOLERANCE_S
 
-    def score(self, notes: list[Note]) -> dict:
+    def score(self, notes: list[Note], played_chords: list[tuple[float, int]] | None = None) -> dict:
+        """Rates of `notes`; with `played_chords` ((time, chord id) at each machine note-on) also
+        how often that chord agrees with the annotation."""
         in_key = chord_hit = chord_total = grid = 0
         for n in notes:
             scale = _at(self.keys, n.start)
             in_key += scale is None or (n.pitch % 12) in scale
-            tones = _at(self.chords, n.start)
-            if tones is not None:
+            cid = _at(self.chords, n.start)
+            if cid is not None:
                 chord_total += 1
-                chord_hit += (n.pitch % 12) in tones
+                chord_hit += (n.pitch % 12) in chord_tones(cid)
             grid += self.on_grid(n.start)
         count = len(notes)
         ratio = (lambda a, b: a / b if b else None)  # noqa: E731  no notes: nothing to score, not a zero
-        return {"notes": count, "in_key": ratio(in_key, count), "chord_tone": ratio(chord_hit, chord_total),
-                "on_grid": ratio(grid, count), "notes_per_s": count / max(self.duration, 1e-9)}
+        out = {"notes": count, "in_key": ratio(in_key, count), "chord_tone": ratio(chord_hit, chord_total),
+               "on_grid": ratio(grid, count), "notes_per_s": count / max(self.duration, 1e-9)}
+        if played_chords is not None:
+            match = root = total = 0
+            for t, played in played_chords:
+                annotated = _at(self.chords, t)
+                if annotated is None or not self.start <= t < self.start + self.duration:
+                    continue
+                total += 1
+                a, b = chord_tones(annotated), chord_tones(played)
+                match += bool(b) and (a <= b or b <= a)
+                root += bool(b) and split_id(played)[0] == split_id(annotated)[0]
+            out.update(chord_match=ratio(match, total), chord_root=ratio(root, total))
+        return out
 
     def random_in_key(self, count: int, rng: np.random.Generator) -> list[Note]:
         """`count` notes at uniform random times over the melody's span, random pitches of the key."""
@@ -113,17 +130,28 @@ def _at(segments, t: float):
     return None
 
 
-def simulate(song: Song, config: DaemonConfig) -> tuple[list[Note], int]:
+def simulate(song: Song, config: DaemonConfig) -> tuple[list[Note], int, list[tuple[float, int]] | None]:
     """The machine's notes when the song's MELODY (within the scored span) is the human, on the
-    song's annotated beats: what `livejam simulate --human-track MELODY --beats beat_midi.txt` does."""
+    song's annotated beats: what `livejam simulate --human-track MELODY --beats beat_midi.txt` does;
+    also the number left sounding and (the neural performer) the chord of each of its note-ons."""
     from livejam.events import timed_to_notes
     from livejam.simulate import human_events, run_virtual
 
     performer = build_performer(config, strict=True)
     performer.set_beats(song.beats)
+    chords = None
+    if hasattr(performer, "chord"):  # the neural performer: its `chord` is the one it plays in when it emits
+        chords, emit = [], performer._emit
+
+        def emit_noting_chord(note):
+            if note.velocity > 0:
+                chords.append((note.time, int(performer.chord)))
+            emit(note)
+
+        performer._emit = emit_noting_chord
     run = run_virtual(human_events(song.melody), performer, config, tail_s=2.0)
     machine = [n for n in timed_to_notes(run.machine_notes()) if n.start < song.start + song.duration]
-    return machine, int(run.summary["sounding_at_end"])
+    return machine, int(run.summary["sounding_at_end"]), chords
 
 
 def row_config(row: str, base: DaemonConfig) -> DaemonConfig:
@@ -142,7 +170,8 @@ def summarise(per_song: list[dict], rows: list[str]) -> dict:
     mean = {}
     for row in rows:
         cells = [s[row] for s in per_song if row in s]
-        keys = ("in_key", "chord_tone", "on_grid", "notes_per_s", "grid_vs_piano", "nps_vs_piano")
+        keys = ("in_key", "chord_tone", "chord_match", "chord_root", "on_grid", "notes_per_s", "grid_vs_piano",
+                "nps_vs_piano")
         mean[row] = {k: _mean([c.get(k) for c in cells]) for k in keys}
         mean[row]["sounding_at_end"] = int(sum(c.get("sounding_at_end", 0) for c in cells))
     return mean
@@ -169,14 +198,15 @@ def verdicts(mean: dict) -> list[str]:
 
 
 def format_table(result: dict) -> str:
-    cols = ("in_key", "chord_tone", "on_grid", "grid_vs_piano", "notes_per_s", "nps_vs_piano")
+    cols = ("in_key", "chord_tone", "chord_match", "chord_root", "on_grid", "grid_vs_piano", "notes_per_s",
+            "nps_vs_piano")
     span = f"first {result['seconds']:g} s of each" if result["seconds"] else "whole songs"
     lines = [f"{len(result['songs'])} held-out POP909 songs ({span}): {' '.join(result['songs'])}",
              f"settings: {result['settings']}", "",
-             f"{'':16}" + "".join(f"{c:>14}" for c in cols) + f"{'sounding':>10}"]
+             f"{'':8}" + "".join(f"{c:>14}" for c in cols) + f"{'sounding':>10}"]
     for row, m in result["mean"].items():
         cells = "".join(f"{m[c]:14.3f}" if m[c] is not None else f"{'-':>14}" for c in cols)
-        lines.append(f"{row:16}{cells}{m['sounding_at_end']:>10}")
+        lines.append(f"{row:8}{cells}{m['sounding_at_end']:>10}")
     lines += ["", *verdicts(result["mean"])]
     return "\n".join(lines)
 
@@ -217,10 +247,10 @@ def main(argv: list[str] | None = None) -> int:
             if row == "piano":
                 continue
             if row == "random":
-                notes, sounding = song.random_in_key(len(song.piano), rng), 0
+                notes, sounding, chords = song.random_in_key(len(song.piano), rng), 0, None
             else:
-                notes, sounding = simulate(song, row_config(row, base))
-            s = song.score(notes)
+                notes, sounding, chords = simulate(song, row_config(row, base))
+            s = song.score(notes, chords)
             s["sounding_at_end"] = sounding
             s["grid_vs_piano"] = s["on_grid"] / piano["on_grid"] if s["on_grid"] is not None else None
             s["nps_vs_piano"] = s["notes_per_s"] / piano["notes_per_s"] if piano["notes_per_s"] else None

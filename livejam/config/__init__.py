@@ -89,6 +89,7 @@ class ControlMap:
     reset: int = 25  # >= 64: forget the context
     panic: int = 26  # >= 64: end every machine note now
     harmony: int = 27  # 0..127 -> harmony 0 (off) .. 1 (strong lean to the chord's tones)
+    grid: int = 28  # 0..127 -> grid 0 (off) .. 1 (strong lean of onsets to the 16th grid)
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class NeuralConfig:
     mode: Literal["call", "duet"] = "call"
     temperature: float = 0.7  # part, pitch, velocity
     dt_temperature: float = 1.0  # timing (see Constraints.dt_temperature)
+    chord_temperature: float = 0.7  # the chord the machine plays in (see Constraints.chord_temperature)
     top_p: float = 0.9
     min_p: float = 0.0
     key: str = "auto"  # "" = no key lock, "auto" = estimated from the human, or e.g. "C:minor"
@@ -106,6 +108,19 @@ class NeuralConfig:
     # 0 = off .. 1 = strong: machine note-ons lean toward the tones of the chord the model
     # predicts for that moment (on top of `key`)
     harmony: float = 0.5
+    # The chord under a heard note-on: the chord head's N likeliest chords weighed by how well each
+    # explains the heard pitch (the pitch head, N runs a note-on: 12 ~0.5 ms); 0 = the chord head's
+    # guess alone, from who plays and when, before the pitch is known
+    chord_candidates: int = 12
+    # ... and the weight of that guess against the pitch (see EventSampler.heard_chord): 1 = Bayes'
+    # rule; lower keeps an early wrong reading from holding (the model learnt to repeat the chord);
+    # 0: the guess only picks the candidates, the pitch decides. 12 and 0: duet chord tones
+    # 0.44 -> 0.51, in key 0.94 -> 0.97 (docs/tuning.md)
+    chord_prior: float = 0.0
+    # 0 = off .. 1 = strong: with a beat clock, machine onsets lean toward the 16th-note grid
+    # (8th-note triplets at half strength); no effect in free time. 1: duet onsets on the grid
+    # ~0.43 -> ~0.85 of the time, as often as the songs' own piano parts (docs/tuning.md)
+    grid: float = 1.0
     min_note_ms: float = 30.0
     pitch_span: int = 18  # half-width of the pitch range when the pitch-centre control moves it
     duet_idle_stop_s: float = 8.0
@@ -287,6 +302,10 @@ RANGES: dict[tuple[str, str], tuple[float | None, float | None, bool, bool]] = {
     ("neural", "max_events_per_poll"): (1, 100_000, True, True),
     ("neural", "grid_beats"): (0.0, 16.0, True, True),
     ("neural", "harmony"): (0.0, 1.0, True, True),
+    ("neural", "grid"): (0.0, 1.0, True, True),
+    ("neural", "chord_temperature"): (0.0, 10.0, True, True),
+    ("neural", "chord_candidates"): (0, 181, True, True),
+    ("neural", "chord_prior"): (0.0, 10.0, True, True),
 }
 
 

@@ -4,7 +4,8 @@ One event is sampled field by field in the heads' order part -> dt -> chord ->
 pitch -> vel; before each field is drawn its logits are masked (or biased) by the
 constraints that concern it, so a later field always sees the earlier choices.
 The chord head is sampled like any field: the model's own idea of the harmony
-at that moment, which the `harmony` control then leans the pitch toward. Masks are applied
+at that moment, which the `harmony` control then leans the pitch toward; the `grid` control
+leans dt toward onsets on the beat clock's 16th grid. Masks are applied
 in priority order; a mask that would leave nothing to sample is dropped (and
 counted in `EventSampler.fallbacks`), and if nothing at all is allowed the
 argmax of the unmasked logits is taken. Sampling never raises on a constraint.
@@ -28,6 +29,12 @@ from livejam.events import COLUMNS, Vocab
 from livejam.harmony import NO_CHORD, tone_table
 
 HARMONY_NATS = 4.0  # the pitch bias toward chord tones at harmony = 1 (e^4: ~55x more likely)
+GRID_NATS = 4.0  # the dt bias toward onsets on a 16th of the beat at grid = 1
+# Onsets on an 8th-note triplet (a third of a beat) get this share of the grid's lean: swing and
+# triplet figures are musical and the 12-tick lattice holds them exactly, so the grid should not
+# iron them out, but where the model is undecided the straight 16th wins. The other ticks (1/12,
+# 1/6 beat off a 16th) are the timing noise the grid is there to clean up: no lean.
+TRIPLET_SHARE = 0.5
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +48,9 @@ class Constraints:
     # collapses it to its mode (often 0: chords), which crowds the output; rhythm keeps
     # its variety at 1 while pitches are sampled more conservatively.
     dt_temperature: float | None = None
+    # The chord field's own temperature (None: `temperature`): low keeps the machine on the
+    # model's likeliest reading of the harmony, which its pitches then lean to (`harmony`).
+    chord_temperature: float | None = None
     top_p: float = 1.0  # nucleus: smallest set with this much probability (1 = off)
     min_p: float = 0.0  # drop tokens below min_p * p(best) (0 = off)
     parts: tuple[int, ...] | None = None  # allowed parts (None: every playable part)
@@ -53,6 +63,10 @@ class Constraints:
     density: float = 0.0  # > 0 biases dt shorter (denser), < 0 longer (sparser); ~1 is strong
     min_dt_bin: int = 0  # only-future: dt (ticks) >= this (e.g. the silence since the last event)
     harmony: float = 0.0  # 0 = off .. 1 = strong: note-on pitches lean to the tones of the sampled chord
+    grid: float = 0.0  # 0 = off .. 1 = strong: dt leans to onsets on the 16th grid (needs beat_phase)
+    # Ticks of the last event into its beat (the caller sets it per sample from its beat clock);
+    # None: free time, where there is no grid to lean to.
+    beat_phase: int | None = None
 
 
 class NoteTracker:
@@ -149,6 +163,23 @@ def _static_masks(vocab: Vocab, parts: tuple[int, ...] | None, pitch_range: tupl
     return playable, allowed_parts, ticks, min_dt, dt_bias, in_range, in_key
 
 
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    """Log-probabilities of logits along the last axis."""
+    z = x - x.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+@lru_cache(maxsize=256)
+def grid_bias(vocab: Vocab, grid: float, phase: int) -> np.ndarray:
+    """(n_dt,) dt bias for an event `phase` ticks into its beat: GRID_NATS * grid for a dt whose onset
+    falls on a 16th of a beat, TRIPLET_SHARE of that on an 8th-note triplet, 0 elsewhere."""
+    tpb = vocab.ticks_per_beat
+    at = (phase + np.arange(vocab.n_dt)) % tpb  # (n_dt,) the onset's tick in its beat
+    sixteenth = (at * 4) % tpb == 0
+    triplet = ((at * 3) % tpb == 0) & ~sixteenth
+    return (grid * GRID_NATS * (sixteenth + TRIPLET_SHARE * triplet)).astype(np.float32)
+
+
 class EventSampler:
     """Samples whole events from an Engine under Constraints."""
 
@@ -186,6 +217,26 @@ class EventSampler:
         t = c.temperature if temperature is None else temperature
         return sample_logits(logits, allowed, t, c.top_p, c.min_p, rng)
 
+    def heard_chord(self, engine, cond, pitch: int, candidates: int, prior_weight: float = 1.0) -> int:
+        """The chord under a heard event (cond: its part, dt, pos) that was this pitch: among the chord
+        head's `candidates` likeliest, the one that best explains the pitch, by
+        prior_weight * log p(chord | context) + log p(pitch | context, chord) (the pitch head once per
+        candidate). candidates <= 1: the chord head's best guess alone, from who plays and when.
+
+        prior_weight 1 is Bayes' rule with the model as trained, on contexts whose chords were the
+        annotated ones; live they are its own readings, which it learnt to repeat, so a first wrong
+        reading would stay: below 1 the heard pitches weigh more than that habit."""
+        logits = engine.logits(2, cond)  # (n_chord,)
+        if candidates <= 1:
+            return int(logits.argmax())
+        prior = _log_softmax(logits.astype(np.float64))
+        top = np.argpartition(-prior, min(candidates, len(prior)) - 1)[:candidates]  # (K,)
+        lp = np.empty((len(top), self.vocab.n_pitch))  # (K, n_pitch) pitch logits under each candidate
+        for i, chord in enumerate(top):
+            lp[i] = engine.logits(3, (cond[0], cond[1], cond[2], int(chord)))
+        score = prior_weight * prior[top] + _log_softmax(lp)[:, pitch]  # (K,)
+        return int(top[score.argmax()])
+
     def sample(self, engine, c: Constraints, notes: NoteTracker, rng: np.random.Generator,
                next_pos: Callable[[int], int] | None = None) -> np.ndarray:
         """(7,) int64 row for the event after the engine's context: part, dt, chord, pitch, vel
@@ -206,12 +257,15 @@ class EventSampler:
         if c.max_note_ms is not None and sounding:
             slack = min(sounding.values()) + c.max_note_ms - notes.time_ms  # ms until the oldest is due
             deadline_mask = dt_ms <= max(slack, 0.0)
+        if c.grid > 0.0 and c.beat_phase is not None:
+            lean = grid_bias(v, float(c.grid), int(c.beat_phase))
+            dt_bias = lean if dt_bias is None else dt_bias + lean
         dt = self._pick(engine, 1, cond, (("min_dt", min_dt), ("max_note", deadline_mask)), c, rng, c.dt_temperature,
                         dt_bias)
         row[1] = cond[1] = dt
         row[5] = cond[2] = next_pos(dt) if next_pos is not None else v.pos_unknown
 
-        chord = self._pick(engine, 2, cond, (), c, rng)
+        chord = self._pick(engine, 2, cond, (), c, rng, c.chord_temperature)
         row[2] = cond[3] = chord
 
         masks = []

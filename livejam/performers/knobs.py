@@ -18,6 +18,8 @@ def turn(c: Constraints, controls: ControlMap, number: int, value: int, pitch_sp
         return replace(c, density=(value - 64) / 32)  # 64 = as the model likes
     if number == controls.harmony:
         return replace(c, harmony=value / 127)
+    if number == controls.grid:
+        return replace(c, grid=value / 127)
     if number == controls.pitch_centre:
         centre = 30 + round(60 * value / 127)
         return replace(c, pitch_range=(max(0, centre - pitch_span), min(127, centre + pitch_span)))

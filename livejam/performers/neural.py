@@ -5,10 +5,10 @@ and played, on one quantised timeline (`EventCoder`) counted in the beats of a B
 (the live beat clock, a file's beats in simulate, or free time). Every event carries
 its bar position and tempo; a heard event also the chord the model hears under it (its
 chord head's best guess), a played one the chord it sampled, toward whose tones the
-`harmony` control leans the pitches. At most one *pending* prediction (the next machine
-event and its time) is held: human input that comes first is fed and the prediction
-dropped; when its time comes within the lookahead it is committed (fed, handed out) and
-the next is sampled, "only future times" allowed, so the silence so far is respected.
+`harmony` control leans the pitches (`grid` leans its onsets to the beat's 16ths). At most
+one *pending* prediction (the next machine event and its time) is held: human input that
+comes first is fed and the prediction dropped; when its time comes within the lookahead it
+is committed (fed, handed out) and the next is sampled, "only future times" allowed.
 
 Modes: call listens, and when the human's phrase ends continues the human's part (part 0)
 until the human plays again (barge-in: `Cancel`) or `max_answer_s` passes; duet plays
@@ -63,7 +63,7 @@ class NeuralPerformer:
             raise ValueError(f"mode must be one of {MODES}, got {neural.mode!r}")
         self.constraints = Constraints(
             temperature=neural.temperature, dt_temperature=neural.dt_temperature, top_p=neural.top_p,
-            min_p=neural.min_p,
+            min_p=neural.min_p, grid=neural.grid, chord_temperature=neural.chord_temperature,
             pitch_range=(config.pitch_low, config.pitch_high), max_polyphony=config.max_polyphony,
             min_note_ms=neural.min_note_ms, max_note_ms=config.max_note_s * 1000.0, density=neural.density,
             key=neural.key if neural.key not in ("", "auto") else None, harmony=neural.harmony)
@@ -93,8 +93,7 @@ class NeuralPerformer:
     def _warm_up(self, steps: int = 32) -> None:
         """Run the graphs before the ports open, so the first real step is not the slowest."""
         for _ in range(steps):
-            token = self.sampler.sample(self.engine, self.constraints, self.tracker, self.rng)
-            self.engine.feed(token)
+            self.engine.feed(self.sampler.sample(self.engine, self.constraints, self.tracker, self.rng))
         self.engine.reset()
         self.tracker.reset()
         self.rng = np.random.default_rng(self.rng.integers(2**63))
@@ -244,7 +243,6 @@ class NeuralPerformer:
         self.answer_end = None
         return offs
 
-
     def _active(self, now: float) -> bool:
         if self.mode == "call":
             return self.answer_end is not None and now < self.answer_end
@@ -288,8 +286,8 @@ class NeuralPerformer:
         if silence >= v.max_dt_ticks:  # longer than dt reaches: the model cannot be told; keep it in range
             coder.beat += (int(silence) - v.max_dt_ticks // 2) / v.ticks_per_beat
             silence -= int(silence) - v.max_dt_ticks // 2
-        # only future times (strictly after now): the silence so far is known
-        min_dt = min(int(np.floor(silence)) + 1, v.max_dt_ticks) if silence > 0 else 0
+        # only future times (strictly after now; + 1e-6: a whole tick of silence may compute a hair short)
+        min_dt = min(int(np.floor(silence + 1e-6)) + 1, v.max_dt_ticks) if silence > 0 else 0
         bpm = coder.beats.bpm_at(now)
         self.tracker.ms_per_tick = 60000.0 / ((bpm or 120.0) * v.ticks_per_beat)
         if self.mode == "call":
@@ -299,8 +297,11 @@ class NeuralPerformer:
             parts = (MACHINE_PART,)
         else:
             parts = (HUMAN_PART, MACHINE_PART)
-        c = replace(self.constraints, parts=parts, min_dt_bin=min_dt)
+        phase = round(coder.beat * v.ticks_per_beat) % v.ticks_per_beat if bpm else None  # free time: no grid
+        c = replace(self.constraints, parts=parts, min_dt_bin=min_dt, beat_phase=phase)
         self._draw(c, coder)
+        if self._expects_human() and self.pending_time <= now:  # "the human, at once", and nothing came:
+            self._draw(replace(c, min_dt_bin=max(min_dt, 1)), coder)  # ask for later (or the machine now)
         if self._expects_human() and self.sounding:
             deadline = min(self.sounding.values()) + self.config.max_note_s
             if self.pending_time > deadline:  # its held notes must end before then: the machine moves
@@ -315,11 +316,10 @@ class NeuralPerformer:
         self.pending = row
 
     def _hear_chord(self, row: np.ndarray) -> None:
-        """The chord under a heard event: the chord head's best guess given who plays and when
-        (the model's harmonic reading of the human, fed back as context)."""
-        cond = (int(row[0]), int(row[1]), int(row[5]))
-        self.chord = int(np.argmax(self.engine.logits(2, cond)))
-        row[2] = self.chord
+        """The chord under a heard event, the model's harmonic reading of the human fed back as context:
+        from who plays and when, and for a note-on also its pitch (NeuralConfig.chord_candidates)."""
+        k, w = (self.neural.chord_candidates, self.neural.chord_prior) if row[4] > 0 else (0, 1.0)
+        self.chord = row[2] = self.sampler.heard_chord(self.engine, row[[0, 1, 5]], int(row[3]), k, w)
 
     def _commit(self, now: float) -> None:
         t0 = time.perf_counter()

@@ -21,7 +21,7 @@ from livejam.ui.status import StatusReader
 
 log = logging.getLogger(__name__)
 
-TEMPERATURE_STEP, DENSITY_STEP = 0.1, 0.25
+TEMPERATURE_STEP, DENSITY_STEP, HARMONY_STEP, GRID_STEP = 0.1, 0.25, 0.1, 0.1
 
 
 class _EventHandler(logging.Handler):
@@ -141,6 +141,10 @@ class StatusAddon:
                 self.steer.set("temperature", c.temperature + (TEMPERATURE_STEP if key == "T" else -TEMPERATURE_STEP))
             elif key in "dD" and c is not None:
                 self.steer.set("density", c.density + (DENSITY_STEP if key == "D" else -DENSITY_STEP))
+            elif key in "hH" and c is not None:  # steer clamps to 0..1
+                self.steer.set("harmony", c.harmony + (HARMONY_STEP if key == "H" else -HARMONY_STEP))
+            elif key in "gG" and c is not None:
+                self.steer.set("grid", c.grid + (GRID_STEP if key == "G" else -GRID_STEP))
             elif key == "e":
                 self.steer.set("end_phrase")
             elif key == "r":

@@ -11,7 +11,8 @@ from livejam.ui.status import HUMAN, Snapshot
 COLOURS = {HUMAN: "bold blue", "machine": "bold dark_orange", "both": "bold magenta"}
 GLYPHS = {HUMAN: "█", "machine": "▒", "both": "▓"}  # apart without colour too (captures, colour-blind eyes)
 NAMES = "C C# D D# E F F# G G# A A# B".split()
-KEYS = "[m] mode  [t/T] temperature -/+  [d/D] density -/+  [e] end phrase  [r] reset  [p] panic  [q] quit"
+KEYS = ("[m] mode  [t/T] temperature -/+  [d/D] density -/+  [h/H] harmony -/+  [g/G] grid -/+\n"
+        "[e] end phrase  [r] reset  [p] panic  [q] quit")
 
 
 def note_name(p: int) -> str:
@@ -89,6 +90,7 @@ def render(snap: Snapshot, extra: str = "", width: int = 64, span_s: float = 8.0
         _line("controls", f"temperature {_fmt(c.get('temperature'))}", f"density {_fmt(c.get('density'))}",
               f"range {note_name(rng[0]) if rng[0] is not None else '-'}.."
               f"{note_name(rng[1]) if rng[1] is not None else '-'}"),
+        _line("", f"harmony {_fmt(c.get('harmony'))}", f"grid {_fmt(c.get('grid'))}"),
         _line("last minute", f"step p50 {_fmt(step['p50'], ' ms')} p99 {_fmt(step['p99'], ' ms')}",
               f"lateness p50 {_fmt(lat['p50'], ' ms')} p99 {_fmt(lat['p99'], ' ms')}", f"({lat['n']} events)"),
         _line("counters", f"in {k['in']} heard {k['heard']} played {k['played']}",

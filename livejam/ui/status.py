@@ -32,7 +32,7 @@ class Snapshot:
     t: float  # session seconds
     mode: str
     engine: str
-    controls: dict  # temperature, density, range, key
+    controls: dict  # temperature, density, harmony, grid, range, key
     bpm: float | None
     beat: float | None  # beats since the MIDI clock's start, when it runs
     counters: dict
@@ -124,7 +124,8 @@ class StatusReader:
             cfg = getattr(perf, "config", None)
             return {"range": (cfg.pitch_low, cfg.pitch_high)} if hasattr(cfg, "pitch_low") else {}
         return {"temperature": round(c.temperature, 2), "density": round(c.density, 2),
-                "range": tuple(c.pitch_range), "key": c.key or "-"}
+                "harmony": round(c.harmony, 2), "grid": round(c.grid, 2), "range": tuple(c.pitch_range),
+                "key": c.key or "-"}
 
     def _bpm(self) -> float | None:
         beat = self.s.dispatcher.beat  # the live beat clock: reads take no lock
