@@ -59,9 +59,12 @@ class PerformerConfig:
     answer_length_ratio: float = 1.0
     min_answer_s: float = 1.0
     max_answer_s: float = 16.0
-    # How far ahead of its play time a note is handed to the scheduler
-    # (>= p99 step + p99 scheduler lateness, see DESIGN.md).
-    lookahead_s: float = 0.015
+    # How far ahead of its play time a note is handed to the scheduler (>= p99 step + p99
+    # scheduler lateness, see DESIGN.md). On a loaded 2-core VM a live duet's lateness p99
+    # was ~30 ms at 0.015, 18 ms at 0.03 and 4.5 ms at 0.05 (no drops), same conditions
+    # (`python -m livejam.measure.duet --minutes 2 --set performer.lookahead_s=X`): the
+    # performer thread, not the scheduler, was late. 50 ms ahead is still inside a beat's 16th.
+    lookahead_s: float = 0.05
     # A machine note is ended after this long even if the model holds it.
     max_note_s: float = 4.0
     max_polyphony: int = 6
