@@ -25,12 +25,13 @@ def connect(midi, wanted: str) -> None:
 
 
 def wait_for(pred, timeout: float) -> bool:
+    """True as soon as pred() holds; False if it still does not at the deadline."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():
             return True
         time.sleep(0.01)
-    return False
+    return pred()
 
 
 def random_note(rng: random.Random) -> list[int]:

@@ -9,20 +9,12 @@ import time
 
 import pytest
 
+from tests.jack_player import wait_for
 from tests.test_e2e_jack import start_daemon
 
 pytestmark = pytest.mark.jack
 
 CLOCK, START, STOP = 0xF8, 0xFA, 0xFC
-
-
-def wait_for(pred, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
 
 
 def test_run_with_bpm_sends_midi_clock_a_second_process_receives(jack_server):

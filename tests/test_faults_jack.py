@@ -15,6 +15,7 @@ import pytest
 from livejam.config import MidiConfig
 
 from tests.conftest import ROOT, livejam_cmd
+from tests.jack_player import wait_for
 from tests.test_e2e_jack import input_total, run_player, start_daemon, unmatched_note_ons
 
 pytestmark = pytest.mark.jack
@@ -157,15 +158,6 @@ def test_startup_panic_on_an_existing_port_ends_every_note(jack_server):
     assert {(m[0] & 0x0F) for m in got if m[0] & 0xF0 == 0xB0 and m[1] == 123} == set(MidiConfig().channels)
 
 
-def _wait_for(pred, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def test_disconnect_and_reconnect_leave_no_note_stuck(jack_server):
     """Issue 10: jack_disconnect/jack_connect while playing left notes stuck on the
     synth: their note-offs went out while it was disconnected."""
@@ -187,14 +179,14 @@ def test_disconnect_and_reconnect_leave_no_note_stuck(jack_server):
             time.sleep(0.15)  # the phrase's rhythm
             tx.send_message([0x80, pitch, 0])
             time.sleep(0.05)
-        assert _wait_for(lambda: any(m[0] & 0xF0 == 0x90 and m[2] for m in heard), 30), ("no answer", heard[:20], lines)
+        assert wait_for(lambda: any(m[0] & 0xF0 == 0x90 and m[2] for m in heard), 30), ("no answer", heard[:20], lines)
         subprocess.run(["jack_disconnect", "livejam out:out", "stuck synth:in"], check=True, timeout=30)
         # the user's choice while the synth is still there: livejam does not connect it again
-        assert _wait_for(lambda: any("disconnected by hand: stuck synth:in" in line for line in lines), 30), lines
+        assert wait_for(lambda: any("disconnected by hand: stuck synth:in" in line for line in lines), 30), lines
         # every note started so far has had its note-off sent (to nobody, for the synth)
-        assert _wait_for(lambda: unmatched_note_ons(list(heard)) == [], 60)
+        assert wait_for(lambda: unmatched_note_ons(list(heard)) == [], 60)
         subprocess.run(["jack_connect", "livejam out:out", "stuck synth:in"], check=True, timeout=30)
-        assert _wait_for(lambda: any("output reconnected to stuck synth:in" in line for line in lines), 30), lines
+        assert wait_for(lambda: any("output reconnected to stuck synth:in" in line for line in lines), 30), lines
         proc.terminate()
         assert proc.wait(60) == 0, "".join(lines)
         synth.send_signal(signal.SIGTERM)

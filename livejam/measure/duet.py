@@ -66,6 +66,8 @@ def play(seconds: float, bpm: float, seed: int) -> int:
     """The player process: play the melody into livejam, count what comes back."""
     import rtmidi
 
+    from livejam.measure.jack import port_index
+
     api = rtmidi.API_UNIX_JACK
     out, inp = rtmidi.MidiOut(api, name=f"{PLAYER} out"), rtmidi.MidiIn(api, name=f"{PLAYER} in")
     heard = {"on": 0, "off": 0, "clock": 0}
@@ -92,12 +94,12 @@ def play(seconds: float, bpm: float, seed: int) -> int:
 
     inp.ignore_types(timing=False)
     inp.set_callback(on_message)
-    inp.open_port(_index(inp.get_ports(), f"{CLIENT} out:"), name="in")
-    out.open_port(_index(out.get_ports(), f"{CLIENT} in:"), name="out")
+    inp.open_port(port_index(inp.get_ports(), f"{CLIENT} out:"), name="in")
+    out.open_port(port_index(out.get_ports(), f"{CLIENT} in:"), name="out")
     print("player ready", flush=True)
     start, sent = time.perf_counter(), 0
-    events = sorted([(t, 0x90, p, v) for t, p, v, _ in melody(seconds, bpm, seed)]
-                    + [(t + d, 0x80, p, 0) for t, p, _, d in melody(seconds, bpm, seed)])
+    notes = melody(seconds, bpm, seed)
+    events = sorted([(t, 0x90, p, v) for t, p, v, _ in notes] + [(t + d, 0x80, p, 0) for t, p, _, d in notes])
     for t, status, pitch, vel in events:
         delay = start + t - time.perf_counter()
         if delay > 0:
@@ -109,13 +111,6 @@ def play(seconds: float, bpm: float, seed: int) -> int:
     with lock:
         print("player " + json.dumps({"sent": sent, **heard, "sounding": len(sounding)}), flush=True)
     return 0
-
-
-def _index(ports: list[str], prefix: str) -> int:
-    for i, name in enumerate(ports):
-        if name.startswith(prefix):
-            return i
-    raise SystemExit(f"player: no port starting with {prefix!r} in {ports}")
 
 
 class MinuteProbe:

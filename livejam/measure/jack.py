@@ -178,7 +178,8 @@ def livejam_echo(client: str) -> EchoPath:
                   "--set", f'midi.client_name="{client}"'])
 
 
-def _port(ports: list[str], wanted: str) -> int:
+def port_index(ports: list[str], wanted: str) -> int:
+    """Index of the first port whose name contains `wanted`."""
     for i, p in enumerate(ports):
         if wanted in p:
             return i
@@ -222,8 +223,8 @@ def round_trips(in_port: str, out_port: str, n: int, gap: float = 0.003, timeout
     out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=f"bench-tx-{tag}")
     try:
         inp.set_callback(on_message)
-        inp.open_port(_port(inp.get_ports(), out_port))
-        out.open_port(_port(out.get_ports(), in_port))
+        inp.open_port(port_index(inp.get_ports(), out_port))
+        out.open_port(port_index(out.get_ports(), in_port))
         _until_answered(out, got, settle_s)  # connections made: wait until the path really answers
         rtts = []
         for i in range(n):
