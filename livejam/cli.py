@@ -78,6 +78,13 @@ def _config(args: argparse.Namespace, extra: list[str] = ()) -> DaemonConfig:
     config = load(DaemonConfig, config_file(args), overrides)
     if args.model is not None:  # a path is no TOML value: set it on the loaded config
         config = replace(config, neural=replace(config.neural, model=args.model))
+    if config.neural.key not in ("", "auto"):  # a misspelt key would otherwise just lock nothing
+        from livejam.engine.keys import parse_key
+
+        try:
+            parse_key(config.neural.key)
+        except ValueError as e:
+            raise ConfigError(f"neural.key: {e}") from None
     return config
 
 

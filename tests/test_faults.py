@@ -95,7 +95,9 @@ def test_settings_out_of_range_are_refused_at_load(override):
         load(DaemonConfig, None, [override, "performer.pitch_high=90"] if "pitch_low" in override else [override])
 
 
-@pytest.mark.parametrize("args, word", [(["--temperature", "-1"], "temperature"), (["--top-p", "5"], "top_p"),
+@pytest.mark.parametrize("args, word", [(["--temperature", "-1"], "temperature"), (["--temperature", "5"], "temperature"),
+                                        (["--top-p", "5"], "top_p"), (["--key", "H:major"], "key"),
+                                        (["--key", "C:klingon"], "scale"),
                                         (["--max-polyphony", "0"], "max_polyphony"),
                                         (["--set", "midi.channels=[16]"], "channels"), (["--config", "."], "config")])
 def test_bad_options_exit_2_with_one_line(args, word):

@@ -263,6 +263,10 @@ class BeatConfig:
             raise ValueError("beat.clock_out needs beat.bpm: livejam can only send clock at its own tempo")
 
 
+# Sampling temperatures above 2 flatten every head toward uniform noise (pitches, rhythm and chords
+# all random): a typo, not a setting. The temperature CC and OSC span 0.05..1.5.
+TEMPERATURE_MAX = 2.0
+
 # Range of every numeric setting of `livejam run`/`simulate`: (section, key) ->
 # (low, high, low inclusive, high inclusive); None = unbounded. Checked when a
 # config is built (file, --set or flag alike): a value out of range is one line
@@ -292,8 +296,8 @@ RANGES: dict[tuple[str, str], tuple[float | None, float | None, bool, bool]] = {
     ("performer", "max_answer_events"): (1, 1_000_000, True, True),
     ("performer", "idle_wakeup_s"): (0.001, 10.0, True, True),
     ("performer", "held_key_timeout_s"): (0.0, 3600.0, False, True),
-    ("neural", "temperature"): (0.0, 10.0, True, True),
-    ("neural", "dt_temperature"): (0.0, 10.0, True, True),
+    ("neural", "temperature"): (0.0, TEMPERATURE_MAX, True, True),
+    ("neural", "dt_temperature"): (0.0, TEMPERATURE_MAX, True, True),
     ("neural", "top_p"): (0.0, 1.0, False, True),
     ("neural", "min_p"): (0.0, 1.0, True, False),
     ("neural", "density"): (-10.0, 10.0, True, True),
@@ -306,7 +310,7 @@ RANGES: dict[tuple[str, str], tuple[float | None, float | None, bool, bool]] = {
     ("neural", "grid_beats"): (0.0, 16.0, True, True),
     ("neural", "harmony"): (0.0, 1.0, True, True),
     ("neural", "grid"): (0.0, 1.0, True, True),
-    ("neural", "chord_temperature"): (0.0, 10.0, True, True),
+    ("neural", "chord_temperature"): (0.0, TEMPERATURE_MAX, True, True),
     ("neural", "chord_candidates"): (0, 181, True, True),
     ("neural", "chord_prior"): (0.0, 10.0, True, True),
 }
