@@ -130,19 +130,23 @@ class EventTransformer(nn.Module):
             h = h + self.cond[j](cond[..., j])
         return self.heads[k](h)
 
-    def forward(self, events: torch.Tensor) -> list[torch.Tensor]:
-        """Teacher-forced logits for positions 0..T-2 predicting events 1..T-1: one (B, T-1, V_k) per field."""
-        h, _ = self.backbone(events)
+    def forward(self, events: torch.Tensor, context: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Teacher-forced logits for positions 0..T-2 predicting events 1..T-1: one (B, T-1, V_k) per field.
+
+        context: what the backbone reads, when it differs from the targets `events` (training hides
+        the chord fields of some windows there, as live melody carries no chord); the heads' cond
+        always comes from `events`: the chord the next event is played in is known when its pitch is drawn."""
+        h, _ = self.backbone(events if context is None else context)
         h = h[:, :-1]
         cond = events[:, 1:, list(COND_COLUMNS)]  # (B, T-1, 5)
         return [self.head_logits(h, k, cond) for k in range(len(FIELDS))]
 
-    def loss(self, events: torch.Tensor, weights: torch.Tensor | None = None):
+    def loss(self, events: torch.Tensor, weights: torch.Tensor | None = None, context: torch.Tensor | None = None):
         """Mean NLL per event (sum over the predicted fields) and the per-field means.
 
-        weights: (B, T-1) float mask of which targets count (e.g. 0 on padding).
+        weights: (B, T-1) float mask of which targets count (e.g. 0 on padding); context: see forward.
         """
-        logits = self.forward(events)
+        logits = self.forward(events, context)
         target = events[:, 1:]
         per_field = []
         total = 0.0

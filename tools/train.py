@@ -55,6 +55,10 @@ class TrainConfig:
     grad_clip: float = 1.0
     transpose: int = 5  # random transposition in [-transpose, transpose] semitones
     stretch: float = 0.1  # random tempo stretch in [1-stretch, 1+stretch]
+    # share of windows whose context chord fields are hidden (N): live, a melody carries no chord, so
+    # the chord head must learn to infer the harmony from the notes, the bar and the song so far, not
+    # copy the previous event's label; the targets keep the annotation (hide_chords)
+    chord_hide: float = 0.5
     eval_interval: int = 250
     eval_batches: int = 20
     ckpt_interval: int = 250
@@ -63,6 +67,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads; 0 = torch's default
     save_replicas: bool = False  # DDP test hook: every rank saves its weights at the end
+    keep_best: bool = True  # also keep out_dir/best.pt: the weights of the lowest validation NLL (chords hidden)
 
 
 PART, DT, CHORD, PITCH, VEL, POS, TEMPO = range(len(COLUMNS))
@@ -118,6 +123,17 @@ class Shards:
         return win
 
 
+def hide_chords(events: torch.Tensor, rng: np.random.Generator, share: float) -> torch.Tensor | None:
+    """The backbone's view of a batch: the chord column set to N in a `share` of its windows
+    (None when nothing is hidden: the context is the batch itself)."""
+    hide = rng.random(events.shape[0]) < share
+    if not hide.any():
+        return None
+    context = events.clone()
+    context[torch.from_numpy(hide), :, CHORD] = 0
+    return context
+
+
 def lr_at(step: int, cfg: TrainConfig, minutes: float = 0.0) -> float:
     """Warm-up, then cosine decay to min_lr at max_steps or at max_minutes, whichever comes first,
     so a run with a wall-time budget still ends with a decayed learning rate."""
@@ -131,17 +147,23 @@ def lr_at(step: int, cfg: TrainConfig, minutes: float = 0.0) -> float:
 
 @torch.no_grad()
 def evaluate(model, shards: Shards, cfg: TrainConfig, device) -> dict:
-    """Validation NLL per event and per field (fixed windows: comparable across evals)."""
+    """Validation NLL per event and per field (fixed windows: comparable across evals), with the
+    annotated chords in the context (a chart) and with them hidden (`hidden_*`: a melody alone)."""
     model.eval()
     rng = np.random.default_rng(0)
     totals = np.zeros(len(FIELDS))
+    hidden = np.zeros(len(FIELDS))
     for _ in range(cfg.eval_batches):
         x, m = shards.batch(rng, cfg.batch_size, cfg.seq_len, 0, 0.0)
-        _, per_field = model.loss(x.to(device), m.to(device))
+        x, m = x.to(device), m.to(device)
+        _, per_field = model.loss(x, m)
         totals += [p.item() for p in per_field]
+        _, per_field = model.loss(x, m, hide_chords(x.cpu(), rng, 1.0).to(device))
+        hidden += [p.item() for p in per_field]
     model.train()
-    per_field = totals / cfg.eval_batches
-    return {"nll": float(per_field.sum()), **{f: float(v) for f, v in zip(FIELDS, per_field)}}
+    per_field, hidden = totals / cfg.eval_batches, hidden / cfg.eval_batches
+    return {"nll": float(per_field.sum()), **{f: float(v) for f, v in zip(FIELDS, per_field)},
+            "hidden_nll": float(hidden.sum()), **{f"hidden_{f}": float(v) for f, v in zip(FIELDS, hidden)}}
 
 
 def save_loss_plot(history: list[dict], path: Path) -> None:
@@ -291,10 +313,22 @@ def main(argv: list[str] | None = None) -> int:
         log.info("model %.2fM parameters, %s, train %d events, val %d events", n_params / 1e6, device,
                  meta["train"]["events"], meta["val"]["events"])
 
-    def checkpoint(final: bool = False, at: tuple[int, float] = (0, 0.0)) -> None:
+    best_nll = [min((h["val"].get("hidden_nll", np.inf) for h in history if "val" in h), default=np.inf)]
+
+    def checkpoint(final: bool = False, at: tuple[int, float] = (0, 0.0), best: float | None = None) -> None:
+        """The resumable checkpoint; with `best`, the weights alone to best.pt when that NLL is the lowest yet."""
         if not master:
             return
         step, elapsed = at
+        if best is not None:
+            if best < best_nll[0]:
+                best_nll[0] = best
+                tmp = out / "best.tmp"
+                torch.save({"model": model.state_dict(), "step": step, "model_config": to_dict(cfg.model),
+                            "train_config": to_dict(cfg), "history": history, "wall_seconds": elapsed,
+                            "parameters": n_params, "format_version": FORMAT_VERSION}, tmp)
+                os.replace(tmp, out / "best.pt")
+            return
         state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
                  "model_config": to_dict(cfg.model), "train_config": to_dict(cfg), "history": history,
                  "wall_seconds": elapsed, "parameters": n_params, "format_version": FORMAT_VERSION, "data_meta": {k: meta[k] for k in ("train", "val", "sources")}}
@@ -314,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     if master:
         if not any("val" in h and h["step"] == step for h in history):
             history.append({"step": step, "val": evaluate(model, val_shards, cfg, device)})
+        if cfg.keep_best:
+            checkpoint(at=(step, elapsed), best=history[-1]["val"]["hidden_nll"])
         checkpoint(final=True, at=(step, elapsed))
         log.info("done: step %d, %.1f min, val NLL/event %.3f", step, elapsed / 60, history[-1]["val"]["nll"])
     if cfg.save_replicas:
@@ -338,14 +374,16 @@ def _loop(cfg, model, train_model, opt, scaler, amp, amp_dtype, ddp, master, rng
         for group in opt.param_groups:
             group["lr"] = lr
         x, m = train_shards.batch(rng, cfg.batch_size, cfg.seq_len, cfg.transpose, cfg.stretch)
+        context = hide_chords(x, rng, cfg.chord_hide)
         x, m = x.to(device), m.to(device)
+        context = context.to(device) if context is not None else None
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
             if ddp:
-                logits = train_model(x)
+                logits = train_model(x, context)
                 loss = sum(torch.nn.functional.cross_entropy(lg.float().transpose(1, 2), x[:, 1:, k], reduction="none")
                            .mul(m).sum() / m.sum() for k, lg in enumerate(logits))
             else:
-                loss, _ = model.loss(x, m)
+                loss, _ = model.loss(x, m, context)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(opt)
@@ -360,8 +398,10 @@ def _loop(cfg, model, train_model, opt, scaler, amp, amp_dtype, ddp, master, rng
         if master and step % cfg.eval_interval == 0:
             val = evaluate(model, val_shards, cfg, device)
             history.append({"step": step, "val": val})
-            log.info("step %d  val NLL/event %.3f  (%s)", step, val["nll"],
-                     ", ".join(f"{f} {val[f]:.3f}" for f in FIELDS))
+            log.info("step %d  val NLL/event %.3f, chords hidden %.3f  (%s)", step, val["nll"], val["hidden_nll"],
+                     ", ".join(f"{f} {val[f]:.3f}/{val['hidden_' + f]:.3f}" for f in FIELDS))
+            if cfg.keep_best:
+                checkpoint(at=(step, elapsed), best=val["hidden_nll"])
         if step % cfg.ckpt_interval == 0:
             checkpoint(at=(step, elapsed))
         bar.update(1)

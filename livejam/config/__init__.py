@@ -221,6 +221,25 @@ class ScreenConfig:
 
 
 @dataclass(frozen=True)
+class ChordConfig:
+    """Where the chord the machine plays in comes from, in one precedence: a chart (given) >
+    the chords the human plays (heard) > the machine's own prediction of the coming slot."""
+
+    # `--chords`: "Am F C G" (one chord a bar, looped; "Am:2 F:2" gives beats), or a file of the
+    # same text (README, "Chord charts"); POP909's chord_midi.txt lines (start end label) also read
+    chart: str = ""
+    heard: bool = True  # read the chords the human plays (a left hand, a pad) from the sounding notes
+    heard_min_pcs: int = 3  # ... once this many pitch classes sound together
+    heard_confidence: float = 0.6  # ... and the best chord covers this share of what sounds
+    # A predicted chord is committed for a slot of this many beats (no flicker inside it) ...
+    slot_beats: float = 2.0
+    # ... and at a cold start nothing is committed before this many beats were heard: until then
+    # the machine keeps to safe tones (the key's tonic triad, or rests without a key)
+    listen_beats: float = 2.0
+    memory: bool = True  # recall this song's progression where what is heard now matches an earlier bar
+
+
+@dataclass(frozen=True)
 class BeatConfig:
     """Beat clock settings. bpm None: no tempo of our own (free time unless a clock comes in)."""
 
@@ -309,6 +328,10 @@ RANGES: dict[tuple[str, str], tuple[float | None, float | None, bool, bool]] = {
     ("neural", "max_events_per_poll"): (1, 100_000, True, True),
     ("neural", "grid_beats"): (0.0, 16.0, True, True),
     ("neural", "harmony"): (0.0, 1.0, True, True),
+    ("chords", "heard_min_pcs"): (2, 12, True, True),
+    ("chords", "heard_confidence"): (0.0, 1.0, True, True),
+    ("chords", "slot_beats"): (0.25, 64.0, True, True),
+    ("chords", "listen_beats"): (0.0, 64.0, True, True),
     ("neural", "grid"): (0.0, 1.0, True, True),
     ("neural", "chord_temperature"): (0.0, TEMPERATURE_MAX, True, True),
     ("neural", "chord_candidates"): (0, 181, True, True),
@@ -350,6 +373,7 @@ class DaemonConfig:
     performer: PerformerConfig = field(default_factory=PerformerConfig)
     neural: NeuralConfig = field(default_factory=NeuralConfig)
     beat: BeatConfig = field(default_factory=BeatConfig)
+    chords: ChordConfig = field(default_factory=ChordConfig)
     sound: SoundConfig = field(default_factory=SoundConfig)
     osc: OscConfig = field(default_factory=OscConfig)
     screen: ScreenConfig = field(default_factory=ScreenConfig)
