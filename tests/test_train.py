@@ -125,7 +125,9 @@ def test_train_resume_and_finetune(dataset: Path, tmp_path: Path):
     run_tool("-m", "tools.train", f"data={dataset}", f"out_dir={out}", "max_steps=3", *TINY)
     ckpt = torch.load(out / "ckpt.pt", weights_only=False)
     assert ckpt["step"] == 3 and ckpt["model_config"]["d_model"] == 32 and ckpt["format_version"] == 2
-    assert set(ckpt["history"][-1]["val"]) == {"nll", "part", "dt", "chord", "pitch", "vel"}
+    fields = {"part", "dt", "chord", "pitch", "vel"}
+    assert set(ckpt["history"][-1]["val"]) == {"nll", "hidden_nll", *fields, *(f"hidden_{f}" for f in fields)}
+    assert (out / "best.pt").exists()
     assert (out / "loss.png").stat().st_size > 0
     run_tool("-m", "tools.train", f"data={dataset}", f"out_dir={out}", "max_steps=5", "--resume", *TINY)
     assert torch.load(out / "ckpt.pt", weights_only=False)["step"] == 5
