@@ -261,6 +261,14 @@ class ChordChart:
         return self.text
 
 
+@dataclass(frozen=True)
+class ChartChange:
+    """A new chart (None: none) on its way to the performer thread: a control thread (OSC) parses
+    the chart and enqueues this on the input queue; the Dispatcher hands it to the performer."""
+
+    chart: ChordChart | None
+
+
 def _is_seconds_line(line: str) -> bool:
     cols = line.split()
     try:
