@@ -210,7 +210,7 @@ class ChordChart:
         steps = self._walk(beats, b)
         while True:  # the item sounding at b (each step moves on by > 0 beats)
             i, start, end = next(steps)
-            if end > b:
+            if end > b + 1e-9:  # at a change time (a rounding hair before it too): the new chord
                 break
         cid = self.chords[i]
         for _ in range(len(self.chords)):  # the next different chord, at most one loop on
@@ -240,7 +240,7 @@ class ChordChart:
                 pos, per_bar = bar if bar is not None else ((start + 1e-6) % FREE_BAR_BEATS, FREE_BAR_BEATS)
                 length = per_bar - pos + 1e-6
             end = start + length
-            if not passed and end > b:  # remember the loop start that holds b
+            if not passed and end > b + 1e-9:  # remember the loop start that holds b
                 passed = True
                 if None in self.beats:
                     self._cursor[:] = [beats, getattr(beats, "generation", None), loop]
