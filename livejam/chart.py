@@ -187,8 +187,9 @@ class ChordChart:
                 times.append(start)
                 chords.append(cid)
             end = max(end, stop)
-        times.append(end)  # after the last span: no chord
-        chords.append(NO_CHORD)
+        if chords[-1] != NO_CHORD:  # after the last span: no chord
+            times.append(end)
+            chords.append(NO_CHORD)
         return cls(tuple(chords), times=tuple(times), name=name)
 
     # --- asking -------------------------------------------------------------------------
@@ -198,8 +199,11 @@ class ChordChart:
         Called from one thread (the performer's): it keeps a cursor."""
         if self.seconds:
             i = bisect.bisect_right(self.times, t) - 1
-            nxt = self.times[i + 1] if i + 1 < len(self.times) else None
-            return (self.chords[i] if i >= 0 else NO_CHORD), nxt
+            cid = self.chords[i] if i >= 0 else NO_CHORD
+            j = i + 1
+            while j < len(self.times) and self.chords[j] == cid:  # a chart that starts with N
+                j += 1
+            return cid, (self.times[j] if j < len(self.times) else None)
         if beats is None:
             from livejam.clock import FreeTime
 

@@ -145,7 +145,7 @@ def test_pop909_seconds_chart(tmp_path):
     chart = ChordChart.load(str(path))
     assert chart.seconds
     grid = BeatGrid([0.1 * i for i in range(10)])  # ignored
-    assert chart.at(grid, 0.0) == (0, 0.5)
+    assert chart.at(grid, 0.0) == (0, 2.0)  # the first span is N: the first change is A minor's
     assert chart.at(grid, 1.0) == (0, 2.0)
     assert chart.at(grid, 2.0) == (AM, 6.0)  # two spans of the same chord: one change
     assert chart.at(grid, 6.5) == (0, 7.0)  # a gap: no chord
