@@ -49,6 +49,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     n.add_argument("--density", type=float, help=f"> 0 denser, < 0 sparser (about -2..2; default {_NEURAL.density})")
     n.add_argument("--pitch-range", metavar="LO:HI", help=f"MIDI notes the machine may play (default {_PERFORMER.pitch_low}:{_PERFORMER.pitch_high})")
     n.add_argument("--max-polyphony", type=int, help=f"most machine notes sounding at once (default {_PERFORMER.max_polyphony})")
+    p.add_argument("--chords", metavar="CHART",
+                   help='a chord chart to play in: "Am F C G" (a chord a bar, looping), "Am:2 F:2" (beats), or a '
+                        "file of such text or POP909's chord_midi.txt (README: Chord charts)")
     n.add_argument("--grid-beats", type=float, metavar="BEATS",
                    help="hard quantise: while MIDI clock comes in, put machine notes on this grid "
                         f"(0.5 = eighths, 0.25 = sixteenths; default {_NEURAL.grid_beats} = free time)")
@@ -61,7 +64,8 @@ def _config(args: argparse.Namespace, extra: list[str] = ()) -> DaemonConfig:
         overrides.append(f'performer.kind="{args.performer}"')
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
-    for flag, key in (("mode", "neural.mode"), ("prompt", "neural.prompt"), ("key", "neural.key")):
+    for flag, key in (("mode", "neural.mode"), ("prompt", "neural.prompt"), ("key", "neural.key"),
+                      ("chords", "chords.chart")):
         if getattr(args, flag) is not None:
             overrides.append(f"{key}={_toml_str(getattr(args, flag))}")
     for flag, key in (("temperature", "neural.temperature"), ("top_p", "neural.top_p"),

@@ -8,7 +8,8 @@ from __future__ import annotations
 import logging
 
 from livejam.beat import BeatClock, ClockOut
-from livejam.config import DaemonConfig, model_path
+from livejam.chart import ChartChange, ChordChart
+from livejam.config import ConfigError, DaemonConfig, model_path
 from livejam.events import TimedNote
 from livejam.midi.normalise import InputNormaliser
 from livejam.midi.spec import REALTIME_CLOCK, Message
@@ -23,13 +24,43 @@ CLOCK_AHEAD_S = 0.2
 
 
 def build_performer(config: DaemonConfig, strict: bool = True):
-    """The one performer factory: `config.performer.kind` with its settings.
+    """The one performer factory: `config.performer.kind` with its settings, given the
+    session's chord chart (`config.chords.chart`, parsed here once, before any model loads:
+    a bad chart is a ConfigError of one line).
 
     The neural performer loads its model file here. A missing or corrupt model
     raises ModelError (one line) when `strict` (the user asked for the neural
     performer); otherwise it is reported in one line and the Markov performer
     plays instead.
     """
+    chart = load_chart(config.chords.chart)
+    performer = _build(config, strict)
+    give_chart(performer, chart)
+    return performer
+
+
+def load_chart(spec: str) -> ChordChart | None:
+    """`--chords` (chords.chart): a chart's text or file -> ChordChart; "" -> None.
+    ConfigError (one line, naming the bad token) when it is no chart."""
+    if not spec.strip():
+        return None
+    try:
+        return ChordChart.load(spec)
+    except ValueError as e:
+        raise ConfigError(f"--chords: {e}") from None
+
+
+def give_chart(performer, chart: ChordChart | None) -> None:
+    """Hand the performer a chart (every performer has `set_chart`: performers.base.ChordSlots;
+    one from elsewhere without it plays on, chartless)."""
+    set_chart = getattr(performer, "set_chart", None)
+    if set_chart is not None:
+        set_chart(chart)
+    elif chart is not None:
+        log.warning("%s takes no chord chart: --chords ignored", type(performer).__name__)
+
+
+def _build(config: DaemonConfig, strict: bool):
     kind, seed = config.performer.kind, config.seed
     if kind == "echo":  # the benchmark's immediate echo path: plumbing, no music
         from livejam.performers.echo import EchoPerformer
@@ -94,7 +125,11 @@ class Dispatcher:
         self.held: set[tuple[int, int]] = set()  # the human's keys down: (channel, note)
 
     def feed(self, t: float, raw, now: float) -> None:
-        """One raw input (as the port delivered it) that arrived at clock time `t`."""
+        """One raw input (as the port delivered it) that arrived at clock time `t`, or a
+        ChartChange a control thread (OSC) enqueued on the same queue."""
+        if isinstance(raw, ChartChange):
+            give_chart(self.performer, raw.chart)
+            return
         for part in self.normaliser.split(raw):
             self._feed_one(t, part, now)
 

@@ -159,3 +159,84 @@ class ChordTrack:
             return NO_CHORD
         start, end, cid = self.spans[i]
         return cid if t < end else NO_CHORD
+
+
+# --- the chord the human plays --------------------------------------------------------------
+# Template matching over 12 roots x QUALITIES on the pitch classes sounding now, scored as
+# tools.quality scores a chord (weight inside - weight outside - TONE_COST x total x tones), with
+# the bass and the common chords preferred. The weights below were set on hand-made chords
+# (tests/test_heard.py): a root-position or inverted triad, a seventh, a melody note on top.
+HEARD_LINGER_S = 0.15  # a note released this recently still sounds for the reader (a staccato left hand)
+BASS_WEIGHT = 2.0  # the lowest sounding note weighs this much: it is usually the root
+MELODY_WEIGHT = 0.5  # the top note, an octave or more above the next one down: a melody over the chord
+TONE_COST = 0.05  # x total weight, per chord tone: a bigger chord has to explain more
+ROOT_BONUS = 0.2  # x total weight, when the bass is the chord's root (Am7 over C6 on A-C-E-G, C6 on C-E-G-A)
+RARE_COST = 0.15  # x total weight: sus, aug, sixths, dim7, 7sus4, minmaj7 only when they fit clearly better
+COMMON_QUALITIES = ("maj", "min", "dim", "7", "maj7", "min7", "hdim7")
+
+
+class HeardChords:
+    """A causal reader of the chord the human plays, fed their note-ons and note-offs.
+
+    `read(now)` -> (chord id, confidence) over the notes sounding at `now` and those released
+    within HEARD_LINGER_S before it. Fewer than `min_pcs` distinct pitch classes: (0, 0.0).
+    Confidence (0..1) is the share of the sounding weight the chosen chord's tones cover; the
+    caller decides what is enough (ChordConfig.heard_confidence). Not thread-safe: the
+    performer thread owns it.
+    """
+
+    _tables: tuple | None = None  # built once: (tones (N_CHORDS, 12), n tones, roots, rare)
+
+    def __init__(self, min_pcs: int = 3, linger_s: float = HEARD_LINGER_S):
+        self.min_pcs = min_pcs
+        self.linger_s = linger_s
+        self.sounding: dict[int, float] = {}  # pitch -> onset time
+        self.released: dict[int, float] = {}  # pitch -> release time, for `linger_s`
+        self.last = 0.0  # the latest event's time: `read()`'s default now
+
+    def note_on(self, pitch: int, t: float) -> None:
+        self.released.pop(pitch, None)
+        self.sounding.setdefault(pitch, t)
+        self.last = max(self.last, t)
+
+    def note_off(self, pitch: int, t: float) -> None:
+        if self.sounding.pop(pitch, None) is not None:
+            self.released[pitch] = t
+        self.last = max(self.last, t)
+
+    def reset(self) -> None:
+        self.sounding.clear()
+        self.released.clear()
+
+    def read(self, now: float | None = None) -> tuple[int, float]:
+        now = self.last if now is None else now
+        for p in [p for p, t in self.released.items() if t < now - self.linger_s]:
+            del self.released[p]
+        pitches = sorted(set(self.sounding) | set(self.released))
+        if len({p % 12 for p in pitches}) < max(1, self.min_pcs):
+            return NO_CHORD, 0.0
+        w = np.zeros(12)
+        for p in pitches:
+            w[p % 12] += 1.0
+        w[pitches[0] % 12] += BASS_WEIGHT - 1.0
+        if len(pitches) > 2 and pitches[-1] - pitches[-2] >= 12:
+            w[pitches[-1] % 12] -= 1.0 - MELODY_WEIGHT
+        tones, n_tones, roots, rare = self._templates()
+        total = float(w.sum())
+        inside = tones @ w  # (N_CHORDS,)
+        score = (2.0 * inside - total - TONE_COST * total * n_tones
+                 + ROOT_BONUS * total * (roots == pitches[0] % 12) - RARE_COST * total * rare)
+        score[NO_CHORD] = -np.inf
+        best = int(np.argmax(score))
+        return best, float(inside[best] / total)
+
+    @classmethod
+    def _templates(cls) -> tuple:
+        if cls._tables is None:
+            tones = tone_table().astype(np.float64)
+            ids = np.arange(N_CHORDS)
+            roots = np.where(ids > 0, (ids - 1) // N_QUALITIES, -1)
+            rare = np.array([cid > 0 and QUALITIES[(cid - 1) % N_QUALITIES] not in COMMON_QUALITIES
+                             for cid in ids], dtype=np.float64)
+            cls._tables = (tones, tones.sum(axis=1), roots, rare)
+        return cls._tables

@@ -4,6 +4,7 @@ address under /livejam/, and the session's status sent back to whoever asks.
     /livejam/temperature 0.8      /livejam/density -1        /livejam/range 48 72 (or a centre: 60)
     /livejam/mode duet            /livejam/reset             /livejam/panic
     /livejam/end_phrase           /livejam/harmony X (0..1)  /livejam/grid X (0..1)
+    /livejam/chords "Am F C G"    a new chord chart (text or a file; "" clears it; a bad one: /livejam/error)
     /livejam/status [PORT]        -> /livejam/status/<name> value ... to the sender (or PORT on its host)
     /livejam/subscribe [PORT]     the same status, pushed `osc.push_hz` times a second; /livejam/unsubscribe
 
@@ -137,7 +138,8 @@ class OscControl:
     def _send_status(self, client, reader=None, snapshot=None) -> None:
         snap = snapshot or reader.read()
         values = {"mode": snap.mode, "time": round(snap.t, 3), "bpm": snap.bpm or 0.0,
-                  "lateness_p99_ms": snap.lateness_ms["p99"] or 0.0, "step_p99_ms": snap.step_ms["p99"] or 0.0}
+                  "lateness_p99_ms": snap.lateness_ms["p99"] or 0.0, "step_p99_ms": snap.step_ms["p99"] or 0.0,
+                  "chord": snap.chord, "chord_source": snap.chord_source}
         for k, v in snap.controls.items():
             values[k] = list(v) if isinstance(v, tuple) else v
         values.update(snap.counters)

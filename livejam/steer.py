@@ -8,6 +8,10 @@ touches the performer. The CC numbers are the session's `[neural.controls]`
 (`livejam learn` writes them), the value scales the inverse of
 NeuralPerformer.control's, so a value set here reads back the same there
 (to the CC's 7-bit resolution).
+
+One control is no knob: `chords` (a chord chart's text or file, "" for none) is parsed on
+the sender's thread (a bad chart is a SteerError; the chart in use stays) and travels on
+the same queue as a livejam.chart.ChartChange, which the performer thread hands over.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from typing import Callable
 
 from livejam.config import DaemonConfig
 
-CONTROLS = ("temperature", "density", "range", "mode", "reset", "panic", "end_phrase", "harmony", "grid")
+CONTROLS = ("temperature", "density", "range", "mode", "reset", "panic", "end_phrase", "harmony", "grid", "chords")
 
 
 class SteerError(ValueError):
@@ -40,6 +44,9 @@ class Steer:
     def set(self, name: str, *values) -> int:
         """Enqueue control `name`; returns the CC value sent. Raises SteerError."""
         name = name.replace("-", "_")
+        if name == "chords":
+            self._chart(values)
+            return 0
         if name == "temperature":  # 0.05 .. 1.5
             number, value = self.cc.temperature, _scale(self._number(name, values), 0.05, 1.5)
         elif name == "density":  # -2 .. +2
@@ -70,6 +77,19 @@ class Steer:
         self.put([self.status, number, value])
         self.sent += 1
         return value
+
+    def _chart(self, values) -> None:
+        from livejam.chart import ChartChange, ChordChart
+
+        if len(values) != 1 or not isinstance(values[0], str):
+            raise SteerError('chords: expected one string, a chart ("Am F C G", a file) or "" for none')
+        text = values[0]
+        try:
+            chart = ChordChart.load(text) if text.strip() else None
+        except ValueError as e:
+            raise SteerError(f"chords: {e}") from None
+        self.put(ChartChange(chart))
+        self.sent += 1
 
     def _number(self, name: str, values) -> float:
         if len(values) != 1:

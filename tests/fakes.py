@@ -4,10 +4,10 @@ phrase's own notes shifted up an octave, and cancels on barge-in."""
 from __future__ import annotations
 
 from livejam.events import TimedNote
-from livejam.performers.base import Cancel
+from livejam.performers.base import Cancel, ChordSlots
 
 
-class FakeCallResponse:
+class FakeCallResponse(ChordSlots):  # ChordSlots: keeps the chart it is given
     def __init__(self, silence_s: float = 0.5, lookahead_s: float = 0.01):
         self.silence_s = silence_s
         self.lookahead_s = lookahead_s

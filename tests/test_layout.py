@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GROUND = {"livejam", "livejam.config", "livejam.config.loading"}
 MIDI = {"livejam.midi", "livejam.midi.spec", "livejam.midi.ledger", "livejam.midi.normalise", "livejam.midi.ports",
         "livejam.midi.keeper", "livejam.midi.jack"}
-EVENTS = {"livejam.events", "livejam.clock", "livejam.harmony"}
+EVENTS = {"livejam.events", "livejam.clock", "livejam.harmony", "livejam.chart"}
 ENGINE = {"livejam.engine", "livejam.engine.keys", "livejam.engine.kv", "livejam.engine.sampling",
           "livejam.engine.session"}
 
@@ -28,6 +28,7 @@ ALLOWED = {
     "livejam.midi.ledger": GROUND | MIDI,
     "livejam.midi.keeper": MIDI | {"livejam"},  # the port adapters only: no config, no daemon
     "livejam.events": GROUND | EVENTS,
+    "livejam.chart": GROUND | EVENTS,  # the CLI, the OSC thread and the performers read charts
     "livejam.engine": GROUND | EVENTS | ENGINE,
     "livejam.performers.base": GROUND | EVENTS | {"livejam.performers", "livejam.performers.base"},
     "livejam.daemon": None,

@@ -148,3 +148,66 @@ def test_subscribers_get_status_pushed(running):
         assert osc.subscribers == set()
     finally:
         sock.close()
+
+
+@pytest.fixture
+def fake_running():
+    from tests.fakes import FakeCallResponse
+
+    s = session(FakeCallResponse())
+    osc = OscControl("127.0.0.1:0", s.config)
+    osc.bind()
+    osc.start(s)
+    yield s, osc
+    osc.close()
+
+
+def test_a_chord_chart_reaches_the_performer_and_its_chord_comes_back(fake_running):
+    from livejam.chart import ChartChange
+    from livejam.harmony import chord_id
+    from livejam.ui.screen import changes, render
+
+    s, osc = fake_running
+    perf = s.dispatcher.performer
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5.0)
+
+    def send(address, *args):
+        b = OscMessageBuilder(address)
+        for a in args:
+            b.add_arg(a)
+        sock.sendto(b.build().dgram, ("127.0.0.1", osc.port))
+
+    def deliver_chart():  # the performer thread's part: take what the OSC thread enqueued, feed it
+        t, item = s.inq.get(timeout=5.0)
+        assert isinstance(item, ChartChange)
+        s.dispatcher.feed(t, item, s.clock.now())
+
+    try:
+        send("/livejam/chords", "Am F | C:2 G:2")
+        deliver_chart()
+        assert perf.chart.chords == (chord_id(9, 1), chord_id(5, 0), chord_id(0, 0), chord_id(7, 0))
+        send("/livejam/chords", "Am Hm")  # a bad chart: an error back, the chart in use stays
+        msg = OscMessage(sock.recvfrom(65536)[0])
+        assert msg.address == "/livejam/error" and '"Hm" at position 2 is not a chord' in msg.params[0]
+        assert s.inq.drain() == 0 and perf.chart.chords[0] == chord_id(9, 1)
+
+        perf.chord, perf.chord_source = chord_id(9, 1), "chart"  # what a chart-following performer shows
+        send("/livejam/status")
+        replies = {}
+        while "/livejam/status/chord_source" not in replies:
+            msg = OscMessage(sock.recvfrom(65536)[0])
+            replies[msg.address] = tuple(msg.params)
+        assert replies["/livejam/status/chord"] == ("A:min",) and replies["/livejam/status/chord_source"] == ("chart",)
+        before = osc.reader.read()
+        assert before.chord == "A:min" and before.chord_source == "chart"
+        assert "chord A:min (chart)" in render(before).renderables[0].plain
+        perf.chord, perf.chord_source = chord_id(5, 0), "chart"
+        assert changes(before, osc.reader.read()) == ["chord F:maj (chart)"]
+
+        send("/livejam/chords", "")  # clears it
+        deliver_chart()
+        assert perf.chart is None
+    finally:
+        sock.close()

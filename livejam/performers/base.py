@@ -15,6 +15,11 @@ so the same performer runs on the real clock and on a virtual one):
   the machine's sounding notes now).
 - `next_wakeup(now)`: when it wants `poll` again (always a finite time).
 - `close(now)`: end of session; note-offs for anything it considers sounding.
+- `set_chart(chart)`: the user's chord chart (livejam.chart.ChordChart, None: no chart), at
+  the start of a session and whenever /livejam/chords changes it; and two attributes the
+  status display reads without locks: `chord` (the chord id it plays in, 0 = N) and
+  `chord_source` ("chart", "heard", "predicted", "listening" or ""). `ChordSlots` below is
+  the default for performers that follow no chords.
 
 A performer must not raise on odd input (note-offs without note-ons, repeated
 note-ons, unknown controllers): the daemon feeds it whatever the port delivers.
@@ -54,6 +59,18 @@ class Performer(Protocol):
     def next_wakeup(self, now: float) -> float: ...
 
     def close(self, now: float) -> list[TimedNote]: ...
+
+
+class ChordSlots:
+    """The chord part of the protocol for a performer that follows no chords: it keeps the
+    chart it is given (so a later performer, or a test, can see it) and reports no chord."""
+
+    chart = None  # livejam.chart.ChordChart | None
+    chord: int = 0  # livejam.harmony chord id the performer plays in; 0 = N
+    chord_source: str = ""  # "chart", "heard", "predicted", "listening" or "" (none)
+
+    def set_chart(self, chart) -> None:
+        self.chart = chart
 
 
 def human_note(note: TimedNote, n_pitch: int) -> TimedNote | None:

@@ -76,6 +76,11 @@ def _line(label: str, *cells: str, cell: int = 28) -> str:
     return out + (cells[-1] if cells else "")
 
 
+def chord_cell(snap: Snapshot) -> str:
+    """The chord the machine plays in and where it came from (chart > heard > predicted)."""
+    return f"chord [bold]{snap.chord}[/] ({snap.chord_source or 'none'})"
+
+
 def render(snap: Snapshot, extra: str = "", width: int = 64, span_s: float = 8.0):
     """The whole screen. Plain markup lines, not a rich Table: a table's layout cost ~18 ms a frame here."""
     c = snap.controls
@@ -90,7 +95,7 @@ def render(snap: Snapshot, extra: str = "", width: int = 64, span_s: float = 8.0
         _line("controls", f"temperature {_fmt(c.get('temperature'))}", f"density {_fmt(c.get('density'))}",
               f"range {note_name(rng[0]) if rng[0] is not None else '-'}.."
               f"{note_name(rng[1]) if rng[1] is not None else '-'}"),
-        _line("", f"harmony {_fmt(c.get('harmony'))}", f"grid {_fmt(c.get('grid'))}"),
+        _line("", f"harmony {_fmt(c.get('harmony'))}", f"grid {_fmt(c.get('grid'))}", chord_cell(snap)),
         _line("last minute", f"step p50 {_fmt(step['p50'], ' ms')} p99 {_fmt(step['p99'], ' ms')}",
               f"lateness p50 {_fmt(lat['p50'], ' ms')} p99 {_fmt(lat['p99'], ' ms')}", f"({lat['n']} events)"),
         _line("counters", f"in {k['in']} heard {k['heard']} played {k['played']}",
@@ -113,9 +118,10 @@ def render(snap: Snapshot, extra: str = "", width: int = 64, span_s: float = 8.0
 
 
 def changes(before: Snapshot | None, now: Snapshot) -> list[str]:
-    """One line per thing that changed (the plain log): mode, controls, key, tempo."""
+    """One line per thing that changed (the plain log): mode, controls, key, tempo, chord."""
     if before is None:
-        return [f"mode {now.mode}; " + ", ".join(f"{k} {v}" for k, v in now.controls.items())]
+        return [f"mode {now.mode}; " + ", ".join(f"{k} {v}" for k, v in now.controls.items())
+                + (f"; chord {now.chord} ({now.chord_source})" if now.chord_source else "")]
     out = []
     if now.mode != before.mode:
         out.append(f"mode {before.mode} -> {now.mode}")
@@ -124,4 +130,6 @@ def changes(before: Snapshot | None, now: Snapshot) -> list[str]:
             out.append(f"{k} {before.controls.get(k)} -> {v}")
     if (now.bpm is None) != (before.bpm is None) or (now.bpm and before.bpm and abs(now.bpm - before.bpm) >= 2):
         out.append(f"tempo {_fmt(before.bpm)} -> {_fmt(now.bpm)} BPM")
+    if (now.chord, now.chord_source) != (before.chord, before.chord_source):
+        out.append(f"chord {now.chord} ({now.chord_source or 'none'})")
     return out

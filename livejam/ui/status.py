@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from livejam.harmony import chord_name
+
 HUMAN, MACHINE = "human", "machine"
 MAX_NEW = 5000  # lateness values taken per read at most (10 reads a second: 50,000 events/s)
 
@@ -41,6 +43,8 @@ class Snapshot:
     notes: list[RollNote] = field(default_factory=list)
     events: list[str] = field(default_factory=list)  # recent one-line events (port lost/found, errors)
     sound: dict | None = None  # --sound: level of the last block, blocks, underflows
+    chord: str = "N"  # the chord the performer plays in (livejam.harmony.chord_name)
+    chord_source: str = ""  # where it came from: chart, heard, predicted, listening; "" none
 
 
 def _tail(d: deque, n: int) -> list:
@@ -109,7 +113,8 @@ class StatusReader:
             controls=self._controls(perf), bpm=self._bpm(), beat=self._beat(),
             counters=self._counters(), lateness_ms=_pct([v for _, v in self._late]),
             step_ms=_pct([v for _, v in self._step]), notes=self._roll(t), events=list(self.events)[-5:],
-            sound=self._sound())
+            sound=self._sound(), chord=chord_name(int(getattr(perf, "chord", 0) or 0)),
+            chord_source=str(getattr(perf, "chord_source", "") or ""))
 
     def _sound(self) -> dict | None:
         for addon in getattr(self.s.daemon, "addons", ()):
