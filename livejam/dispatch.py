@@ -73,7 +73,7 @@ def _build(config: DaemonConfig, strict: bool):
         try:
             try:
                 model = load_model(model_path(config.neural.model), intra_op_threads=config.neural.intra_op_threads)
-                return NeuralPerformer(config.performer, config.neural, model, seed)
+                return NeuralPerformer(config.performer, config.neural, model, seed, config.chords)
             except ModelError:
                 raise
             except Exception as e:  # a livejam model's metadata on a graph that does not run as one

@@ -59,8 +59,13 @@ def run_until(p: NeuralPerformer, wire: Wire, now: float, end: float) -> float:
     return now
 
 
-def make(model, mode="call", seed=1, **kw) -> NeuralPerformer:
-    return NeuralPerformer(PerformerConfig(), NeuralConfig(mode=mode, **kw), model, seed=seed)
+# answers at least this long: the untrained test model's first answer note may come seconds after the call
+ANSWER_S = 8.0
+
+
+def make(model, mode="call", seed=1, performer: PerformerConfig | None = None, **kw) -> NeuralPerformer:
+    performer = performer or PerformerConfig(min_answer_s=ANSWER_S)
+    return NeuralPerformer(performer, NeuralConfig(mode=mode, **kw), model, seed=seed)
 
 
 def test_duet_plays_its_own_part_through_rests_and_leaves_nothing_sounding(model):
@@ -110,7 +115,7 @@ def test_deterministic_under_seed(model):
     for _ in range(2):
         p, wire = make(model, "duet", seed=7), Wire()
         t = phrase(p, wire, 0.0)
-        run_until(p, wire, t, t + 2.0)
+        run_until(p, wire, t, t + 4.0)
         runs.append(wire.notes)
     assert runs[0] == runs[1] and runs[0]
 
@@ -256,8 +261,8 @@ def human_soonest(p: NeuralPerformer) -> list[int]:
     """Make p's model guess "the human plays next, as soon as allowed"; returns the list of each draw's min dt."""
     sample, drawn = p.sampler.sample, []
 
-    def guess(engine, c, notes, rng, next_pos=None):
-        row = sample(engine, c, notes, rng, next_pos)
+    def guess(engine, c, notes, rng, next_pos=None, chord_for=None):
+        row = sample(engine, c, notes, rng, next_pos, chord_for)
         if 0 in c.parts:
             row[0], row[1] = 0, c.min_dt_bin
         drawn.append(c.min_dt_bin)
@@ -314,18 +319,18 @@ def test_grid_puts_more_onsets_on_the_sixteenths_with_a_beat_clock_only(model):
     assert free and free == machine_onsets(model, 0.0, None)  # free time: no grid to lean to, the same notes
 
 
-def test_heard_events_carry_the_chord_the_model_hears(model):
-    import numpy as np
+def test_heard_events_carry_a_given_chord_and_no_guessed_one(model):
+    from livejam.chart import ChordChart
+    from livejam.harmony import chord_id
 
-    p = make(model, "call", chord_candidates=0)  # the chord head's guess alone
-    expected = int(np.argmax(p.engine.logits(2, (0, 0, p.vocab.pos_unknown))))
+    p = make(model, "call")  # no chart, a melody: the machine listens, its guesses stay out of the context
     p.hear(TimedNote(0.0, 0, 60, 90), 0.0)
     row = p.engine.tokens()[-1]
-    assert row[2] == expected == p.chord and row[5] == p.vocab.pos_unknown and row[6] == 0  # free time
-    p = make(model, "call", chord_candidates=p.vocab.n_chord, chord_prior=0.5)  # the heard pitch weighs in
-    expected = p.sampler.heard_chord(p.engine, (0, 0, p.vocab.pos_unknown), 60, p.vocab.n_chord, 0.5)
+    assert row[2] == 0 and p.chord_source == "listening" and row[5] == p.vocab.pos_unknown and row[6] == 0
+    p = make(model, "call")
+    p.set_chart(ChordChart.parse("F C"))
     p.hear(TimedNote(0.0, 0, 60, 90), 0.0)
-    assert p.engine.tokens()[-1][2] == expected == p.chord
+    assert p.engine.tokens()[-1][2] == chord_id(5, 0) == p.chord and p.chord_source == "chart"
 
 
 def test_free_time_then_a_beat_grid_keeps_the_timeline(model):
@@ -337,3 +342,30 @@ def test_free_time_then_a_beat_grid_keeps_the_timeline(model):
     run_until(p, wire, t, t + 2.0)
     wire.take(p.close(t + 2.0))
     assert not wire.sounding
+
+
+@pytest.mark.parametrize("ratio, call_notes, expected", [(1.0, 5, 1.2), (2.0, 5, 2.4), (1.0, 40, 6.0), (0.1, 5, 0.5)])
+def test_an_answer_lasts_the_call_times_the_ratio_within_the_bounds(model, ratio, call_notes, expected):
+    # the call: from its first note-on to its last note-off, (notes - 1) x 0.25 s + 0.2 s
+    p = make(model, "call", performer=PerformerConfig(answer_length_ratio=ratio, min_answer_s=0.5, max_answer_s=6.0))
+    wire = Wire()
+    t = phrase(p, wire, 0.0, pitches=[60 + i % 12 for i in range(call_notes)])  # a note every 0.25 s
+    run_until(p, wire, t, t + 0.6)  # the phrase ends after 0.5 s of silence
+    assert p.answer_end is not None
+    started = p.answer_end - expected
+    assert t + 0.4 <= started <= t + 0.6  # it began when the phrase ended (0.5 s after its last note-off) ...
+    run_until(p, wire, t + 0.6, t + 0.6 + expected + 1.0)
+    assert p.answer_end is None and all(n.time <= started + expected + 1e-6 for n in wire.notes if n.part == 0
+                                        and n.velocity > 0 and n.time > t)  # ... and lasted as long as said
+
+
+def test_a_line_is_answered_with_a_line(model):
+    p, wire = make(model, "call", density=1.0), Wire()
+    t = phrase(p, wire, 0.0, pitches=(60, 62, 64, 65, 67) * 3)  # one note at a time
+    run_until(p, wire, t, t + ANSWER_S)
+    most, sounding = 0, set()
+    for n in wire.notes:
+        if n.time > t:
+            (sounding.add if n.velocity else sounding.discard)(n.pitch)
+            most = max(most, len(sounding))
+    assert 0 < most <= 1

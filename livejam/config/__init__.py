@@ -65,9 +65,13 @@ class PerformerConfig:
     # (`python -m livejam.measure.duet --minutes 2 --set performer.lookahead_s=X`): the
     # performer thread, not the scheduler, was late. 50 ms ahead is still inside a beat's 16th.
     lookahead_s: float = 0.05
-    # A machine note is ended after this long even if the model holds it.
+    # A machine note is ended after this long even if the model holds it ...
     max_note_s: float = 4.0
-    max_polyphony: int = 6
+    # ... and after this many beats (free time: of 120 bpm): a pianist's note belongs to its beat and
+    # chord; the v0.2 pad of 2-5 s notes held through the changes is where the melody clashed
+    max_note_beats: float = 2.0
+    # sounding machine notes at most (a pianist keeps 2-4 voices; 5-6 piled up into a pad)
+    max_polyphony: int = 3
     pitch_low: int = 21
     pitch_high: int = 108
     # Longest context (in events) the Markov continuator conditions on.
@@ -111,15 +115,6 @@ class NeuralConfig:
     # 0 = off .. 1 = strong: machine note-ons lean toward the tones of the chord the model
     # predicts for that moment (on top of `key`)
     harmony: float = 0.5
-    # The chord under a heard note-on: the chord head's N likeliest chords weighed by how well each
-    # explains the heard pitch (the pitch head, N runs a note-on: 12 ~0.5 ms); 0 = the chord head's
-    # guess alone, from who plays and when, before the pitch is known
-    chord_candidates: int = 12
-    # ... and the weight of that guess against the pitch (see EventSampler.heard_chord): 1 = Bayes'
-    # rule; lower keeps an early wrong reading from holding (the model learnt to repeat the chord);
-    # 0: the guess only picks the candidates, the pitch decides. 12 and 0: duet chord tones
-    # 0.44 -> 0.51, in key 0.94 -> 0.97 (docs/tuning.md)
-    chord_prior: float = 0.0
     # 0 = off .. 1 = strong: with a beat clock, machine onsets lean toward the 16th-note grid
     # (8th-note triplets at half strength); no effect in free time. 1: duet onsets on the grid
     # ~0.43 -> ~0.85 of the time, as often as the songs' own piano parts (docs/tuning.md)
@@ -309,6 +304,7 @@ RANGES: dict[tuple[str, str], tuple[float | None, float | None, bool, bool]] = {
     ("performer", "lookahead_s"): (0.0, 1.0, True, True),
     ("performer", "max_note_s"): (0.0, 3600.0, False, True),
     ("performer", "max_polyphony"): (1, 128, True, True),
+    ("performer", "max_note_beats"): (0.0, 64.0, False, True),
     ("performer", "pitch_low"): (0, 127, True, True),
     ("performer", "pitch_high"): (0, 127, True, True),
     ("performer", "markov_order"): (1, 64, True, True),
@@ -334,8 +330,6 @@ RANGES: dict[tuple[str, str], tuple[float | None, float | None, bool, bool]] = {
     ("chords", "listen_beats"): (0.0, 64.0, True, True),
     ("neural", "grid"): (0.0, 1.0, True, True),
     ("neural", "chord_temperature"): (0.0, TEMPERATURE_MAX, True, True),
-    ("neural", "chord_candidates"): (0, 181, True, True),
-    ("neural", "chord_prior"): (0.0, 10.0, True, True),
 }
 
 

@@ -217,31 +217,14 @@ class EventSampler:
         t = c.temperature if temperature is None else temperature
         return sample_logits(logits, allowed, t, c.top_p, c.min_p, rng)
 
-    def heard_chord(self, engine, cond, pitch: int, candidates: int, prior_weight: float = 1.0) -> int:
-        """The chord under a heard event (cond: its part, dt, pos) that was this pitch: among the chord
-        head's `candidates` likeliest, the one that best explains the pitch, by
-        prior_weight * log p(chord | context) + log p(pitch | context, chord) (the pitch head once per
-        candidate). candidates <= 1: the chord head's best guess alone, from who plays and when.
-
-        prior_weight 1 is Bayes' rule with the model as trained, on contexts whose chords were the
-        annotated ones; live they are its own readings, which it learnt to repeat, so a first wrong
-        reading would stay: below 1 the heard pitches weigh more than that habit."""
-        logits = engine.logits(2, cond)  # (n_chord,)
-        if candidates <= 1:
-            return int(logits.argmax())
-        prior = _log_softmax(logits.astype(np.float64))
-        top = np.argpartition(-prior, min(candidates, len(prior)) - 1)[:candidates]  # (K,)
-        lp = np.empty((len(top), self.vocab.n_pitch))  # (K, n_pitch) pitch logits under each candidate
-        for i, chord in enumerate(top):
-            lp[i] = engine.logits(3, (cond[0], cond[1], cond[2], int(chord)))
-        score = prior_weight * prior[top] + _log_softmax(lp)[:, pitch]  # (K,)
-        return int(top[score.argmax()])
-
     def sample(self, engine, c: Constraints, notes: NoteTracker, rng: np.random.Generator,
-               next_pos: Callable[[int], int] | None = None) -> np.ndarray:
+               next_pos: Callable[[int], int] | None = None,
+               chord_for: Callable[[int], int] | None = None) -> np.ndarray:
         """(7,) int64 row for the event after the engine's context: part, dt, chord, pitch, vel
         sampled; pos from `next_pos(dt)` (the coder's bar position; unknown without it); the
-        tempo column is left 0 for the caller, who knows the tempo."""
+        chord from `chord_for(dt)` when given (the performer knows it: a chart, the human's
+        chords, its committed prediction), else from the chord head; the tempo column is left 0
+        for the caller, who knows the tempo."""
         v = self.vocab
         playable, allowed_parts, ticks, min_dt, dt_bias, in_range, in_key = _static_masks(
             v, c.parts, tuple(c.pitch_range), c.key, float(c.density), int(c.min_dt_bin))
@@ -265,7 +248,7 @@ class EventSampler:
         row[1] = cond[1] = dt
         row[5] = cond[2] = next_pos(dt) if next_pos is not None else v.pos_unknown
 
-        chord = self._pick(engine, 2, cond, (), c, rng, c.chord_temperature)
+        chord = chord_for(dt) if chord_for is not None else self._pick(engine, 2, cond, (), c, rng, c.chord_temperature)
         row[2] = cond[3] = chord
 
         masks = []
@@ -299,7 +282,8 @@ class EventSampler:
         if c.harmony > 0.0 and chord != NO_CHORD:
             tones = self._tones[chord][self._pitch_class]  # (n_pitch,) bool
             if sounding:
-                tones = tones & ~snd  # leaning applies to new notes, not to which one ends
+                # new notes lean to the chord's tones; of the sounding ones, those outside it lean to end
+                tones = (tones & ~snd) | (snd & ~tones)
             lean = (c.harmony * HARMONY_NATS) * tones
         pitch = self._pick(engine, 3, cond, masks, c, rng, bias=lean)
         row[3] = cond[4] = pitch

@@ -27,10 +27,12 @@ from dataclasses import replace
 import numpy as np
 
 from livejam.clock import FreeTime
-from livejam.config import MODES, NeuralConfig, PerformerConfig
+from livejam.config import MODES, ChordConfig, NeuralConfig, PerformerConfig
 from livejam.events import EventCoder, TimedNote, notes_to_events
 from livejam.midi.files import read_midi_tracks
+from livejam.harmony import NO_CHORD, chord_tones
 from livejam.performers.base import ALL_OFF_CCS, HUMAN_PART, MACHINE_PART, Cancel, PhraseDetector, human_note
+from livejam.performers.chords import ChordKeeper
 from livejam.performers.knobs import turn
 from livejam.stats import summary_ms
 
@@ -46,7 +48,9 @@ IDLE_ROOM_S = 0.004
 
 class NeuralPerformer:
     follows_live_beats = True  # rebases its timeline when the live beat clock renumbers (see _coder)
-    def __init__(self, config: PerformerConfig, neural: NeuralConfig, model, seed: int | None = None):
+
+    def __init__(self, config: PerformerConfig, neural: NeuralConfig, model, seed: int | None = None,
+                 chords: ChordConfig | None = None):
         from livejam.engine.kv import Engine, live_context
         from livejam.engine.sampling import Constraints, EventSampler, NoteTracker
 
@@ -69,7 +73,13 @@ class NeuralPerformer:
             key=neural.key if neural.key not in ("", "auto") else None, harmony=neural.harmony)
         self.beats = None  # the BeatMap given by set_beats; None: free time from the first event
         self.coder: EventCoder | None = None  # the shared timeline, started by the first event
-        self.chord = 0  # the chord the model hears now (harmony id), for the status display
+        self.chords = ChordKeeper(chords or ChordConfig())  # chart > heard > predicted
+        self.chart = None
+        self.pending_chord = NO_CHORD  # the chord the pending event is played in
+        self.onset_chord: dict[tuple[int, int], int] = {}  # machine (part, pitch) -> the chord it began in
+        self._answer_voices = 1  # call mode: voices of the answer (the call's) ...
+        self._call_voices = 0  # ... the most notes the human held at once in the phrase ...
+        self._human_sounding: set[int] = set()  # ... counted over these
         self._generation = None  # of the live BeatClock the coder counts on
         self._last_time = 0.0  # time of the last event fed
         self.pending: np.ndarray | None = None
@@ -89,6 +99,21 @@ class NeuralPerformer:
         self._warm_up()
         if neural.prompt:
             self.prime(neural.prompt)
+
+    @property
+    def chord(self) -> int:
+        """The chord the machine plays in now (harmony id; the status display, the quality measures)."""
+        return self.chords.chord
+
+    @property
+    def chord_source(self) -> str:
+        return self.chords.source
+
+    def set_chart(self, chart) -> None:
+        """Play in this chart's chords (None: hear or predict them)."""
+        self.chart = chart
+        self.chords.set_chart(chart)
+        self.pending = None
 
     def _warm_up(self, steps: int = 32) -> None:
         """Run the graphs before the ports open, so the first real step is not the slowest."""
@@ -125,17 +150,21 @@ class NeuralPerformer:
             if self.mode == "call" and self.answer_end is not None:
                 self._stop(now, cancel=True)  # barge-in
             self.last_human = note.time
+            self._human_sounding.add(note.pitch)
+            self._call_voices = max(self._call_voices, len(self._human_sounding))
             self.human_pitches.append(note.pitch)
             self._human_ons += 1
             if self.neural.key == "auto" and self._human_ons % 8 == 0:
                 self._estimate_key()
+        else:
+            self._human_sounding.discard(note.pitch)
         coder = self._coder(note.time)
+        self.chords.hear(note.pitch, note.velocity, note.time, coder.beats)
         row = np.asarray(coder.encode(TimedNote(max(note.time, coder.time), HUMAN_PART, note.pitch, note.velocity)),
                          np.int64)
-        if self.engine.queued:  # inside a burst the state is behind it: the harmony read at its first note holds
-            row[2] = self.chord
-        else:
-            self._hear_chord(row)
+        if not self.engine.queued:  # inside a burst the state is behind it: the chord resolved at its first note holds
+            self._chord_at(note.time)
+        row[2] = self.chords.context_chord()
         self.engine.defer(row)  # run with the rest of a burst at the engine's next use
         self._observe(row)
         self._behind = now - note.time > BEHIND_S
@@ -149,8 +178,9 @@ class NeuralPerformer:
         if number in ALL_OFF_CCS:
             self.detector.release_all(now)
         elif number == self.config.phrase_end_cc and value >= 64:
-            if self.detector.end_phrase(now) is not None and self.mode == "call":
-                self._start_answer(now)
+            phrase = self.detector.end_phrase(now)
+            if phrase is not None and self.mode == "call":
+                self._start_answer(now, phrase)
         elif turned is not None:
             self.constraints = turned
         elif number == cc.mode:
@@ -159,6 +189,7 @@ class NeuralPerformer:
             self._stop(now, cancel=True)
             self.engine.reset()
             self.tracker.reset()
+            self.chords.reset()
             self.coder = None
             log.info("context reset by CC %d", number)
         elif number == cc.panic and value >= 64:
@@ -197,9 +228,11 @@ class NeuralPerformer:
             out, self.out = self.out, []
             return out
         if self.mode == "call" and self.answer_end is None:
-            if self.detector.poll(now) is not None:
-                self._start_answer(now)
+            phrase = self.detector.poll(now)
+            if phrase is not None:
+                self._start_answer(now, phrase)
         if self._active(now):
+            self._release_off_chord(now)
             self._advance(now)
         elif self.sounding or self.answer_end is not None:
             self._stop(now, cancel=False)  # answer over / the human left the duet
@@ -248,8 +281,14 @@ class NeuralPerformer:
             return self.answer_end is not None and now < self.answer_end
         return self.last_human is not None and now - self.last_human <= self.neural.duet_idle_stop_s
 
-    def _start_answer(self, now: float) -> None:
-        self.answer_end = now + self.config.max_answer_s
+    def _start_answer(self, now: float, phrase=None) -> None:
+        """Answer for the call's length times answer_length_ratio, within [min_answer_s, max_answer_s],
+        in the call's texture: a line is answered with a line (at most as many voices as the call held)."""
+        c = self.config
+        length = c.max_answer_s if phrase is None else phrase.duration * c.answer_length_ratio
+        self.answer_end = now + min(c.max_answer_s, max(c.min_answer_s, length))
+        self._answer_voices = max(1, self._call_voices)
+        self._call_voices = len(self._human_sounding)
         self.pending = None
         self.counters["answers"] += 1
 
@@ -298,7 +337,13 @@ class NeuralPerformer:
         else:
             parts = (HUMAN_PART, MACHINE_PART)
         phase = round(coder.beat * v.ticks_per_beat) % v.ticks_per_beat if bpm else None  # free time: no grid
-        c = replace(self.constraints, parts=parts, min_dt_bin=min_dt, beat_phase=phase)
+        # notes end within max_note_beats (a pianist's note belongs to its beat and chord), and within
+        # max_note_s; in free time the beats are nominal (120 bpm)
+        beat_ms = 60000.0 / (bpm or 120.0)
+        max_note_ms = min(self.config.max_note_s * 1000.0, self.config.max_note_beats * beat_ms)
+        c = replace(self.constraints, parts=parts, min_dt_bin=min_dt, beat_phase=phase, max_note_ms=max_note_ms)
+        if self.mode == "call" and self.answer_end is not None:  # answer a line with a line
+            c = replace(c, max_polyphony=min(c.max_polyphony or 128, self._answer_voices))
         self._draw(c, coder)
         if self._expects_human() and self.pending_time <= now:  # "the human, at once", and nothing came:
             self._draw(replace(c, min_dt_bin=max(min_dt, 1)), coder)  # ask for later (or the machine now)
@@ -309,17 +354,58 @@ class NeuralPerformer:
         self.step_ms.append((time.perf_counter() - t0) * 1e3)
 
     def _draw(self, c, coder: EventCoder) -> None:
-        """Sample the pending event under constraints `c`: its time, bar position and tempo."""
-        row = self.sampler.sample(self.engine, c, self.tracker, self.rng, next_pos=coder.next_pos)
+        """Sample the pending event under constraints `c`: its time, bar position and tempo, and the
+        chord it is played in (the chord keeper's at that time: its pitch is drawn under it)."""
+        row = self.sampler.sample(self.engine, c, self.tracker, self.rng, next_pos=coder.next_pos,
+                                  chord_for=lambda dt: self._chord_at(coder.peek_time(dt)))
         self.pending_time = coder.peek_time(int(row[1]))
         row[6] = coder.tempo_now(self.pending_time)
+        self.pending_chord = int(row[2])
+        row[2] = self.chords.context_chord()  # what the model reads back: a predicted chord stays hidden
         self.pending = row
 
-    def _hear_chord(self, row: np.ndarray) -> None:
-        """The chord under a heard event, the model's harmonic reading of the human fed back as context:
-        from who plays and when, and for a note-on also its pitch (NeuralConfig.chord_candidates)."""
-        k, w = (self.neural.chord_candidates, self.neural.chord_prior) if row[4] > 0 else (0, 1.0)
-        self.chord = row[2] = self.sampler.heard_chord(self.engine, row[[0, 1, 5]], int(row[3]), k, w)
+    def _chord_at(self, t: float) -> int:
+        """The chord at time t from the keeper (chart > heard > predicted), predicting with the model."""
+        coder = self._coder(t)
+        return self.chords.at(t, coder.beats, self.constraints.key, self._predict_chord)
+
+    def _predict_chord(self, t: float) -> np.ndarray | None:
+        """Log-probabilities of the chord at time t: the chord head for a machine event placed then."""
+        coder = self.coder
+        if coder is None:
+            return None
+        v = self.vocab
+        ticks = int(round((coder.beats.beat_at(t) - coder.beat) * v.ticks_per_beat))
+        dt = min(max(ticks, 0), v.max_dt_ticks)
+        logits = self.engine.logits(2, (MACHINE_PART, dt, coder.next_pos(dt))).astype(np.float64)
+        logits[NO_CHORD] = -np.inf  # something is always played in some chord; N is the model's "unknown"
+        return logits - np.logaddexp.reduce(logits[np.isfinite(logits)])
+
+    def _release_off_chord(self, now: float) -> None:
+        """At a chord change, end the machine's notes that are not tones of the new chord, on the
+        beat of the change (a pianist lifts what no longer fits: held notes are where clashes live)."""
+        if not self.sounding:
+            return
+        coder = self._coder(now)
+        ahead = now + self.config.lookahead_s
+        chord = self._chord_at(ahead)
+        if chord == NO_CHORD:
+            return
+        tones = chord_tones(chord)
+        stale = [key for key in self.sounding
+                 if key[1] % 12 not in tones and self.onset_chord.get(key, NO_CHORD) != chord]
+        if not stale:
+            return
+        beat = coder.beats.beat_at(ahead)
+        off = max(now, coder.time, coder.beats.time_at(float(np.floor(beat + 1e-6))))
+        for part, pitch in sorted(stale):
+            del self.sounding[(part, pitch)]
+            self._emit(TimedNote(off, part, pitch, 0))
+            row = np.asarray(coder.encode(TimedNote(max(off, coder.time), part, pitch, 0),
+                                          self.chords.context_chord()), np.int64)
+            self._feed(row)
+        self.counters["chord_releases"] = self.counters.get("chord_releases", 0) + len(stale)
+        self.pending = None  # predicted before these ends: predict again
 
     def _commit(self, now: float) -> None:
         t0 = time.perf_counter()
@@ -334,12 +420,12 @@ class NeuralPerformer:
         if play_time > note.time:  # late, a long rest, or a grid snap: the model's timeline follows the wire
             coder.reset(play_time)
         self._feed(token)
-        self.chord = int(token[2])  # the harmony the machine now plays in
         self.step_ms.append((time.perf_counter() - t0) * 1e3)
         key = (note.part, note.pitch)
         if note.velocity > 0:
             if key not in self.sounding:
                 self.sounding[key] = play_time
+                self.onset_chord[key] = self.pending_chord
                 self.last_machine_on = play_time
                 self._emit(TimedNote(play_time, note.part, note.pitch, note.velocity))
         elif key in self.sounding:
@@ -356,7 +442,8 @@ class NeuralPerformer:
             if not cancel:
                 self._emit(TimedNote(now, part, pitch, 0))
             # the model hears its notes end too, so its context matches what sounds
-            row = np.asarray(coder.encode(TimedNote(max(now, coder.time), part, pitch, 0), self.chord), np.int64)
+            row = np.asarray(coder.encode(TimedNote(max(now, coder.time), part, pitch, 0), self.chords.context_chord()),
+                             np.int64)
             self._feed(row)
         self.sounding.clear()
         self.pending = None
