@@ -328,8 +328,10 @@ def lead_tracks(tracks: Sequence[tuple[str, Sequence[Note]]]) -> list[int]:
 def part_variants(tracks: Sequence[tuple[str, Sequence[Note]]]) -> list[list[Note]]:
     """The part assignments one file is trained under; the first is the one a musician plays.
 
-    Several tracks: melody -> part 0 with the rest -> part 1, the swap, and everything as
-    part 0 (the model learns "continue this part" and "accompany that part"). One track:
+    Several tracks: melody -> part 0 with the rest -> part 1, the swap, everything as part 0
+    (the model learns "continue this part" and "accompany that part"), and the melody alone
+    (with chords hidden in training, the chord head learns to hear the harmony in a melody:
+    the chord listener of a live duet reads a melody and nothing else). One track:
     all part 0, and a right hand / left hand split at middle C.
     """
     every = [n for _, notes in tracks for n in notes]
@@ -339,7 +341,7 @@ def part_variants(tracks: Sequence[tuple[str, Sequence[Note]]]) -> list[list[Not
     melody = [n for i in sorted(lead) for n in tracks[i][1]]
     accomp = [n for i, (_, notes) in enumerate(tracks) if i not in lead for n in notes]
     return [_with_part(melody, 0) + _with_part(accomp, 1), _with_part(accomp, 0) + _with_part(melody, 1),
-            _with_part(every, 0)]
+            _with_part(every, 0), _with_part(melody, 0)]
 
 
 def assign_parts(tracks: Sequence[tuple[str, Sequence[Note]]]) -> list[Note]:

@@ -179,10 +179,11 @@ def test_parts_lead_by_name_else_highest_track():
     tracks = [("PIANO", piano), ("MELODY", mel), ("BRIDGE", bridge)]
     assert lead_tracks(tracks) == [1, 2]
     variants = part_variants(tracks)
-    assert len(variants) == 3
+    assert len(variants) == 4
     assert {(n.pitch, n.part) for n in variants[0]} == {(72, 0), (76, 0), (48, 1)}
     assert {(n.pitch, n.part) for n in variants[1]} == {(72, 1), (76, 1), (48, 0)}
     assert {n.part for n in variants[2]} == {0}
+    assert {(n.pitch, n.part) for n in variants[3]} == {(72, 0), (76, 0)}  # the melody alone
     assert assign_parts(tracks) == variants[0]
     assert lead_tracks([("a", piano), ("b", mel)]) == [1]  # no names: the highest track leads
     solo = part_variants([("x", mel + piano)])

@@ -302,7 +302,7 @@ def machine_onsets(model, grid: float, beats) -> list[float]:
     p, wire = make(model, "duet", seed=3, grid=grid, density=1.0, duet_idle_stop_s=100.0), Wire()
     p.set_beats(beats)
     t = phrase(p, wire, 0.1, pitches=(60, 62, 64, 65, 67) * 3)  # every 0.25 s: off the 0.15 s 16ths
-    run_until(p, wire, t, t + 10.0)
+    run_until(p, wire, t, t + 20.0)
     return [n.time for n in wire.notes if n.velocity > 0 and n.part == 1]
 
 

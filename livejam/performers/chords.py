@@ -58,8 +58,9 @@ class ChordKeeper:
         self.memory = ProgressionMemory() if config.memory else None
         self.chord, self.source = NO_CHORD, ""
         self.first_heard: float | None = None  # the human's first note-on: the listening window's start
-        self._slot: int | None = None  # the committed slot (index on the beat map) ...
-        self._slot_chord = NO_CHORD  # ... and its chord
+        # slot index on the beat map -> (its chord, how many human notes had come when it was predicted)
+        self._slots: dict[int, tuple[int, int]] = {}
+        self._heard_count = 0
 
     def set_chart(self, chart) -> None:
         self.chart = chart
@@ -67,12 +68,14 @@ class ChordKeeper:
     def reset(self) -> None:
         self.heard.reset()
         self.first_heard = None
-        self._slot, self._slot_chord = None, NO_CHORD
+        self._slots.clear()
+        self._heard_count = 0
         if self.memory is not None:
             self.memory.reset()
 
     def hear(self, pitch: int, velocity: int, t: float, beats) -> None:
         """A human note-on (velocity > 0) or note-off at time t."""
+        self._heard_count += 1
         if velocity > 0:
             self.heard.note_on(pitch, t)
             if self.first_heard is None:
@@ -86,13 +89,14 @@ class ChordKeeper:
         """The chord field of the rows fed to the model now (heard and played alike)."""
         return self.chord if self.source in TRUSTED else NO_CHORD
 
-    def at(self, t: float, beats, key: str | None, predict: Callable[[float], np.ndarray | None]) -> int:
-        """The chord at time t (now, or a note's coming time); sets `chord` and `source`."""
-        chord, source = self._resolve(t, beats, key, predict)
+    def at(self, t: float, beats, key: str | None, predict: Callable[[float], np.ndarray | None],
+           now: float | None = None) -> int:
+        """The chord at time t (`now`, or a note's coming time); sets `chord` and `source`."""
+        chord, source = self._resolve(t, beats, key, predict, t if now is None else now)
         self.chord, self.source = chord, source
         return chord
 
-    def _resolve(self, t, beats, key, predict) -> tuple[int, str]:
+    def _resolve(self, t, beats, key, predict, now) -> tuple[int, str]:
         if self.chart is not None:
             chord, _ = self.chart.at(beats, t)
             return chord, "chart"
@@ -104,17 +108,20 @@ class ChordKeeper:
         if self.first_heard is None or beat - beats.beat_at(self.first_heard) < self.config.listen_beats:
             return tonic_chord(key), "listening"
         slot = math.floor(beat / self.config.slot_beats + 1e-6)
-        if slot != self._slot:  # a new slot: predict its chord once, ahead of its first note
-            start = beats.time_at(slot * self.config.slot_beats)
+        start = beats.time_at(slot * self.config.slot_beats)
+        # A slot's chord is predicted when first asked (ahead of its first note) and again while it
+        # has not begun whenever more of the melody came; from its start on it holds (no flicker).
+        known = self._slots.get(slot)
+        if known is None or (known[1] != self._heard_count and now < start):
             logp = predict(max(t, start))
-            if logp is not None:
-                if self.memory is not None:
-                    logp = self.memory.adjust(logp, slot * self.config.slot_beats, self.config.slot_beats)
-                chord = int(np.argmax(logp))
-                if self.memory is not None:
-                    self.memory.commit(slot * self.config.slot_beats, chord)
-                self._slot, self._slot_chord = slot, chord
-        return self._slot_chord, "predicted"
+            if logp is None:
+                return (known or (NO_CHORD, 0))[0], "predicted"
+            if self.memory is not None:
+                logp = self.memory.adjust(logp, slot * self.config.slot_beats, self.config.slot_beats)
+            known = self._slots[slot] = (int(np.argmax(logp)), self._heard_count)
+            for old in [k for k in self._slots if k < slot - 8]:
+                del self._slots[old]
+        return known[0], "predicted"
 
     def tones(self) -> frozenset[int]:
         return chord_tones(self.chord) if self.chord != NO_CHORD else frozenset()

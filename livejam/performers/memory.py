@@ -43,9 +43,6 @@ class ProgressionMemory:
         h = self.pcs.setdefault(self._slot(beat), np.zeros(12))
         h[pitch % 12] += 1.0
 
-    def commit(self, slot_beat: float, chord: int) -> None:
-        del chord  # the hindsight reading is made later, from the logp and the slot's melody
-
     def hindsight(self, slot: int) -> int:
         """The chord of a past slot, read with its whole melody known."""
         logp = self.predicted.get(slot)

@@ -45,6 +45,8 @@ BEHIND_S = 0.002
 # With this much time before anything is due, poll() runs one step of the engine's shadow context
 # (~0.3-1 ms) so that feeds do not: a feed after idle() is one backbone run, two without.
 IDLE_ROOM_S = 0.004
+# The chord listener's context (events of the human alone): as long as training windows reach.
+LISTEN_CONTEXT = 1024
 
 class NeuralPerformer:
     follows_live_beats = True  # rebases its timeline when the live beat clock renumbers (see _coder)
@@ -57,6 +59,14 @@ class NeuralPerformer:
         self.config = config
         self.neural = neural
         self.engine = Engine(model, defer_shadow=True, context=live_context(model.info.max_len))
+        # The chord listener: the same network over the human's notes alone, chords hidden (as the
+        # melody-alone training sequences), whose chord head predicts the coming slot's chord. Apart
+        # from the duet context, the machine's own notes (which follow its guesses) cannot talk it
+        # into its own mistakes, and a melody alone fills the window slowly: minutes of the song.
+        self.listener = Engine(model, defer_shadow=True, context=live_context(model.info.max_len, LISTEN_CONTEXT))
+        self.listen_coder: EventCoder | None = None
+        self._listen_timeline: tuple | None = None  # (beat map, its generation) the listener counts on
+        self._listen_last = 0.0  # time of the listener's last event (seconds: survives a renumbering)
         self.vocab = model.info.vocab
         self.rng = np.random.default_rng(seed)
         self.sampler = EventSampler(self.vocab)
@@ -76,6 +86,7 @@ class NeuralPerformer:
         self.chords = ChordKeeper(chords or ChordConfig())  # chart > heard > predicted
         self.chart = None
         self.pending_chord = NO_CHORD  # the chord the pending event is played in
+        self._now = 0.0  # the time of the sample being drawn
         self.onset_chord: dict[tuple[int, int], int] = {}  # machine (part, pitch) -> the chord it began in
         self._answer_voices = 1  # call mode: voices of the answer (the call's) ...
         self._call_voices = 0  # ... the most notes the human held at once in the phrase ...
@@ -120,6 +131,10 @@ class NeuralPerformer:
         for _ in range(steps):
             self.engine.feed(self.sampler.sample(self.engine, self.constraints, self.tracker, self.rng))
         self.engine.reset()
+        for _ in range(steps // 4):
+            self.listener.feed(self.vocab.bos_row())
+            self.listener.logits(2, (HUMAN_PART, 0, self.vocab.pos_unknown))
+        self.listener.reset()
         self.tracker.reset()
         self.rng = np.random.default_rng(self.rng.integers(2**63))
 
@@ -160,6 +175,7 @@ class NeuralPerformer:
             self._human_sounding.discard(note.pitch)
         coder = self._coder(note.time)
         self.chords.hear(note.pitch, note.velocity, note.time, coder.beats)
+        self._listen(note)
         row = np.asarray(coder.encode(TimedNote(max(note.time, coder.time), HUMAN_PART, note.pitch, note.velocity)),
                          np.int64)
         if not self.engine.queued:  # inside a burst the state is behind it: the chord resolved at its first note holds
@@ -188,6 +204,8 @@ class NeuralPerformer:
         elif number == cc.reset and value >= 64:
             self._stop(now, cancel=True)
             self.engine.reset()
+            self.listener.reset()
+            self.listen_coder = None
             self.tracker.reset()
             self.chords.reset()
             self.coder = None
@@ -238,6 +256,7 @@ class NeuralPerformer:
             self._stop(now, cancel=False)  # answer over / the human left the duet
         if self.pending is None and not self.out:
             self.engine.idle(max_steps=4)  # build the next context window while nothing is due
+            self.listener.idle(max_steps=2)
         elif self._room(now) > IDLE_ROOM_S:  # one shadow step now keeps it off the next event's feed
             self.engine.idle(max_steps=1)
         out, self.out = self.out, []
@@ -319,6 +338,7 @@ class NeuralPerformer:
         """The next event after `now`. In duet the model also predicts the human's events: the machine
         plays only when its own part comes next, so it does not crowd every gap the human leaves."""
         t0 = time.perf_counter()
+        self._now = now  # a chord for a coming time is provisional until its slot begins
         coder = self._coder(now)
         v = self.vocab
         silence = (coder.beats.beat_at(now) - coder.beat) * v.ticks_per_beat  # ticks since the last event
@@ -357,27 +377,41 @@ class NeuralPerformer:
         """Sample the pending event under constraints `c`: its time, bar position and tempo, and the
         chord it is played in (the chord keeper's at that time: its pitch is drawn under it)."""
         row = self.sampler.sample(self.engine, c, self.tracker, self.rng, next_pos=coder.next_pos,
-                                  chord_for=lambda dt: self._chord_at(coder.peek_time(dt)))
+                                  chord_for=lambda dt: self._chord_at(coder.peek_time(dt), self._now))
         self.pending_time = coder.peek_time(int(row[1]))
         row[6] = coder.tempo_now(self.pending_time)
         self.pending_chord = int(row[2])
         row[2] = self.chords.context_chord()  # what the model reads back: a predicted chord stays hidden
         self.pending = row
 
-    def _chord_at(self, t: float) -> int:
+    def _chord_at(self, t: float, now: float | None = None) -> int:
         """The chord at time t from the keeper (chart > heard > predicted), predicting with the model."""
         coder = self._coder(t)
-        return self.chords.at(t, coder.beats, self.constraints.key, self._predict_chord)
+        return self.chords.at(t, coder.beats, self.constraints.key, self._predict_chord, now)
+
+    def _listen(self, note: TimedNote) -> None:
+        """Feed a human note to the chord listener (its own timeline: the human's events alone)."""
+        beats = self.coder.beats
+        timeline = (id(beats), getattr(beats, "generation", None))  # a new map, or the live clock renumbered
+        if self.listen_coder is None or timeline != self._listen_timeline:
+            start = self._listen_last if self.listen_coder is not None else note.time
+            self.listen_coder = EventCoder(self.vocab, beats, min(start, note.time))
+            self._listen_timeline = timeline
+        lc = self.listen_coder
+        self.listener.defer(np.asarray(lc.encode(TimedNote(max(note.time, lc.time), HUMAN_PART, note.pitch,
+                                                           note.velocity), NO_CHORD), np.int64))
+        self._listen_last = lc.time
 
     def _predict_chord(self, t: float) -> np.ndarray | None:
-        """Log-probabilities of the chord at time t: the chord head for a machine event placed then."""
-        coder = self.coder
-        if coder is None:
+        """Log-probabilities of the chord at time t: the listener's chord head for the melody's next
+        note placed then (what chord a melody note on that beat would sound in)."""
+        lc = self.listen_coder
+        if lc is None:
             return None
         v = self.vocab
-        ticks = int(round((coder.beats.beat_at(t) - coder.beat) * v.ticks_per_beat))
+        ticks = int(round((lc.beats.beat_at(t) - lc.beat) * v.ticks_per_beat))
         dt = min(max(ticks, 0), v.max_dt_ticks)
-        logits = self.engine.logits(2, (MACHINE_PART, dt, coder.next_pos(dt))).astype(np.float64)
+        logits = self.listener.logits(2, (HUMAN_PART, dt, lc.next_pos(dt))).astype(np.float64)
         logits[NO_CHORD] = -np.inf  # something is always played in some chord; N is the model's "unknown"
         return logits - np.logaddexp.reduce(logits[np.isfinite(logits)])
 
@@ -388,7 +422,7 @@ class NeuralPerformer:
             return
         coder = self._coder(now)
         ahead = now + self.config.lookahead_s
-        chord = self._chord_at(ahead)
+        chord = self._chord_at(ahead, now)
         if chord == NO_CHORD:
             return
         tones = chord_tones(chord)

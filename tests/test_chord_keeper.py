@@ -1,0 +1,103 @@
+"""The chord keeper: one precedence (chart > heard > predicted), a listening cold start, slots that
+hold, and the memory of the song's progression. A fake predictor stands in for the model."""
+import numpy as np
+
+from livejam.chart import ChordChart
+from livejam.clock import BeatGrid
+from livejam.config import ChordConfig
+from livejam.harmony import N_CHORDS, NO_CHORD, chord_id
+from livejam.performers.chords import ChordKeeper, tonic_chord
+from livejam.performers.memory import ProgressionMemory
+
+C, F, G, AM = chord_id(0, 0), chord_id(5, 0), chord_id(7, 0), chord_id(9, 1)
+GRID = BeatGrid([0.5 * i for i in range(400)])  # 120 bpm, 4/4, beat 0 at t = 0
+
+
+def leaning_to(chord, nats=3.0):
+    logp = np.full(N_CHORDS, -10.0)
+    logp[chord] = -10.0 + nats
+    return logp
+
+
+class Predictor:
+    def __init__(self, chord):
+        self.chord, self.calls = chord, []
+
+    def __call__(self, t):
+        self.calls.append(t)
+        return leaning_to(self.chord)
+
+
+def test_cold_start_listens_before_committing_a_prediction():
+    k = ChordKeeper(ChordConfig(listen_beats=2.0, slot_beats=1.0))
+    predict = Predictor(F)
+    assert k.at(0.0, GRID, "C:major", predict) == C and k.source == "listening"  # nothing heard: the tonic
+    k.hear(64, 90, 0.0, GRID)
+    assert k.at(0.9, GRID, "C:major", predict) == C and k.source == "listening" and not predict.calls
+    assert k.at(0.9, GRID, None, predict) == NO_CHORD  # no key: no chord, only safe notes
+    assert k.at(1.0, GRID, "C:major", predict) == F and k.source == "predicted"  # two beats heard
+    assert tonic_chord("A:minor") == AM
+
+
+def test_a_slot_holds_its_chord_once_it_began_and_is_predicted_again_before():
+    k = ChordKeeper(ChordConfig(listen_beats=0.0, slot_beats=2.0, memory=False))
+    k.hear(60, 90, 0.0, GRID)
+    predict = Predictor(F)
+    assert k.at(0.8, GRID, None, predict, now=0.5) == F  # slot 0 (beats 0-2, 0-1 s): begun, so committed
+    predict.chord = G
+    k.hear(62, 90, 0.6, GRID)
+    assert k.at(0.9, GRID, None, predict, now=0.7) == F  # more melody, but the slot began: it holds
+    assert k.at(1.1, GRID, None, predict, now=0.8) == G  # the next slot (from 1.0 s) is still ahead
+    predict.chord = AM
+    k.hear(64, 90, 0.9, GRID)
+    assert k.at(1.1, GRID, None, predict, now=0.9) == AM  # ... so new melody may change it
+    predict.chord = C
+    k.hear(65, 90, 1.05, GRID)
+    assert k.at(1.2, GRID, None, predict, now=1.05) == AM  # from its start on it holds
+
+
+def test_precedence_chart_then_heard_then_predicted():
+    k = ChordKeeper(ChordConfig(listen_beats=0.0))
+    k.hear(72, 90, 0.0, GRID)
+    predict = Predictor(G)
+    assert k.at(0.1, GRID, None, predict) == G and k.source == "predicted"
+    for pitch in (57, 60, 64):  # the human plays A minor under the melody
+        k.hear(pitch, 80, 0.2, GRID)
+    assert k.at(0.3, GRID, None, predict) == AM and k.source == "heard"
+    assert k.context_chord() == AM  # a heard chord goes into the context; a predicted one does not
+    k.set_chart(ChordChart.parse("F C"))
+    assert k.at(0.3, GRID, None, predict) == F and k.source == "chart"
+    assert k.at(2.1, GRID, None, predict) == C  # the second bar
+    assert k.at(4.1, GRID, None, predict) == F  # the loop
+    k.set_chart(None)
+    for pitch in (57, 60, 64):
+        k.hear(pitch, 0, 0.4, GRID)
+    assert k.at(5.0, GRID, None, predict) == G and k.source == "predicted" and k.context_chord() == NO_CHORD
+
+
+def test_the_memory_recalls_a_repeated_sections_chords():
+    """A section whose melody comes back gets the chords its first time ended up with, even where
+    the prediction alone leans elsewhere."""
+    mem = ProgressionMemory()
+    melody = {0: (60, 64, 67), 1: (65, 69, 72), 2: (67, 71, 74), 3: (60, 64, 67)}  # C F G C, two beats each
+    chords = {0: C, 1: F, 2: G, 3: C}
+    for rep in range(2):
+        for slot in range(4):
+            s = rep * 4 + slot
+            logp = leaning_to(chords[slot]) if rep == 0 else leaning_to(AM, nats=1.0)  # the 2nd time: unsure, wrong
+            out = mem.adjust(logp, s * 2.0, 2.0)
+            if rep == 1 and slot >= 2:  # two slots of the repeat heard: the memory knows where it is
+                assert int(np.argmax(out)) == chords[slot], slot
+            for pitch in melody[slot]:
+                mem.note(s * 2.0 + 0.5, pitch)
+    assert mem.recalls >= 2
+
+
+def test_the_memory_recalls_nothing_for_new_material():
+    mem = ProgressionMemory()
+    rng = np.random.default_rng(0)
+    for s in range(12):
+        logp = leaning_to(AM)
+        assert int(np.argmax(mem.adjust(logp, s * 2.0, 2.0))) == AM
+        for pitch in rng.integers(48, 84, 3):
+            mem.note(s * 2.0 + 0.5, int(pitch) if s % 2 else 61 + s)
