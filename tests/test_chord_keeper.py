@@ -40,7 +40,7 @@ def test_cold_start_listens_before_committing_a_prediction():
 
 
 def test_a_slot_holds_its_chord_once_it_began_and_is_predicted_again_before():
-    k = ChordKeeper(ChordConfig(listen_beats=0.0, slot_beats=2.0, memory=False))
+    k = ChordKeeper(ChordConfig(listen_beats=0.0, slot_beats=2.0, memory=False, heard=False))  # a melody only
     k.hear(60, 90, 0.0, GRID)
     predict = Predictor(F)
     assert k.at(0.8, GRID, None, predict, now=0.5) == F  # slot 0 (beats 0-2, 0-1 s): begun, so committed
