@@ -135,3 +135,55 @@ def test_memory_split():
     assert out["memory_beats_seen"] == 1 and out["memory_seen"] == pytest.approx(1.0)
     assert out["memory_beats_new"] == 15 and out["memory_new"] == pytest.approx(7 / 15)
     assert out["memory_gain"] == pytest.approx(8 / 15)
+
+
+# --- the driver on a fake POP909 folder ---------------------------------------------------------
+LOOP = (("C:maj", (48, 52, 55)), ("A:min", (45, 48, 52)), ("F:maj", (41, 45, 48)), ("G:maj", (43, 47, 50)))
+
+
+@pytest.fixture
+def pop909(tmp_path) -> Path:
+    """Two songs at 100 bpm: a bar each of C, Am, F, G, looped; the PIANO holds each bar's triad,
+    the MELODY plays quarter notes of the chord's root an octave or two up; key C major."""
+    from livejam.midi.files import write_midi
+
+    beat = 0.6
+    beats = 0.25 + beat * np.arange(48)
+    for s in ("001", "002"):
+        song = tmp_path / s
+        song.mkdir()
+        (song / "beat_midi.txt").write_text("".join(f"{t:.6f} 1.0 {1.0 if i % 4 == 0 else 0.0}\n"
+                                                    for i, t in enumerate(beats)))
+        (song / "chord_midi.txt").write_text("".join(f"{beats[i]:.6f}\t{beats[i + 4]:.6f}\t{LOOP[i // 4 % 4][0]}\n"
+                                                     for i in range(0, 44, 4)))
+        (song / "key_audio.txt").write_text(f"0.0\t{beats[-1]:.6f}\tC:maj\n")
+        piano, melody = [], []
+        for bar in range(11):
+            t = float(beats[bar * 4])
+            tones = LOOP[bar % 4][1]
+            piano += [Note(t, t + 4 * beat - 0.05, p, 70) for p in tones]
+            melody += [Note(t + k * beat, t + (k + 1) * beat, tones[0] + 24, 90) for k in range(4)]
+        write_midi(song / f"{s}.mid", [("MELODY", melody), ("PIANO", piano)])
+    return tmp_path
+
+
+def test_quality_table_on_a_fake_folder(pop909, capsys):
+    from tools import quality
+
+    args = ["--songs", "001", "002", "--pop909", str(pop909), "--rows", "piano,random,tonic,reader2", "--seconds", "20"]
+    assert quality.main(args) == 0
+    text = capsys.readouterr().out
+    assert "2 held-out POP909 songs" in text and "texture" in text and "harmony" in text
+    for row in ("piano", "random", "tonic", "reader2"):
+        assert f"\n{row} " in text
+    assert quality.main([*args, "--json"]) == 0
+    mean = json.loads(capsys.readouterr().out)["mean"]
+    piano = mean["piano"]
+    assert piano["chord_tone"] == pytest.approx(1.0) and piano["implied_root"] == pytest.approx(1.0)
+    assert piano["voices"] == pytest.approx(3.0) and piano["clash_time"] == pytest.approx(0.0)
+    assert piano["carried"] == pytest.approx(0.0)  # each triad ends 50 ms before the change
+    assert piano["notes_per_s"] == pytest.approx(3 * 9 / 20)  # 9 bars start in [0.25, 20.25)
+    # the window [0.25, 20.25) holds 34 beats: 8 whole bars and two beats of C; C in 10 of 34
+    assert mean["tonic"]["implied_root"] == pytest.approx(10 / 34)
+    assert 0.0 <= mean["reader2"]["implied_root"] <= 1.0  # worked by hand in test_baselines
+    assert mean["random"]["notes"] == pytest.approx(3 * 9)
