@@ -187,3 +187,14 @@ def test_quality_table_on_a_fake_folder(pop909, capsys):
     assert mean["tonic"]["implied_root"] == pytest.approx(10 / 34)
     assert 0.0 <= mean["reader2"]["implied_root"] <= 1.0  # worked by hand in test_baselines
     assert mean["random"]["notes"] == pytest.approx(3 * 9)
+
+
+def test_best_chord_ties_go_to_the_sounding_root():
+    w = np.zeros(12)
+    w[[8, 3]] = 1.0  # Ab and Eb: Ab major and Eb sus4 cover both alike; the root that sounds is Ab's ... and Eb's
+    assert im.best_chord(w) == parse_chord("Ab:maj")  # ... so the quality order decides: maj before sus4
+    w = np.zeros(12)
+    w[9] = 1.0  # a lone A: every chord holding A ties; A's own
+    assert im.best_chord(w) == parse_chord("A:maj")
+    w[[9, 0]] = (2.0, 1.0)  # A under C: A minor and F major tie (inside 3, 0.05*3*3); A sounds more
+    assert im.best_chord(w) == parse_chord("A:min")

@@ -8,7 +8,7 @@ that maximises
     (weight inside the template) - (weight outside it) - TONE_COST x (total weight) x (tones)
 
 (the last term: a bigger chord has to explain more; C-E-G is C, not Cmaj7 or Am7). Ties go to
-the first template in root order C..B, then quality order. `implied_root` is the share of the
+the template whose root sounds the most, then to quality order, then root order C..B. `implied_root` is the share of the
 beats that have an annotated chord (not N) and some sound of the part in which the implied
 root is the annotated root (the annotated chord of a beat: the one at its midpoint).
 
@@ -38,31 +38,38 @@ MEMORY_BEATS = 8  # two 4/4 bars of chord roots
 MEMORY_FROM_S = 90.0  # memory is scored on the beats this far into the window and later
 
 
-def _templates(qualities: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(tones (T, 12) float, chord ids (T,)): root-major, then `qualities` order."""
-    tones, ids = [], []
-    for root in range(12):
-        for q in qualities:
+def _templates(qualities: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tones (T, 12) float, chord ids (T,), roots (T,)): in `qualities` order, then root C..B."""
+    tones, ids, roots = [], [], []
+    for q in qualities:
+        for root in range(12):
             row = np.zeros(12)
             row[[(root + i) % 12 for i in INTERVALS[q]]] = 1.0
             tones.append(row)
             ids.append(chord_id(root, QUALITIES.index(q)))
-    return np.array(tones), np.array(ids)
+            roots.append(root)
+    return np.array(tones), np.array(ids), np.array(roots)
 
 
 _TEMPLATES = _templates(TEMPLATE_QUALITIES)
 _TRIADS = _templates(TRIADS)
 
 
-def best_chord(weights: np.ndarray, templates: tuple[np.ndarray, np.ndarray] = _TEMPLATES) -> int:
-    """The template chord id with the best score for 12 pitch-class weights; 0 (N) for no weight."""
+def best_chord(weights: np.ndarray, templates: tuple = _TEMPLATES) -> int:
+    """The template chord id with the best score for 12 pitch-class weights; 0 (N) for no weight.
+
+    Ties (common in thin textures: a root and fifth are covered as well by the root's triad as by
+    the fifth's sus4, a lone note by every chord holding it) go to the template whose root sounds
+    the most, then to the first quality in the list (maj before sus4), then the lowest root."""
     total = float(weights.sum())
     if total <= 0:
         return 0
-    tones, ids = templates
+    tones, ids, roots = templates
     inside = tones @ weights
     score = inside - (total - inside) - TONE_COST * total * tones.sum(axis=1)
-    return int(ids[int(np.argmax(score))])
+    tied = np.flatnonzero(score >= score.max() - 1e-9 * total)
+    root_weight = weights[roots[tied]]
+    return int(ids[tied[int(np.argmax(root_weight))]])  # argmax: the first of the heaviest roots
 
 
 def pc_weights(notes: Sequence[Note], t0: float, t1: float) -> np.ndarray:
