@@ -144,7 +144,8 @@ LOOP = (("C:maj", (48, 52, 55)), ("A:min", (45, 48, 52)), ("F:maj", (41, 45, 48)
 @pytest.fixture
 def pop909(tmp_path) -> Path:
     """Two songs at 100 bpm: a bar each of C, Am, F, G, looped; the PIANO holds each bar's triad,
-    the MELODY plays quarter notes of the chord's root an octave or two up; key C major."""
+    the MELODY plays quarter notes of the chord's root two octaves up and rests in the G bars; key
+    C major."""
     from livejam.midi.files import write_midi
 
     beat = 0.6
@@ -162,7 +163,8 @@ def pop909(tmp_path) -> Path:
             t = float(beats[bar * 4])
             tones = LOOP[bar % 4][1]
             piano += [Note(t, t + 4 * beat - 0.05, p, 70) for p in tones]
-            melody += [Note(t + k * beat, t + (k + 1) * beat, tones[0] + 24, 90) for k in range(4)]
+            if bar % 4 != 3:  # the melody rests every fourth bar: three-bar phrases (calls)
+                melody += [Note(t + k * beat, t + (k + 1) * beat, tones[0] + 24, 90) for k in range(4)]
         write_midi(song / f"{s}.mid", [("MELODY", melody), ("PIANO", piano)])
     return tmp_path
 
@@ -198,3 +200,21 @@ def test_best_chord_ties_go_to_the_sounding_root():
     assert im.best_chord(w) == parse_chord("A:maj")
     w[[9, 0]] = (2.0, 1.0)  # A under C: A minor and F major tie (inside 3, 0.05*3*3); A sounds more
     assert im.best_chord(w) == parse_chord("A:min")
+
+
+def test_calls_and_an_answer(pop909):
+    from livejam.config import DaemonConfig
+    from tools.quality_song import Song
+
+    song = Song(pop909 / "001", 0.0)
+    calls = song.calls()
+    assert [round(c[0].start, 2) for c in calls] == [0.25, 9.85, 19.45]  # bars 0-2, 4-6, 8-10
+    assert all(max(n.end for n in c) - c[0].start == pytest.approx(7.2) for c in calls)
+    # an answer to the first call (it ends in the F bar): G, then F with 0.5 s of overlap, 3.7 s in all
+    answer = [n(8.0, 9.5, 67), n(9.0, 11.7, 65)]
+    out = song.score_call(calls[0], answer, DaemonConfig())
+    assert out["length_ratio"] == pytest.approx(3.7 / 7.2) and out["length_ok"] == 1.0  # 3.7 s >= 0.5 x 7.2 s
+    assert song.score_call(calls[0], answer[:1], DaemonConfig())["length_ok"] == 0.0  # 1.5 s: too short
+    assert out["single_line"] == pytest.approx(3.2 / 3.7)
+    assert out["last_chord_tone"] == 1.0 and out["last_tonic"] == 0.0  # F: in F major, not C
+    assert song.score_call(calls[0], [], DaemonConfig())["answered"] == 0.0
