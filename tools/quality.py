@@ -58,7 +58,7 @@ import numpy as np
 from livejam.config import DaemonConfig, load
 from livejam.measure import implied as im
 from livejam.measure import music as mu
-from tools.quality_report import _mean, format_result, seed_spread, summarise
+from tools.quality_report import format_result, mean_of, seed_spread, summarise
 from tools.quality_song import Song, simulate, with_chart
 
 log = logging.getLogger("quality")
@@ -110,7 +110,7 @@ def call_row(song: Song, config: DaemonConfig, calls: int) -> dict | None:
     if not scores:
         return None
     keys = dict.fromkeys(k for s in scores for k in s)
-    return {"calls": float(len(scores)), **{k: _mean([s.get(k) for s in scores]) for k in keys},
+    return {"calls": float(len(scores)), **{k: mean_of([s.get(k) for s in scores]) for k in keys},
             "sounding_at_end": sounding}
 
 
@@ -144,7 +144,7 @@ def score_song(folder: Path, rows: list[str], base: DaemonConfig, args, rng: np.
             for s, run in zip(args.seeds, runs):
                 cells[f"duet@{s}"] = run
             keys = dict.fromkeys(k for r in runs for k in r)
-            cells[row] = {k: _mean([r.get(k) for r in runs]) for k in keys}
+            cells[row] = {k: mean_of([r.get(k) for r in runs]) for k in keys}
             cells[row]["sounding_at_end"] = int(sum(r["sounding_at_end"] for r in runs))
         elif row != "piano":
             try:

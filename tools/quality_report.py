@@ -20,7 +20,7 @@ SHORT = {"notes_per_s": "notes/s", "nps_vs_piano": "nps/piano", "grid_vs_piano":
          "chord_match": "ch_match"}
 
 
-def _mean(values) -> float | None:
+def mean_of(values) -> float | None:
     values = [v for v in values if v is not None]
     return float(np.mean(values)) if values else None
 
@@ -33,7 +33,7 @@ def summarise(per_song: list[dict]) -> dict:
     for row in dict.fromkeys(rows):
         cells = [s[row] for s in per_song if row in s]
         keys = dict.fromkeys(k for c in cells for k in c)
-        mean[row] = {k: _mean([c.get(k) for c in cells]) for k in keys if k != "sounding_at_end"}
+        mean[row] = {k: mean_of([c.get(k) for c in cells]) for k in keys if k != "sounding_at_end"}
         mean[row]["sounding_at_end"] = int(sum(c.get("sounding_at_end", 0) for c in cells))
     return mean
 
