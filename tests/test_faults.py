@@ -171,3 +171,50 @@ def test_reset_output_ends_machine_notes_and_every_note_on_its_channels():
     assert offs == {(c, n) for c in (0, 1) for n in range(128)}
     sched.run_until(1.0)  # the performance goes on: the queued note-on still plays
     assert sent[-1].kind == "note_on" and sent[-1].a == 62
+
+
+def test_a_stuck_add_on_close_delays_the_shutdown_a_second_then_it_goes_on(tmp_path):
+    """Issue 21 #1: sounddevice's stop on a dead JACK server never returned, and the recording and
+    the counters after it were lost. Each add-on's close has a deadline; the rest of the shutdown
+    (the recording here) still runs, and the process is marked for a hard exit."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from livejam.midi.spec import note_off, note_on
+
+    class Stuck:
+        def __init__(self):
+            self.release = threading.Event()
+
+        def close(self):
+            self.release.wait()
+
+    stuck, calls = Stuck(), []
+    noop = SimpleNamespace(close=lambda: calls.append("closed"))
+    daemon = Daemon(DaemonConfig(), addons=(stuck, noop))
+    recorder = Recorder(0.0)
+    recorder.record_human(note_on(0, 60, 100), 1.0)
+    recorder.record_human(note_off(0, 60), 1.5)
+    inq = SimpleNamespace(close=lambda: None, stop=lambda: None, drain=lambda: 0)
+    scheduler = SimpleNamespace(stop=lambda flush: None, panic=lambda: calls.append("panic"))
+    dispatcher = SimpleNamespace(clock_out=None, beat=SimpleNamespace(link=None))
+    port = SimpleNamespace(close=lambda: None)
+    threading.Timer(5.0, stuck.release.set).start()  # before the deadline: it would wait for good
+    t0 = time.monotonic()
+    try:
+        daemon._shutdown(SimpleNamespace(now=lambda: 0.0), inq, None, dispatcher, scheduler, port, port, None,
+                         recorder, tmp_path / "s.mid")
+    finally:
+        stuck.release.set()
+    assert time.monotonic() - t0 < 3.0
+    assert calls == ["panic", "closed"] and daemon.recording == tmp_path / "s.mid"
+    assert daemon._left_behind
+
+
+@pytest.mark.parametrize("name", ["SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGPIPE"])
+def test_every_terminating_signal_is_a_stop_signal(name):
+    """The handler the daemon installs covers them (the JACK test sends each one to a live daemon)."""
+    from livejam.daemon import STOP_SIGNALS
+
+    assert name in STOP_SIGNALS
