@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from livejam.beat import BeatClock, ClockOut
-from livejam.config import DaemonConfig, model_path
+from livejam.config import ConfigError, DaemonConfig, model_path
 from livejam.events import TimedNote
 from livejam.midi.normalise import InputNormaliser
 from livejam.midi.spec import REALTIME_CLOCK, Message
@@ -39,6 +39,8 @@ def build_performer(config: DaemonConfig, strict: bool = True):
         from livejam.engine.session import ModelError, load_model
         from livejam.performers.neural import NeuralPerformer
 
+        if config.neural.prompt:  # the user's file: their mistake, in one line, not a "broken model" and Markov
+            check_prompt(config.neural.prompt)
         try:
             try:
                 model = load_model(model_path(config.neural.model), intra_op_threads=config.neural.intra_op_threads)
@@ -56,6 +58,18 @@ def build_performer(config: DaemonConfig, strict: bool = True):
     from livejam.performers.markov import MarkovPerformer
 
     return MarkovPerformer(config.performer, seed)
+
+
+def check_prompt(path: str) -> None:
+    """A --prompt file must be a readable MIDI file with notes: ConfigError (one line) otherwise."""
+    from livejam.midi.files import read_midi_tracks
+
+    try:
+        tracks = read_midi_tracks(path)
+    except ValueError as e:
+        raise ConfigError(f"--prompt: {e}") from None
+    if not tracks:
+        raise ConfigError(f"--prompt: {path}: no notes to prime the model with")
 
 
 def performer_name(performer) -> str:

@@ -218,3 +218,22 @@ def test_every_terminating_signal_is_a_stop_signal(name):
     from livejam.daemon import STOP_SIGNALS
 
     assert name in STOP_SIGNALS
+
+
+@pytest.mark.parametrize("content", [None, b"MThd garbage", b""])
+def test_a_bad_prompt_file_is_one_line_and_exit_2_not_markov(tmp_path, capsys, content):
+    """Issue 19 #6 / 21 #10: a missing or garbled --prompt was reported as a broken model and the
+    Markov continuator played the whole session; now it is refused at start, like a bad --model."""
+    from livejam.cli import main
+    from livejam.dispatch import build_performer
+
+    prompt = tmp_path / "prompt.mid"
+    if content is not None:
+        prompt.write_bytes(content)
+    with pytest.raises(ConfigError, match="--prompt"):
+        build_performer(load(DaemonConfig, None, [f"neural.prompt={str(prompt)!r}"]), strict=False)
+    human = _human_file(tmp_path / "h.mid")
+    rc = main(["simulate", "--human", str(human), "--out", str(tmp_path / "o.mid"), "--prompt", str(prompt)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "--prompt" in err and str(prompt) in err, (rc, err)
+    assert not (tmp_path / "o.mid").exists()
