@@ -237,3 +237,26 @@ def test_a_bad_prompt_file_is_one_line_and_exit_2_not_markov(tmp_path, capsys, c
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "--prompt" in err and str(prompt) in err, (rc, err)
     assert not (tmp_path / "o.mid").exists()
+
+
+def test_version_is_printed_and_agrees_with_pyproject(capsys, monkeypatch):
+    """Issue 19 #3: `livejam --version` did not exist."""
+    import tomllib
+
+    import livejam
+    from livejam.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert capsys.readouterr().out.strip() == f"livejam {livejam.version()}"
+    assert livejam.__version__ == declared  # the fallback (a source tree without metadata) says the same
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    assert livejam.version() == declared
