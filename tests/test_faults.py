@@ -260,3 +260,30 @@ def test_version_is_printed_and_agrees_with_pyproject(capsys, monkeypatch):
 
     monkeypatch.setattr(importlib.metadata, "version", not_installed)
     assert livejam.version() == declared
+
+
+@pytest.mark.parametrize("override", ["midi.thru_channel=16", "midi.thru_channel=-1", "screen.refresh_hz=0",
+                                      "screen.refresh_hz=-1", "screen.refresh_hz=nan", "osc.push_hz=1e6",
+                                      "osc.push_hz=-1", "sound.block_size=-1", 'sound.latency="x"',
+                                      "sound.latency=nan", "sound.latency=-0.1", "sound.gain=nan",
+                                      "sound.gain=-1", "sound.samplerate=-5", "sound.machine_program=128"])
+def test_new_surfaces_settings_are_range_checked(override, tmp_path, capsys):
+    """Issue 21 #10: thru_channel 16 was a traceback at start, refresh_hz <= 0 or nan burned a core,
+    push_hz 1e6 a third of one, and sounddevice answered a bad latency or block size with its own errors."""
+    from livejam.cli import main
+
+    with pytest.raises(ConfigError) as e:
+        load(DaemonConfig, None, [override])
+    assert override.split("=")[0] in str(e.value) and "\n" not in str(e.value)
+    human = _human_file(tmp_path / "h.mid")
+    assert main(["simulate", "--engine", "markov", "--human", str(human), "--out", str(tmp_path / "o.mid"),
+                 "--set", override]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("override", ["midi.thru_channel=15", "screen.refresh_hz=30", "osc.push_hz=0",
+                                      "sound.block_size=64", "sound.latency=0.02", 'sound.latency="high"',
+                                      "sound.gain=1.5", "sound.samplerate=44100"])
+def test_sane_settings_still_load(override):
+    load(DaemonConfig, None, [override])
