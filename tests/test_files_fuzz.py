@@ -132,3 +132,17 @@ def test_fuzzed_midi_files_through_simulates_and_rolls_readers(tmp_path):
                 pytest.fail(f"case {case}: {reader} raised {type(e).__name__}: {e} on {data.hex()}")
             assert time.monotonic() - t0 < 3.0, (case, reader, data.hex())
     assert refused > 100  # the fuzz reached the checks, not only the happy path
+
+
+def test_a_file_hours_long_is_drawn_within_seconds(tmp_path):
+    """Within the budgets (5 hours at 300 bpm, 90,000 beats) the roll leaves out beat lines closer than
+    its pixels: one axvline per beat took minutes and gigabytes."""
+    pytest.importorskip("matplotlib")
+    from livejam.roll import render_file
+
+    long_note = b"\x00\x90\x3c\x64\x85\xbf\x10\x80\x3c\x00"  # 90,000 ticks (VLQ 85 BF 10) at 1 tick a beat
+    path = tmp_path / "long.mid"
+    path.write_bytes(smf(b"\x00\xff\x51\x03\x03\x0d\x40" + long_note, tpb=1))  # 200,000 us a beat: 300 bpm
+    t0 = time.monotonic()
+    render_file(path, tmp_path / "long.png", grid=True)
+    assert time.monotonic() - t0 < 30.0 and (tmp_path / "long.png").stat().st_size > 0
