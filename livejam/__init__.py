@@ -2,6 +2,8 @@
 import os
 import sys
 
+__version__ = "0.2.0"  # the fallback when the package's metadata is not installed; kept equal to pyproject's
+
 if sys.version_info < (3, 11):  # tomllib, and the typing the config loader relies on
     raise SystemExit(f"livejam needs Python 3.11 or newer (this is Python {sys.version.split()[0]})")
 
@@ -12,3 +14,13 @@ if sys.version_info < (3, 11):  # tomllib, and the typing the config loader reli
 # is the only way to stop that; a user who wants it on can set it to 0.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("ORT_TELEMETRY_DISABLED", "1")  # the name newer releases document
+
+
+def version() -> str:
+    """The installed distribution's version (importlib.metadata), else this source tree's __version__."""
+    from importlib.metadata import PackageNotFoundError, version as installed
+
+    try:
+        return installed("livejam")
+    except PackageNotFoundError:
+        return __version__

@@ -21,6 +21,9 @@ Link and the follower are read in `expire(now)` (the performer thread's pump), n
 MIDI callback. Link numbers the beats (its beat mod the meter is the bar); the follower
 knows no downbeat, so its map has no bar (`bar_at` None) while it knows the tempo.
 
+Incoming clock is bounded: its tempo is clamped to BPM_MIN..BPM_MAX (the range of `--bpm`), and
+floods of ticks or of start/stop/continue/song position are rate-limited (dropped, counted).
+
 `ClockOut` (the MIDI clock we send as master) and `count_in` live in livejam/clockout.py.
 """
 from __future__ import annotations
@@ -52,6 +55,28 @@ FOLLOW_POS_TOLERANCE = 0.02  # beats; the tracker's estimate moves a little with
 FOLLOW_BPM_TOLERANCE = 0.005
 FOLLOW_RENUMBER = 0.25  # a tempo jump beyond 25% (another metrical level) or a phase jump beyond
 # a quarter beat renumbers: smoothing it would bend the map for beats on end
+BPM_MIN, BPM_MAX = 20.0, 300.0  # the tempi livejam believes, from any source (as --bpm)
+# Incoming floods: ticks beyond BPM_MAX's rate (5% over it, bursts of a beat: USB bunches ticks) and
+# transport messages (start, stop, continue, song position) beyond 4 a second are dropped and counted.
+TICK_RATE, TICK_BURST = BPM_MAX * 1.05 * TICKS_PER_BEAT / 60.0, TICKS_PER_BEAT
+TRANSPORT_RATE, TRANSPORT_BURST = 4.0, 8
+
+
+class RateLimit:
+    """A token bucket on the messages' own timestamps: `rate` a second on average, bursts of `burst`."""
+
+    def __init__(self, rate: float, burst: int):
+        self.rate, self.burst = rate, burst
+        self.tokens, self.t = float(burst), None
+
+    def allow(self, t: float) -> bool:
+        if self.t is not None:
+            self.tokens = min(self.burst, self.tokens + max(0.0, t - self.t) * self.rate)
+        self.t = t if self.t is None else max(self.t, t)
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
 
 
 @dataclass(frozen=True)
@@ -137,6 +162,9 @@ class BeatClock:
         self.link = link
         self.tracker = TempoTracker(prior_bpm=self.config.follow_prior_bpm) if self.config.follow else None
         self._link_at = self._tracked_at = -math.inf  # when each was last read
+        self._tick_rate = RateLimit(TICK_RATE, TICK_BURST)
+        self._transport_rate = RateLimit(TRANSPORT_RATE, TRANSPORT_BURST)
+        self.dropped = {"clock": 0, "transport": 0}  # incoming messages over the rate limits
         self._rebase(Segment(t0, 0.0, self._own_bpm), "bpm" if self._own_bpm else "free")
 
     # --- readers (any thread) ---------------------------------------------------------
@@ -194,6 +222,10 @@ class BeatClock:
             self._handle(kind, t, data)
 
     def _handle(self, kind: str, t: float, data: tuple[int, ...]) -> None:
+        limit, counter = (self._tick_rate, "clock") if kind == "clock" else (self._transport_rate, "transport")
+        if not limit.allow(t):  # a flood: the beat must not race, nor the map renumber hundreds of times
+            self.dropped[counter] += 1
+            return
         if kind == "clock":
             self._tick(t)
         elif kind == "start":
@@ -240,8 +272,8 @@ class BeatClock:
         """Our own tempo from time t on (None: none); the numbering stays continuous. A new
         meter starts at the next downbeat. An incoming clock keeps precedence: then this
         only takes effect when it stops."""
-        if bpm is not None and not 20.0 <= bpm <= 300.0:
-            raise ValueError(f"bpm must be within 20..300, got {bpm}")
+        if bpm is not None and not BPM_MIN <= bpm <= BPM_MAX:
+            raise ValueError(f"bpm must be within {BPM_MIN:g}..{BPM_MAX:g}, got {bpm}")
         with self._write:
             self._set_tempo(bpm, t, meter)
 
@@ -281,7 +313,7 @@ class BeatClock:
             return
         pos = self.next_tick / TICKS_PER_BEAT
         self.next_tick += 1
-        bpm = self.fit.bpm or self._own_bpm or NOMINAL_BPM
+        bpm = min(BPM_MAX, max(BPM_MIN, self.fit.bpm or self._own_bpm or NOMINAL_BPM))
         if self._pending is not None or self._jump:  # the first tick after Start/Continue/SPP
             self.running, self._pending, self._jump = True, None, False
             self._rebase(Segment(t, pos, bpm), "midi")

@@ -352,8 +352,11 @@ SUBCOMMANDS: tuple[Callable, ...] = (_add_ports, _add_run, _add_simulate, _add_e
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from livejam import version
+
     parser = argparse.ArgumentParser(prog="livejam", description="Real-time MIDI co-performer")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    parser.add_argument("--version", action="version", version=f"livejam {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in SUBCOMMANDS:
         add(sub)

@@ -247,8 +247,8 @@ class BeatGrid:
         import numpy as np
 
         t = np.asarray(times, dtype=np.float64)
-        if t.ndim != 1 or len(t) < 2 or not np.all(np.diff(t) > 0):
-            raise ValueError("a beat grid needs at least two strictly increasing beat times")
+        if t.ndim != 1 or len(t) < 2 or not np.all(np.isfinite(t)) or not np.all(np.diff(t) > 0):
+            raise ValueError("a beat grid needs at least two finite, strictly increasing beat times")
         self.times = t
         n = len(t)
         if downbeats is None or not any(downbeats):
@@ -268,10 +268,9 @@ class BeatGrid:
         """Beat times in seconds, first column of each line; a third column (POP909's
         downbeat flag) marks bar starts. ValueError (one line) on anything unreadable."""
         times, downs = [], []
-        try:
-            lines = open(path).read().splitlines()
-        except OSError as e:
-            raise ValueError(f"{path}: cannot read the beat file ({e.strerror})") from None
+        from livejam.midi.files import read_text
+
+        lines = read_text(path, "beat file").splitlines()
         for number, line in enumerate(lines, 1):
             cols = line.replace(",", " ").split()
             if not cols or cols[0].startswith("#"):
@@ -321,13 +320,12 @@ def beat_grid_from_midi(path, meter: int = 4) -> BeatGrid:
     note from the file's tick 0, timed by its set_tempo messages (120 bpm until the first),
     bars from its time signatures (`meter`/4 before the first or without any). The grid
     covers the file and extends past its end at the last tempo. ValueError (one line) if
-    the file cannot be read."""
+    the file cannot be read or is past livejam.midi.files' budgets."""
     import mido
 
-    try:
-        mid = mido.MidiFile(path)
-    except (OSError, ValueError, EOFError, KeyError, IndexError) as e:
-        raise ValueError(f"{path}: cannot read the MIDI file ({e})") from None
+    from livejam.midi.files import load_midi
+
+    mid = load_midi(path)
     if mid.type == 2:
         raise ValueError(f"{path}: a type 2 MIDI file (independent songs) has no single tempo map")
     tpb = mid.ticks_per_beat

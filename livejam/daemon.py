@@ -7,8 +7,10 @@ The main thread only installs signal handlers, watches health (output port
 still there, worker threads alive, the MIDI system alive; a named port that
 vanishes is waited for and reconnected, midi/keeper.py) and runs the shutdown
 sequence. Panic is sent at start and in a `finally` that every exit path goes
-through: normal stop, SIGINT (once or twice), SIGTERM, SIGHUP, an exception in
-any thread, a vanished port (--exit-on-port-loss), a dead JACK server.
+through: normal stop, SIGINT (once or twice), SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2,
+SIGALRM, SIGPIPE, an exception in any thread, a vanished port (--exit-on-port-loss),
+a dead JACK server. Each add-on's close has a deadline (`_CLOSE_DEADLINE_S`): a stuck
+audio or OSC library delays the panic-recording-counters that follow by that much only.
 
 Signal handlers do nothing but store the signal's name: no lock, no Event.set
 (which takes the Event's lock: the handler runs on the main thread, which may
@@ -40,11 +42,40 @@ log = logging.getLogger(__name__)
 
 # livejam's own beat 0 (with --bpm) comes this long after start, past the count-in
 START_DELAY_S = 0.25
-STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+# every terminating signal a user or a shell sends: all end in the same shutdown
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGPIPE")
+_CLOSE_DEADLINE_S = 1.0  # an add-on's close (or Link's) may hold the shutdown this long, then it goes on
 _POLL_S = 0.02  # the main loop's poll of the signal flag and the stop event
 _HEARTBEAT_S = 0.25  # a heartbeat goes to our input when nothing arrived for this long
 _SILENCE_S = 0.6  # no input at all (heartbeats included) this long: is the MIDI system still there?
 _RECORD_SAVE_S = 5.0  # the recording is rewritten this often: a crash loses at most this much
+
+
+class LeftBehind(TimeoutError):
+    """A close that did not return by its deadline: its thread is left running (the process then ends
+    with os._exit, see DaemonResult.hard_exit)."""
+
+
+def _with_deadline(close, seconds: float = _CLOSE_DEADLINE_S):
+    """`close` run on a daemon thread and waited for `seconds` at most: a library stuck in its close
+    (sounddevice on a dead JACK server, an OSC server asleep) is left behind, and the shutdown goes on."""
+    def run() -> None:
+        failed: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                close()
+            except BaseException as e:
+                failed.append(e)
+
+        t = threading.Thread(target=target, name="livejam-close", daemon=True)
+        t.start()
+        t.join(seconds)
+        if t.is_alive():
+            raise LeftBehind(f"still closing after {seconds:g} s: left behind")
+        if failed:
+            raise failed[0]
+    return run
 
 
 @dataclass
@@ -94,6 +125,7 @@ class Daemon:
         self.signals = 0
         self._stopping = False  # the performer thread ends at its next item, backlog or not
         self._old_handlers: dict = {}
+        self._left_behind = False  # a close passed its deadline: its thread still runs
 
     def event(self, text: str) -> None:
         """A one-line session event (an output port lost or found, ...): shown by the add-ons that show
@@ -193,7 +225,7 @@ class Daemon:
         ok_reasons = ("stopped",) + STOP_SIGNALS
         rc = 0 if self.error is None and self.reason in ok_reasons else 1
         summary = self._summary(scheduler, normaliser, inq, dispatcher)
-        hard = inp.left_open or (worker is not None and worker.is_alive()) or out.dead
+        hard = inp.left_open or (worker is not None and worker.is_alive()) or out.dead or self._left_behind
         return DaemonResult(rc, self.reason, summary, self.recording, hard_exit=hard)
 
     def _watch(self, cfg, api, inq, heartbeat, out, scheduler, worker, recorder, record_path, keeper) -> None:
@@ -286,9 +318,9 @@ class Daemon:
                                                       for _, m in dispatcher.clock_out.stop(clock.now())]))
         steps.append(("panic", scheduler.panic))
         if dispatcher.beat.link is not None:
-            steps.append(("leave Link", dispatcher.beat.link.close))
+            steps.append(("leave Link", _with_deadline(dispatcher.beat.link.close)))
         steps.append(("close output", out.close))
-        steps += [(f"close {type(a).__name__}", a.close) for a in self.addons if hasattr(a, "close")]
+        steps += [(f"close {type(a).__name__}", _with_deadline(a.close)) for a in self.addons if hasattr(a, "close")]
         steps.append(("close input", inp.close))
         if heartbeat is not None:
             steps.append(("close heartbeat", heartbeat.close))
@@ -299,6 +331,7 @@ class Daemon:
                 step()
             except Exception as e:
                 log.error("shutdown: %s failed: %s", what, e)
+                self._left_behind = self._left_behind or isinstance(e, LeftBehind)
                 if what == "save recording":
                     self.error = self.error or e
 
@@ -356,7 +389,8 @@ class Daemon:
                       "echoes": inc.echoes, "queue_overflow": inq.overflow, "by_kind": inc.by_kind,
                       "arrived": inq.arrived, "after_close": inq.after_close,
                       "discarded_at_stop": getattr(self, "discarded", 0), "heartbeats": inc.heartbeats,
-                      "unterminated_sysex": inc.unterminated_sysex, "recovered": inc.recovered},
+                      "unterminated_sysex": inc.unterminated_sysex, "recovered": inc.recovered,
+                      "clock_rate_limited": dict(dispatcher.beat.dropped)},
             "scheduler": scheduler.counters.summary(),
             "ledger": dict(scheduler.ledger.counters.__dict__),
             "sounding_at_exit": len(scheduler.ledger.sounding()),

@@ -70,6 +70,8 @@ def _build(config: DaemonConfig, strict: bool):
         from livejam.engine.session import ModelError, load_model
         from livejam.performers.neural import NeuralPerformer
 
+        if config.neural.prompt:  # the user's file: their mistake, in one line, not a "broken model" and Markov
+            check_prompt(config.neural.prompt)
         try:
             try:
                 model = load_model(model_path(config.neural.model), intra_op_threads=config.neural.intra_op_threads)
@@ -87,6 +89,18 @@ def _build(config: DaemonConfig, strict: bool):
     from livejam.performers.markov import MarkovPerformer
 
     return MarkovPerformer(config.performer, seed)
+
+
+def check_prompt(path: str) -> None:
+    """A --prompt file must be a readable MIDI file with notes: ConfigError (one line) otherwise."""
+    from livejam.midi.files import read_midi_tracks
+
+    try:
+        tracks = read_midi_tracks(path)
+    except ValueError as e:
+        raise ConfigError(f"--prompt: {e}") from None
+    if not tracks:
+        raise ConfigError(f"--prompt: {path}: no notes to prime the model with")
 
 
 def performer_name(performer) -> str:

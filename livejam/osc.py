@@ -17,6 +17,7 @@ without --osc. Errors go back to the sender as /livejam/error "text".
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 
 from livejam.config import ConfigError
@@ -25,6 +26,7 @@ from livejam.steer import Steer, SteerError
 log = logging.getLogger(__name__)
 
 PREFIX = "/livejam/"
+MAX_SUBSCRIBERS = 16  # each costs a status send per push: a bound, not a queue
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -63,10 +65,21 @@ class OscControl:
             from pythonosc.osc_server import BlockingOSCUDPServer
         except ImportError:
             raise ConfigError("--osc needs python-osc: pip install 'livejam[osc]'") from None
-        dispatcher = Dispatcher()
+        try:  # not strict: a bundle dated years ahead must not put the server thread to sleep
+            dispatcher = Dispatcher(strict_timing=False)
+        except TypeError:
+            raise ConfigError("--osc needs python-osc >= 1.10.2: pip install -U 'livejam[osc]'") from None
         dispatcher.map(PREFIX + "*", self._handle, needs_reply_address=True)
+        control = self
+
+        class Server(BlockingOSCUDPServer):
+            def handle_error(self, request, client_address):  # a datagram python-osc cannot parse: one line
+                control.errors += 1
+                e = sys.exc_info()[1]
+                log.warning("osc: datagram from %s:%d dropped: %s: %s", *client_address[:2], type(e).__name__, e)
+
         try:
-            self.server = BlockingOSCUDPServer((self.host, self.port), dispatcher)
+            self.server = Server((self.host, self.port), dispatcher)
         except OSError as e:
             raise ConfigError(f"--osc: cannot listen on {self.host}:{self.port}: {e.strerror or e}") from None
         self.port = self.server.server_address[1]  # port 0: the one the system chose
@@ -99,7 +112,10 @@ class OscControl:
             if name == "status":
                 self._send_status(self._client(self._target(client, args)), self.reader)
             elif name == "subscribe":
-                self.subscribers = self.subscribers | {self._target(client, args)}  # a new set: no shared mutation
+                target = self._target(client, args)
+                if target not in self.subscribers and len(self.subscribers) >= MAX_SUBSCRIBERS:
+                    raise SteerError(f"subscribe: {MAX_SUBSCRIBERS} subscribers already; unsubscribe one first")
+                self.subscribers = self.subscribers | {target}  # a new set: no shared mutation
                 self._reply(client, "/livejam/subscribed", self._target(client, args)[1])
             elif name == "unsubscribe":
                 self.subscribers = self.subscribers - {self._target(client, args)}
@@ -115,8 +131,16 @@ class OscControl:
 
     @staticmethod
     def _target(client: tuple[str, int], args) -> tuple[str, int]:
-        """Where replies go: the sender's address, or the port it names on its host."""
-        return (client[0], int(args[0])) if args else client
+        """Where replies go: the sender's address, or the port it names on its host (1..65535)."""
+        if not args:
+            return client
+        try:
+            port = int(args[0])
+        except (TypeError, ValueError, OverflowError):
+            port = 0
+        if not 1 <= port <= 65535:  # 99999 would kill the push thread at its first send
+            raise SteerError(f"expected a port 1..65535, got {args[0]!r}")
+        return client[0], port
 
     def _push_loop(self, reader) -> None:
         """The push thread: status to every subscriber, `push_hz` times a second (its own reader and sockets)."""
@@ -131,7 +155,7 @@ class OscControl:
             for target in subscribers:
                 try:
                     self._send_status(clients.setdefault(target, SimpleUDPClient(*target)), snapshot=snap)
-                except OSError as e:  # only the server thread changes the set: say it, keep the others
+                except (OSError, OverflowError) as e:  # only the server thread changes the set: say it, keep the others
                     log.debug("osc: status to %s:%d failed: %s", *target, e)
             self.pushes += 1
 

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Sequence
 
 from livejam.events import Note
-from livejam.midi.files import read_midi_tracks
+from livejam.midi.files import load_midi, read_midi_tracks, read_text
 
 COLOURS = {"human": "#2166ac", "machine": "#e66101"}  # blue and orange: apart for colour-blind eyes too
 OTHER = "#8c8c8c"
 DEFAULT_TEMPO = 500_000  # MIDI's 120 BPM, what a file says when it says nothing
+MAX_GRID_LINES = 2000  # beat (or bar) lines in one picture; more are closer than its pixels
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,11 @@ class PlotUnavailable(RuntimeError):
 
 
 def read_grid(path: str | Path, force: bool = False) -> Grid | None:
-    """The file's beat grid, or None when it carries no musical tempo (unless `force`)."""
-    import mido
+    """The file's beat grid, or None when it carries no musical tempo (unless `force`).
+    ValueError (one line) for a file livejam.midi.files.load_midi refuses."""
+    import bisect
 
-    mid = mido.MidiFile(str(path), clip=True)
+    mid = load_midi(path)
     tempos: list[tuple[int, int]] = []
     sigs: list[tuple[int, int, int]] = []
     end_tick = 0
@@ -63,18 +65,17 @@ def read_grid(path: str | Path, force: bool = False) -> Grid | None:
         tempos.insert(0, (0, DEFAULT_TEMPO))
     sigs = sorted(sigs) or [(0, 4, 4)]
     tpb = mid.ticks_per_beat
+    change_ticks = [t for t, _ in tempos]
+    change_secs = [0.0]  # seconds at each tempo change
+    for (a, tempo), (b, _) in zip(tempos, tempos[1:]):
+        change_secs.append(change_secs[-1] + (b - a) * tempo / 1e6 / tpb)
 
-    def seconds(tick: int) -> float:
-        t, last_tick, tempo = 0.0, 0, tempos[0][1]
-        for change_tick, change_tempo in tempos[1:]:
-            if change_tick >= tick:
-                break
-            t += mido.tick2second(change_tick - last_tick, tpb, tempo)
-            last_tick, tempo = change_tick, change_tempo
-        return t + mido.tick2second(tick - last_tick, tpb, tempo)
+    def seconds(tick: float) -> float:
+        i = bisect.bisect_left(change_ticks, tick) - 1 if tick > 0 else 0
+        return change_secs[i] + (tick - change_ticks[i]) * tempos[i][1] / 1e6 / tpb
 
     beats, bars = [], []
-    tick, beat_in_bar, sig_i = 0, 0, 0
+    tick, beat_in_bar, sig_i = 0.0, 0, 0
     while tick <= end_tick:
         while sig_i + 1 < len(sigs) and sigs[sig_i + 1][0] <= tick:
             sig_i += 1
@@ -83,7 +84,7 @@ def read_grid(path: str | Path, force: bool = False) -> Grid | None:
         t = seconds(tick)
         (bars if beat_in_bar == 0 else beats).append(t)
         beat_in_bar = (beat_in_bar + 1) % num
-        tick += int(tpb * 4 / den)
+        tick += tpb * 4 / den  # in float ticks: at 1 tick per beat an eighth is half a tick
     _, num, den = sigs[0]
     return Grid(tuple(beats), tuple(bars), round(60e6 / tempos[0][1], 1), f"{num}/{den}")
 
@@ -91,7 +92,7 @@ def read_grid(path: str | Path, force: bool = False) -> Grid | None:
 def read_chords(path: str | Path) -> list[tuple[float, float, str]]:
     """POP909 chord_midi.txt: (start s, end s, label) rows; 'N' (no chord) is left out."""
     rows = []
-    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for n, line in enumerate(read_text(path, "chord file").splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split("\t") if "\t" in line else line.split()
@@ -136,13 +137,12 @@ def draw_roll(tracks: Sequence[tuple[str, Sequence[Note]]], out: str | Path, gri
             ax.axhspan(p - 0.5, p + 0.5, color="#eeeeee", zorder=0, lw=0)
         if p % 12 == 0:
             ax.axhline(p - 0.5, color="#cccccc", lw=0.6, zorder=0)
-    if grid is not None:
-        for t in grid.beats:
-            if t0 <= t <= t1:
-                ax.axvline(t, color="#d9d9d9", lw=0.5, zorder=1)
-        for t in grid.bars:
-            if t0 <= t <= t1:
-                ax.axvline(t, color="#9a9a9a", lw=0.9, zorder=1)
+    if grid is not None:  # lines closer than the pixels can show are left out (hours of beats: minutes to draw)
+        beats, bars = ([t for t in ts if t0 <= t <= t1] for ts in (grid.beats, grid.bars))
+        for t in beats if len(beats) <= MAX_GRID_LINES else ():
+            ax.axvline(t, color="#d9d9d9", lw=0.5, zorder=1)
+        for t in bars if len(bars) <= MAX_GRID_LINES else ():
+            ax.axvline(t, color="#9a9a9a", lw=0.9, zorder=1)
     handles = []
     for name, ns in tracks:
         colour = COLOURS.get(name.lower(), OTHER)

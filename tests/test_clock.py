@@ -9,8 +9,8 @@ import threading
 import numpy as np
 import pytest
 
-from livejam.beat import (CLOCK, START, STOP, BeatClock, BeatConfig, ClockOut, count_in, count_in_for,
-                          song_position_message)
+from livejam.beat import (CLOCK, START, STOP, TRANSPORT_BURST, TRANSPORT_RATE, BeatClock, BeatConfig, ClockOut,
+                          count_in, count_in_for, song_position_message)
 from livejam.clock import TempoFit
 
 
@@ -384,3 +384,37 @@ def test_count_in_from_the_config():
     assert [m.a for _, m in clicks if m.kind == "note_on"] == [37, 42, 42]
     assert clicks[0][0] == pytest.approx(5.0 - 1.8)
     assert count_in_for(BeatConfig(bpm=100.0), 5.0) == [] and count_in_for(BeatConfig(count_in_bars=2), 5.0) == []
+
+
+# --- hostile clock in (issue 21 #8) ---------------------------------------------------------
+def test_a_clock_flood_is_rate_limited_and_its_tempo_clamped():
+    """Clock floods were believed at 84,000-461,000 bpm: the duet machine played six times its notes."""
+    bc = BeatClock(BeatConfig(), t0=0.0)
+    bc.handle("start", 0.5)
+    feed(bc, tick_times(461_000.0, 1.0, 200_000))  # a second of ticks 5.4 us apart
+    assert bc.source == "midi"
+    assert 20.0 <= bc.bpm_at(2.0) <= 300.0
+    assert bc.beat_at(2.0) <= 315.0 / 60.0 * 2.0 + 1.0  # the beat moves at a sane pace at most
+    assert bc.dropped["clock"] > 190_000
+
+
+@pytest.mark.parametrize("bpm, believed", [(600.0, 300.0), (12.0, 20.0)])
+def test_an_absurd_steady_clock_tempo_is_clamped_to_the_bpm_range(bpm, believed):
+    bc = BeatClock(BeatConfig(), t0=0.0)
+    bc.handle("start", 0.5)
+    times = tick_times(bpm, 1.0, 24 * 8)
+    feed(bc, times)
+    assert bc.bpm_at(float(times[-1])) == pytest.approx(believed)
+
+
+def test_start_stop_spam_is_rate_limited():
+    """Start/stop spam renumbered the beat map hundreds of times a second (and logged each)."""
+    bc = BeatClock(BeatConfig(), t0=0.0)
+    gen = bc.generation
+    times = tick_times(120.0, 1.0, 24 * 4)
+    for i, t in enumerate(times):  # 4 beats at 120 bpm, a start and a stop between every two ticks
+        bc.handle("start" if i % 2 else "stop", float(t) - 0.001)
+        bc.handle("stop" if i % 2 else "start", float(t) - 0.0005)
+        bc.handle("clock", float(t))
+    assert bc.generation - gen <= TRANSPORT_BURST + 2 * TRANSPORT_RATE + 2
+    assert bc.dropped["transport"] >= 2 * times.size - TRANSPORT_BURST - 2 * TRANSPORT_RATE - 2

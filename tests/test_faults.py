@@ -171,3 +171,119 @@ def test_reset_output_ends_machine_notes_and_every_note_on_its_channels():
     assert offs == {(c, n) for c in (0, 1) for n in range(128)}
     sched.run_until(1.0)  # the performance goes on: the queued note-on still plays
     assert sent[-1].kind == "note_on" and sent[-1].a == 62
+
+
+def test_a_stuck_add_on_close_delays_the_shutdown_a_second_then_it_goes_on(tmp_path):
+    """Issue 21 #1: sounddevice's stop on a dead JACK server never returned, and the recording and
+    the counters after it were lost. Each add-on's close has a deadline; the rest of the shutdown
+    (the recording here) still runs, and the process is marked for a hard exit."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from livejam.midi.spec import note_off, note_on
+
+    class Stuck:
+        def __init__(self):
+            self.release = threading.Event()
+
+        def close(self):
+            self.release.wait()
+
+    stuck, calls = Stuck(), []
+    noop = SimpleNamespace(close=lambda: calls.append("closed"))
+    daemon = Daemon(DaemonConfig(), addons=(stuck, noop))
+    recorder = Recorder(0.0)
+    recorder.record_human(note_on(0, 60, 100), 1.0)
+    recorder.record_human(note_off(0, 60), 1.5)
+    inq = SimpleNamespace(close=lambda: None, stop=lambda: None, drain=lambda: 0)
+    scheduler = SimpleNamespace(stop=lambda flush: None, panic=lambda: calls.append("panic"))
+    dispatcher = SimpleNamespace(clock_out=None, beat=SimpleNamespace(link=None))
+    port = SimpleNamespace(close=lambda: None)
+    threading.Timer(5.0, stuck.release.set).start()  # before the deadline: it would wait for good
+    t0 = time.monotonic()
+    try:
+        daemon._shutdown(SimpleNamespace(now=lambda: 0.0), inq, None, dispatcher, scheduler, port, port, None,
+                         recorder, tmp_path / "s.mid")
+    finally:
+        stuck.release.set()
+    assert time.monotonic() - t0 < 3.0
+    assert calls == ["panic", "closed"] and daemon.recording == tmp_path / "s.mid"
+    assert daemon._left_behind
+
+
+@pytest.mark.parametrize("name", ["SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGPIPE"])
+def test_every_terminating_signal_is_a_stop_signal(name):
+    """The handler the daemon installs covers them (the JACK test sends each one to a live daemon)."""
+    from livejam.daemon import STOP_SIGNALS
+
+    assert name in STOP_SIGNALS
+
+
+@pytest.mark.parametrize("content", [None, b"MThd garbage", b""])
+def test_a_bad_prompt_file_is_one_line_and_exit_2_not_markov(tmp_path, capsys, content):
+    """Issue 19 #6 / 21 #10: a missing or garbled --prompt was reported as a broken model and the
+    Markov continuator played the whole session; now it is refused at start, like a bad --model."""
+    from livejam.cli import main
+    from livejam.dispatch import build_performer
+
+    prompt = tmp_path / "prompt.mid"
+    if content is not None:
+        prompt.write_bytes(content)
+    with pytest.raises(ConfigError, match="--prompt"):
+        build_performer(load(DaemonConfig, None, [f"neural.prompt={str(prompt)!r}"]), strict=False)
+    human = _human_file(tmp_path / "h.mid")
+    rc = main(["simulate", "--human", str(human), "--out", str(tmp_path / "o.mid"), "--prompt", str(prompt)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "--prompt" in err and str(prompt) in err, (rc, err)
+    assert not (tmp_path / "o.mid").exists()
+
+
+def test_version_is_printed_and_agrees_with_pyproject(capsys, monkeypatch):
+    """Issue 19 #3: `livejam --version` did not exist."""
+    import tomllib
+
+    import livejam
+    from livejam.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert capsys.readouterr().out.strip() == f"livejam {livejam.version()}"
+    assert livejam.__version__ == declared  # the fallback (a source tree without metadata) says the same
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    assert livejam.version() == declared
+
+
+@pytest.mark.parametrize("override", ["midi.thru_channel=16", "midi.thru_channel=-1", "screen.refresh_hz=0",
+                                      "screen.refresh_hz=-1", "screen.refresh_hz=nan", "osc.push_hz=1e6",
+                                      "osc.push_hz=-1", "sound.block_size=-1", 'sound.latency="x"',
+                                      "sound.latency=nan", "sound.latency=-0.1", "sound.gain=nan",
+                                      "sound.gain=-1", "sound.samplerate=-5", "sound.machine_program=128"])
+def test_new_surfaces_settings_are_range_checked(override, tmp_path, capsys):
+    """Issue 21 #10: thru_channel 16 was a traceback at start, refresh_hz <= 0 or nan burned a core,
+    push_hz 1e6 a third of one, and sounddevice answered a bad latency or block size with its own errors."""
+    from livejam.cli import main
+
+    with pytest.raises(ConfigError) as e:
+        load(DaemonConfig, None, [override])
+    assert override.split("=")[0] in str(e.value) and "\n" not in str(e.value)
+    human = _human_file(tmp_path / "h.mid")
+    assert main(["simulate", "--engine", "markov", "--human", str(human), "--out", str(tmp_path / "o.mid"),
+                 "--set", override]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("override", ["midi.thru_channel=15", "screen.refresh_hz=30", "osc.push_hz=0",
+                                      "sound.block_size=64", "sound.latency=0.02", 'sound.latency="high"',
+                                      "sound.gain=1.5", "sound.samplerate=44100"])
+def test_sane_settings_still_load(override):
+    load(DaemonConfig, None, [override])

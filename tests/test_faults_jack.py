@@ -53,6 +53,19 @@ def test_sighup_and_double_sigint_end_with_the_panic_and_the_counters(jack_serve
     assert record.stat().st_size > 0
 
 
+@pytest.mark.parametrize("sig", ["SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGPIPE"])
+def test_every_terminating_signal_ends_with_the_panic_the_recording_and_the_counters(jack_server, tmp_path, sig):
+    """Issue 21 #5: SIGQUIT (Ctrl-\\), SIGUSR1 and SIGALRM killed the daemon with no panic (a machine
+    note stuck), no counters and no final recording; SIGPIPE was ignored. Now the same shutdown as SIGTERM."""
+    record = tmp_path / "s.mid"
+    result, rc, out, counters = run_player("--engine", "markov", "--seed", "1", "--record", str(record),
+                                           player_args=("--signal", sig))
+    assert rc == 0 and f"stopped ({sig})" in out, (rc, out)
+    assert result["answered"] and result["panicked"]
+    assert unmatched_note_ons(result["received"]) == []
+    assert counters["sounding_at_exit"] == 0 and record.stat().st_size > 0
+
+
 def test_unterminated_sysex_does_not_deafen_the_input(jack_server):
     """Issue 10 #2: after `F0 7E 01` (no F7) every later message was swallowed."""
     result, rc, out, counters = run_player(

@@ -211,3 +211,96 @@ def test_a_chord_chart_reaches_the_performer_and_its_chord_comes_back(fake_runni
         assert perf.chart is None
     finally:
         sock.close()
+
+
+def _listener():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5.0)
+    return sock
+
+
+def _send(sock, port, address, *args):
+    b = OscMessageBuilder(address)
+    for a in args:
+        b.add_arg(a)
+    sock.sendto(b.build().dgram, ("127.0.0.1", port))
+
+
+def _receive_until(sock, address):
+    while True:
+        msg = OscMessage(sock.recvfrom(65536)[0])
+        if msg.address == address:
+            return tuple(msg.params)
+
+
+def test_a_future_dated_bundle_is_handled_now_and_close_returns(neural):
+    """Strict timing off: a bundle dated a year ahead would put the server thread to sleep for that year,
+    and close() (server.shutdown) would wait for it: the daemon could not be stopped."""
+    import threading
+    import time
+
+    from pythonosc.osc_bundle_builder import OscBundleBuilder
+
+    s = session(neural)
+    osc = OscControl("127.0.0.1:0", s.config)
+    osc.bind()
+    osc.start(s)
+    sock = _listener()
+    try:
+        bundle = OscBundleBuilder(time.time() + 365 * 86400)
+        bundle.add_content(OscMessageBuilder("/livejam/status").build())
+        sock.sendto(bundle.build().dgram, ("127.0.0.1", osc.port))
+        assert _receive_until(sock, "/livejam/status/mode") == (s.dispatcher.performer.mode,)
+    finally:
+        sock.close()
+        closer = threading.Thread(target=osc.close, daemon=True)
+        closer.start()
+        closer.join(5.0)
+    assert not closer.is_alive(), "OscControl.close() hung behind a sleeping handler"
+
+
+def test_bad_datagrams_and_ports_are_one_line_errors(running, capfd, caplog):
+    """A non-UTF-8 string is one log line (no socketserver traceback); a port out of range is refused
+    with /livejam/error and never reaches the push thread, which keeps pushing."""
+    s, osc, _ = running
+    sock = _listener()
+    try:
+        sock.sendto(b"/livejam/mode\x00\x00\x00,s\x00\x00\xff\xfe\x00\x00", ("127.0.0.1", osc.port))
+        for port in (99999, 0, -1, "x", float("inf")):
+            _send(sock, osc.port, "/livejam/subscribe", port)
+            assert "1..65535" in _receive_until(sock, "/livejam/error")[0]
+        assert osc.subscribers == set()
+        _send(sock, osc.port, "/livejam/status", 99999)
+        assert "1..65535" in _receive_until(sock, "/livejam/error")[0]
+        _send(sock, osc.port, "/livejam/subscribe")
+        _receive_until(sock, "/livejam/subscribed")
+        pushes = osc.pushes
+        _receive_until(sock, "/livejam/status/mode")  # pushed: the push thread is alive
+        _receive_until(sock, "/livejam/status/mode")
+        assert osc.pushes > pushes and osc._push_thread.is_alive()
+        assert osc.errors >= 7  # the datagram and the six refusals
+    finally:
+        sock.close()
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    assert [r.message for r in caplog.records if "datagram" in r.message][0].count("\n") == 0
+
+
+def test_subscriptions_are_bounded(running):
+    from livejam.osc import MAX_SUBSCRIBERS
+
+    s, osc, _ = running
+    socks = [_listener() for _ in range(MAX_SUBSCRIBERS + 1)]
+    try:
+        for sock in socks[:-1]:
+            _send(sock, osc.port, "/livejam/subscribe")
+            _receive_until(sock, "/livejam/subscribed")
+        _send(socks[-1], osc.port, "/livejam/subscribe")
+        assert "subscribers already" in _receive_until(socks[-1], "/livejam/error")[0]
+        assert len(osc.subscribers) == MAX_SUBSCRIBERS
+        _send(socks[0], osc.port, "/livejam/subscribe")  # again: already there, not refused
+        _receive_until(socks[0], "/livejam/subscribed")
+    finally:
+        for sock in socks:
+            sock.close()

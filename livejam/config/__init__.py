@@ -296,6 +296,16 @@ RANGES: dict[tuple[str, str], tuple[float | None, float | None, bool, bool]] = {
     ("scheduler", "gil_switch_interval_s"): (0.0, 1.0, False, True),
     ("scheduler", "realtime_priority"): (0, 99, True, True),
     ("", "health_check_s"): (0.01, 60.0, True, True),
+    ("midi", "thru_channel"): (0, 15, True, True),
+    ("sound", "human_program"): (0, 127, True, True),
+    ("sound", "machine_program"): (0, 127, True, True),
+    ("sound", "block_size"): (16, 8192, True, True),
+    ("sound", "samplerate"): (0, 384_000, True, True),
+    ("sound", "gain"): (0.0, 10.0, True, True),
+    ("sound", "queue_size"): (1, 1_000_000, True, True),
+    ("osc", "push_hz"): (0.0, 50.0, True, True),
+    ("screen", "refresh_hz"): (0.0, 60.0, False, True),
+    ("screen", "roll_seconds"): (0.5, 600.0, True, True),
     ("performer", "phrase_end_silence_s"): (0.0, 60.0, False, True),
     ("performer", "phrase_end_cc"): (-1, 127, True, True),
     ("performer", "answer_length_ratio"): (0.0, 100.0, False, True),
@@ -350,6 +360,10 @@ def check_ranges(cfg: Any) -> None:
     channels = cfg.midi.channels
     if not channels or len(channels) > 16 or any(not 0 <= c <= 15 for c in channels):
         raise ConfigError(f"midi.channels={list(channels)!r}: expected 1-16 MIDI channels, each 0..15")
+    latency = cfg.sound.latency  # sounddevice's: a name or seconds
+    if (latency not in ("low", "high") if isinstance(latency, str) else
+            isinstance(latency, bool) or not (math.isfinite(latency) and 0.0 < latency <= 10.0)):
+        raise ConfigError(f"sound.latency={latency!r}: expected \"low\", \"high\" or seconds in (0, 10]")
     if cfg.performer.pitch_low > cfg.performer.pitch_high:
         raise ConfigError(f"performer.pitch_low={cfg.performer.pitch_low} is above "
                           f"performer.pitch_high={cfg.performer.pitch_high}")

@@ -10,17 +10,75 @@ from typing import Sequence
 
 from livejam.events import Note, notes_to_timed
 
+# What a file we read may cost (every reader of MIDI, beat and chord files goes through these):
+# a 37-byte file can claim a note 2**28 ticks long at one tick per beat, or a bar 2**-253 beats long.
+MAX_FILE_BYTES = 8 << 20  # the largest MIDI or text file read (MIDI files of whole concerts are < 1 MiB)
+MAX_SPAN_S = 6 * 3600.0  # the longest timeline a file may describe
+MAX_BEATS = 100_000  # the most quarter-note beats it may span (6 hours at 277 BPM)
+
+
+def read_bytes(path: str | Path, what: str = "file") -> bytes:
+    """The file's bytes, at most MAX_FILE_BYTES (/dev/zero, a FIFO: refused, not read forever).
+    ValueError with a one-line reason."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read the {what} ({e.strerror or e})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ValueError(f"{path}: not a {what}: larger than {MAX_FILE_BYTES >> 20} MiB")
+    return data
+
+
+def read_text(path: str | Path, what: str = "text file") -> str:
+    """A small text file (beat times, chord labels): bounded like read_bytes, UTF-8. ValueError, one line."""
+    data = read_bytes(path, what)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a {what}: not UTF-8 text (byte {e.start})") from None
+
+
+def load_midi(path: str | Path):
+    """A mido.MidiFile within the budgets above, with a tempo map every reader can walk: ticks per
+    beat >= 1, tempos > 0, time signatures n/d with n >= 1 and d <= 64. ValueError, one line."""
+    import io
+
+    import mido
+
+    data = read_bytes(path, "MIDI file")
+    try:
+        mid = mido.MidiFile(file=io.BytesIO(data), clip=True)
+    except Exception as e:  # mido raises many types for corrupt files (KeySignatureError is no ValueError)
+        raise ValueError(f"{path}: not a readable MIDI file ({type(e).__name__}: {e})") from None
+    if mid.ticks_per_beat < 1:  # 0, or SMPTE timing (a negative division), which we do not read
+        raise ValueError(f"{path}: ticks per beat {mid.ticks_per_beat}: not a tempo-based MIDI file")
+    end_tick = 0
+    for track in mid.tracks:
+        tick = 0
+        for msg in track:
+            tick += msg.time
+            if msg.type == "set_tempo" and msg.tempo < 1:
+                raise ValueError(f"{path}: a tempo of 0 at tick {tick}")
+            if msg.type == "time_signature" and (msg.numerator < 1 or msg.denominator > 64):
+                raise ValueError(f"{path}: time signature {msg.numerator}/{msg.denominator} at tick {tick}")
+        end_tick = max(end_tick, tick)
+    if end_tick / mid.ticks_per_beat > MAX_BEATS:
+        raise ValueError(f"{path}: {end_tick / mid.ticks_per_beat:.0f} beats long: more than {MAX_BEATS}")
+    if mid.type != 2:
+        t0, s0, tempo = _tempo_map(mid)[-1]
+        span = s0 + (end_tick - t0) * tempo / 1e6 / mid.ticks_per_beat
+        if span > MAX_SPAN_S:
+            raise ValueError(f"{path}: {span / 3600:.1f} hours long: more than {MAX_SPAN_S / 3600:g}")
+    return mid
+
+
 def read_midi_tracks(path: str | Path) -> list[tuple[str, list[Note]]]:
     """(track name, notes) for each track of a MIDI file that has notes; times in seconds.
 
-    Raises ValueError with a one-line reason for a file mido cannot read.
+    Raises ValueError with a one-line reason for a file mido cannot read or one past the budgets.
     """
-    import mido
-
-    try:
-        mid = mido.MidiFile(str(path), clip=True)
-    except Exception as e:  # mido raises many types for corrupt files
-        raise ValueError(f"{path}: not a readable MIDI file ({type(e).__name__}: {e})") from None
+    mid = load_midi(path)
     tempo_map = _tempo_map(mid)
     tracks = []
     for index, track in enumerate(mid.tracks):
