@@ -34,6 +34,7 @@ import math
 import threading
 from dataclasses import dataclass
 
+from livejam.midi.ratelimit import RateLimit
 from livejam.clock import NOMINAL_BPM, TempoFit
 from livejam.clockout import (CLOCK, CONTINUE, START, STOP, TICKS_PER_BEAT, TICKS_PER_SIXTEENTH,  # noqa: F401
                               ClockOut, count_in, count_in_for, song_position_message)
@@ -60,23 +61,6 @@ BPM_MIN, BPM_MAX = 20.0, 300.0  # the tempi livejam believes, from any source (a
 # transport messages (start, stop, continue, song position) beyond 4 a second are dropped and counted.
 TICK_RATE, TICK_BURST = BPM_MAX * 1.05 * TICKS_PER_BEAT / 60.0, TICKS_PER_BEAT
 TRANSPORT_RATE, TRANSPORT_BURST = 4.0, 8
-
-
-class RateLimit:
-    """A token bucket on the messages' own timestamps: `rate` a second on average, bursts of `burst`."""
-
-    def __init__(self, rate: float, burst: int):
-        self.rate, self.burst = rate, burst
-        self.tokens, self.t = float(burst), None
-
-    def allow(self, t: float) -> bool:
-        if self.t is not None:
-            self.tokens = min(self.burst, self.tokens + max(0.0, t - self.t) * self.rate)
-        self.t = t if self.t is None else max(self.t, t)
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
 
 
 @dataclass(frozen=True)

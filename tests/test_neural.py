@@ -279,7 +279,7 @@ def test_the_human_predicted_at_this_very_instant_is_asked_for_later(model):
     t = phrase(p, wire, 0.0)  # free time from 0 s: these times are exact ticks
     drawn = human_soonest(p)
     p.hear(TimedNote(t, 0, 72, 90), t)
-    p.last_machine_on = t  # the machine just played: whose turn is next is the model's to say
+    p.notes.last_on = t  # the machine just played: whose turn is next is the model's to say
     wire.take(p.poll(t))
     assert drawn == [0, 1] and p.pending_time > t
 
@@ -290,7 +290,7 @@ def test_a_whole_tick_of_silence_that_computes_a_hair_short_is_still_past(model)
     p, wire = make(model, "duet", duet_idle_stop_s=100.0), Wire()
     p.set_beats(BeatGrid([0.1 + 0.6 * i for i in range(64)]))
     drawn = human_soonest(p)
-    p.last_machine_on = 0.1
+    p.notes.last_on = 0.1
     p.hear(TimedNote(0.1, 0, 72, 90), 0.1)
     wire.take(p.poll(0.1))
     assert drawn == [0, 1] and p.pending_time == pytest.approx(0.15)

@@ -217,6 +217,13 @@ class EventSampler:
         t = c.temperature if temperature is None else temperature
         return sample_logits(logits, allowed, t, c.top_p, c.min_p, rng)
 
+    def warm_up(self, engine, c: Constraints, notes: NoteTracker, rng: np.random.Generator, steps: int = 32) -> None:
+        """Run every graph `steps` times, then empty the context: the first real step is not the slowest."""
+        for _ in range(steps):
+            engine.feed(self.sample(engine, c, notes, rng))
+        engine.reset()
+        notes.reset()
+
     def sample(self, engine, c: Constraints, notes: NoteTracker, rng: np.random.Generator,
                next_pos: Callable[[int], int] | None = None,
                chord_for: Callable[[int], int] | None = None) -> np.ndarray:

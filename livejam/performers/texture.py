@@ -1,0 +1,38 @@
+"""The machine's texture: how long its notes last and which end when the harmony moves.
+
+A pianist keeps 2-4 voices, ends a note within its beat and chord, and lifts what no longer fits
+when the chord changes. v0.2 held a 5-voice pad through the changes, and the melody walked into
+its held notes (a semitone clash sounded 4x as long as with the real pianist).
+"""
+from __future__ import annotations
+
+import math
+
+from livejam.config import PerformerConfig
+from livejam.harmony import NO_CHORD, chord_tones
+
+
+def note_cap_ms(config: PerformerConfig, bpm: float | None) -> float:
+    """The longest a machine note may last: max_note_beats (of 120 bpm in free time), at most max_note_s."""
+    beat_ms = 60000.0 / (bpm or 120.0)
+    return min(config.max_note_s * 1000.0, config.max_note_beats * beat_ms)
+
+
+def off_chord(sounding, onset_chord: dict, chord: int) -> list[tuple[int, int]]:
+    """The sounding (part, pitch) notes to end because the chord changed to `chord` and they are not
+    its tones (a note struck in this very chord is the player's choice, a passing tone: it stays)."""
+    if chord == NO_CHORD:
+        return []
+    tones = chord_tones(chord)
+    return sorted(key for key in sounding if key[1] % 12 not in tones and onset_chord.get(key, NO_CHORD) != chord)
+
+
+def release_off_chord(notes, chord: int, beats, now: float, ahead: float, last_event: float):
+    """End the machine's notes (performers.output.MachineNotes) that `chord`, sounding by `ahead`,
+    leaves out, on the beat of the change (not before now or the last event): returns the
+    (part, pitch) ended and their note-off time, so the model hears the ends too."""
+    stale = off_chord(notes.sounding, notes.onset_chord, chord)
+    off = max(now, last_event, beats.time_at(float(math.floor(beats.beat_at(ahead) + 1e-6))))
+    for part, pitch in stale:
+        notes.end(part, pitch, off)
+    return stale, off
