@@ -74,9 +74,9 @@ def test_prepare_data_splits_by_song_on_beats_and_chords(dataset: Path):
     assert train and val and not (train & val) and meta["held_out"] == sorted(val)
     tokens = np.load(dataset / "train.tokens.npy")
     assert tokens.shape[1] == 7 and meta["train"]["events"] == len(tokens)
-    # three part assignments per song, and three more in free time for the free-time copies
+    # four part assignments per song (events.part_variants), and four more in free time for the free-time copies
     free = set(meta["free_time_copies"])
-    assert free and meta["train"]["sequences"] == 3 * len(train) + 3 * len(train & free)
+    assert free and meta["train"]["sequences"] == 4 * len(train) + 4 * len(train & free)
     grid = tokens[(tokens[:, 6] > 0) & (tokens[:, 0] < 2)]  # beat-grid events (not start rows)
     assert len(grid) and (grid[:, 5] < 96).all() and (grid[:, 1] % 3 == 0).all()  # 16ths of a steady grid
     assert (tokens[tokens[:, 6] == 0][:, 5] == 96).all()  # free time: no bar position
