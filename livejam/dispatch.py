@@ -86,6 +86,9 @@ def _build(config: DaemonConfig, strict: bool):
             if strict:
                 raise
             log.warning("%s: falling back to the Markov continuator", e)
+    elif config.neural.mode == "duet":  # it continues phrases; a duet would be silence between them
+        raise ConfigError("--performer markov plays call and response only: --mode duet needs the neural "
+                          "performer (--performer neural)")
     from livejam.performers.markov import MarkovPerformer
 
     return MarkovPerformer(config.performer, seed)

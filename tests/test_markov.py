@@ -184,3 +184,20 @@ def test_out_of_vocabulary_and_short_rows_are_rejected():
         MarkovContinuator(VOCAB).observe((0, 0, VOCAB.n_chord, 60, 1, 0, 0))
     with pytest.raises(ValueError, match="7 columns"):
         MarkovContinuator(VOCAB).observe((0, 0, 60, 1))  # a format-1 row
+
+
+def test_markov_duet_is_refused_in_one_line(tmp_path):
+    """The continuator answers phrases; asked for a duet it says so and exits 2 (not silence between phrases)."""
+    import subprocess
+    import sys
+
+    from livejam.events import Note
+    from livejam.midi.files import write_midi
+
+    song = tmp_path / "x.mid"
+    write_midi(song, [("human", [Note(0.0, 0.4, 60, 90), Note(0.5, 0.9, 62, 90)])])
+    proc = subprocess.run([sys.executable, "-m", "livejam.cli", "simulate", "--human", str(song), "--performer", "markov",
+                           "--mode", "duet", "--out", str(tmp_path / "o.mid")], capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "markov plays call and response only" in lines[0]
