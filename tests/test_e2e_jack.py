@@ -263,3 +263,24 @@ def test_vanished_output_port_ends_the_session_with_exit_on_port_loss(jack_serve
     assert "output port lost: test synth:in" in out, out
     counters = json.loads(out.split("livejam: counters ", 1)[1].splitlines()[0])
     assert counters["sounding_at_exit"] == 0
+
+
+def test_a_chord_chart_over_jack_the_machine_plays_its_tones(jack_server, neural_model):
+    """`--chords` with `--bpm`: the machine's notes (duet) are tones of the chart's chords. Generous:
+    the harmony lean is strong but not a wall, so most, not all, and at least a few notes."""
+    proc, lines = start_daemon("--engine", "neural", "--model", str(neural_model), "--mode", "duet", "--seed", "5",
+                               "--no-record", "--bpm", "120", "--chords", "C:4 F:4", "--harmony", "1.0")
+    try:
+        result = play(proc, "--signal", "SIGTERM", "--min-notes", "6")
+        rc = proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = "".join(lines)
+    assert rc == 0, out
+    played = [m[1] for m in result["received"] if m[0] & 0xF0 == 0x90 and m[2] > 0 and m[0] & 0x0F == 2]
+    assert len(played) >= 4, out
+    tones = {0, 4, 7} | {5, 9, 0}  # C major, F major
+    assert sum(p % 12 in tones for p in played) >= 0.75 * len(played), played
+    notes = [m for m in result["received"] if len(m) == 3]  # --bpm: MIDI clock goes out too (one byte)
+    assert unmatched_note_ons(notes) == [] and result["panicked"]
