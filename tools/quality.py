@@ -32,7 +32,7 @@ included, are scored over the window [first melody note, + `--seconds`). The mea
 Rows:
   duet      the neural performer, human = MELODY (--seeds: one run per seed, mean ± std)
   chart     duet with the song's chord_midi.txt as its chord chart (`--chords`)
-  markov    the Markov continuator, same human
+  markov    the Markov continuator answering the same human's phrases (call: it plays no duet)
   lefthand  duet, human = MELODY + the piano notes below the piano part's median pitch
   random    random in-key notes (as many as the piano plays, at random times): chance
   piano     the song's real PIANO part: the bar a human arranger sets
@@ -68,7 +68,7 @@ BASELINES = ("tonic", "reader2", "late1")
 
 
 def row_config(row: str, base: DaemonConfig, song: Song) -> DaemonConfig:
-    mode = "call" if row == "call" else "duet"
+    mode = "call" if row in ("call", "markov") else "duet"  # the continuator plays no duet: it answers
     kind = "markov" if row == "markov" else "neural"
     config = replace(base, performer=replace(base.performer, kind=kind), neural=replace(base.neural, mode=mode))
     return with_chart(config, song.chord_file) if row == "chart" else config
