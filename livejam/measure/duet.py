@@ -165,7 +165,9 @@ def run(args: argparse.Namespace) -> dict:
 
     floor = summary_ms(floor_loop(2000, 0.005), 1e3)  # 10 s of the bare loop, before the session
     overrides = [f"midi.client_name={json.dumps(CLIENT)}", "midi.backend=\"jack\"", "record.enabled=false",
-                 f"performer.kind={json.dumps(args.performer)}", "neural.mode=\"duet\"",
+                 f"performer.kind={json.dumps(args.performer)}",
+                 # the Markov continuator plays no duet: it answers the player's phrases
+                 f"neural.mode={json.dumps('call' if args.performer == 'markov' else 'duet')}",
                  f"beat.bpm={args.bpm}", "beat.clock_out=true", "screen.mode=\"off\""]
     if args.model:
         overrides.append(f"neural.model={json.dumps(args.model)}")
