@@ -101,3 +101,23 @@ def test_the_memory_recalls_nothing_for_new_material():
         assert int(np.argmax(mem.adjust(logp, s * 2.0, 2.0))) == AM
         for pitch in rng.integers(48, 84, 3):
             mem.note(s * 2.0 + 0.5, int(pitch) if s % 2 else 61 + s)
+
+
+def test_a_release_falls_on_the_change_not_before_it():
+    """Notes that leave the coming chord end where it begins (the start of its slot), never at `now`
+    when the change is still ahead: ending them early let the next note be struck in the old chord
+    and released again, over and over at one instant."""
+    from livejam.events import TimedNote
+    from livejam.performers.output import MachineNotes
+    from livejam.performers.texture import release_off_chord
+
+    sent: list[TimedNote] = []
+    notes = MachineNotes(sent.append)
+    notes.start(1, 60, 0.55, 80, C)  # C, struck in C major, 0.05 s before a half-beat change (0.75 s)
+    notes.start(1, 64, 0.55, 80, C)  # E: a tone of A minor, it stays
+    ended, off = release_off_chord(notes, AM, GRID, now=0.72, ahead=0.77, last_event=0.55, slot_beats=0.5)
+    assert ended == [] and off == 0.75  # C is a tone of A minor too
+    notes.start(1, 67, 0.7, 80, C)  # G is not
+    ended, off = release_off_chord(notes, AM, GRID, now=0.72, ahead=0.77, last_event=0.7, slot_beats=0.5)
+    assert ended == [(1, 67)] and off == 0.75 and sent[-1] == TimedNote(0.75, 1, 67, 0)
+    assert (1, 64) in notes.sounding and (1, 60) in notes.sounding

@@ -369,3 +369,25 @@ def test_a_line_is_answered_with_a_line(model):
             (sounding.add if n.velocity else sounding.discard)(n.pitch)
             most = max(most, len(sounding))
     assert 0 < most <= 1
+
+
+def test_releases_at_fast_chord_changes_never_spin_at_one_instant(model):
+    """Chords changing every half beat inside the lookahead: a note struck just before a change ends
+    at the change, and what follows is sampled after it; no storm of notes at one instant (a
+    simulate run used to spin forever here)."""
+    from livejam.chart import ChordChart
+
+    p, wire = make(model, "duet", density=1.0, harmony=1.0, duet_idle_stop_s=100.0), Wire()
+    p.set_beats(BeatGrid([0.25 * i for i in range(200)]))  # 240 bpm: a half beat is 125 ms
+    p.set_chart(ChordChart.parse("C:0.5 F#:0.5 Bb:0.5 E:0.5"))
+    t = phrase(p, wire, 0.0, pitches=(60, 62, 64) * 3)
+    polls, now = 0, t
+    while now < t + 10.0 and polls < 20000:
+        now = min(t + 10.0, max(now + 1e-4, p.next_wakeup(now)))
+        wire.take(p.poll(now))
+        polls += 1
+    assert polls < 20000, "the performer kept asking to be polled at the same instant"
+    ons = [n for n in wire.notes if n.velocity > 0 and n.part == 1]
+    assert ons and len(ons) < 10 * 10  # at most ~10 a second
+    times = sorted(n.time for n in wire.notes if n.part == 1)
+    assert max(times.count(x) for x in set(times)) <= 8  # no pile of events at one instant

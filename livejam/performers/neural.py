@@ -334,7 +334,8 @@ class NeuralPerformer:
             return
         coder = self._coder(now)
         ahead = now + self.config.lookahead_s
-        ended, off = release_off_chord(self.notes, self._chord_at(ahead, now), coder.beats, now, ahead, coder.time)
+        ended, off = release_off_chord(self.notes, self._chord_at(ahead, now), coder.beats, now, ahead, coder.time,
+                                       self.chords.config.slot_beats)
         for part, pitch in ended:
             row = np.asarray(coder.encode(TimedNote(max(off, coder.time), part, pitch, 0),
                                           self.chords.context_chord()), np.int64)

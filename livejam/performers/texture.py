@@ -27,12 +27,15 @@ def off_chord(sounding, onset_chord: dict, chord: int) -> list[tuple[int, int]]:
     return sorted(key for key in sounding if key[1] % 12 not in tones and onset_chord.get(key, NO_CHORD) != chord)
 
 
-def release_off_chord(notes, chord: int, beats, now: float, ahead: float, last_event: float):
+def release_off_chord(notes, chord: int, beats, now: float, ahead: float, last_event: float, slot_beats: float):
     """End the machine's notes (performers.output.MachineNotes) that `chord`, sounding by `ahead`,
-    leaves out, on the beat of the change (not before now or the last event): returns the
-    (part, pitch) ended and their note-off time, so the model hears the ends too."""
+    leaves out, at the change: the start of the harmonic-rhythm slot holding `ahead` (chart and
+    predicted chords change on that grid), never before now or the last event. Returns the
+    (part, pitch) ended and their note-off time, so the model hears the ends too. Everything after
+    that is sampled after the change, in the new chord: a release cannot repeat itself."""
     stale = off_chord(notes.sounding, notes.onset_chord, chord)
-    off = max(now, last_event, beats.time_at(float(math.floor(beats.beat_at(ahead) + 1e-6))))
+    change = beats.time_at(math.floor(beats.beat_at(ahead) / slot_beats + 1e-6) * slot_beats)
+    off = max(now, last_event, change)
     for part, pitch in stale:
         notes.end(part, pitch, off)
     return stale, off
