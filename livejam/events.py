@@ -167,6 +167,13 @@ class EventCoder:
             self.beats = beats
         self.beat = self._snap(self.beats.beat_at(start_time))
 
+    def follow(self, t: float) -> None:
+        """Move the quantised beat on to time t, rounding up to the next tick: the timeline follows
+        what was played later than planned (a late commit, a grid snap, a note held to its minimum
+        length) and never falls back behind it (rounding down let the next events land before it)."""
+        tpb = self.vocab.ticks_per_beat
+        self.beat = max(self.beat, math.ceil(self.beats.beat_at(t) * tpb - 1e-9) / tpb)
+
     def _snap(self, beat: float) -> float:
         # the coder's beat stays on the tick lattice of the map, so positions are exact ticks
         tpb = self.vocab.ticks_per_beat

@@ -198,3 +198,19 @@ def test_midi_file_round_trip(tmp_path):
     assert set(tracks) == {"human", "machine"}
     assert [(n.pitch, round(n.start, 3), round(n.end, 3)) for n in tracks["human"]] == [(72, 0.0, 0.5), (74, 0.5, 1.0)]
     assert len(tracks["machine"]) == 2
+
+
+def test_the_coder_follows_a_late_note_up_to_the_next_tick_never_back():
+    """A note played 30 ms after its tick (held to its minimum length) moves the timeline to the next
+    tick: the next event cannot be placed before the note that was just played (a duet once
+    replayed one instant for ever when rounding to the nearest tick fell back behind it)."""
+    from livejam.clock import BeatGrid
+
+    coder = EventCoder(Vocab(), BeatGrid([0.6 * i for i in range(100)]), 12.0)  # 100 bpm: a tick is 50 ms
+    assert coder.time == pytest.approx(12.0)
+    coder.follow(12.03)
+    assert coder.time >= 12.03 and coder.time == pytest.approx(12.05)
+    coder.follow(12.01)  # earlier than where it is: stays
+    assert coder.time == pytest.approx(12.05)
+    coder.follow(12.05)  # on a tick: that tick
+    assert coder.time == pytest.approx(12.05)

@@ -94,7 +94,7 @@ def data_section(meta: dict, data_dir: Path) -> dict:
     out["split"] = (f"by song, hash-based: a song goes to val when sha256(f'{{seed}}:{{song_id}}') as a fraction "
                     f"< val_frac (tools/prepare_data.py; here seed {seed}, val_frac {val_frac}): "
                     f"{out['val']['songs']}/{n_songs} songs in val. Each song is written as several sequences "
-                    "(melody->part 0 + accompaniment->part 1, the swap, everything as part 0)")
+                    "(melody->part 0 + accompaniment->part 1, the swap, everything as part 0, the melody alone)")
     out["time"] = (f"{full.get('beat_annotated_songs', '?')} songs on their annotated beats (beat_midi.txt) with "
                    f"their chords (chord_midi.txt); {len(full.get('free_time_copies', []))} of them "
                    f"(free_frac {free_frac}) also as a free-time copy; songs without a beat file in free time")
@@ -195,7 +195,8 @@ def markdown(card: dict) -> str:
     lines = [f"# {card['name']}", "",
              f"{card['parameters'] / 1e6:.2f}M parameters; {card['model_config'].get('n_layer')} layers, "
              f"d={card['model_config'].get('d_model')}, context {card['model_config'].get('max_len')} events. "
-             f"Trained {card['training']['steps']} steps in {card['training']['wall_seconds'] / 60:.0f} min.", "",
+             f"Trained {card['training']['steps']} steps in {card['training']['wall_seconds'] / 60:.0f} min."
+             + (f" {card['training']['history_note']}" if card["training"].get("history_note") else ""), "",
              f"## Validation NLL (nats, {v['events']} events of {v['sequences']} validation sequences)", "",
              "| | event | " + " | ".join(FIELDS) + " |", "|---|---|" + "---|" * len(FIELDS)]
     for name, nll in rows:
@@ -231,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="training events the fitted Markov baseline learns first (0: skip it)")
     p.add_argument("--bench-steps", type=int, default=1000, help="steps per context size in the latency bench")
     p.add_argument("--no-bench", action="store_true", help="leave the latency out")
+    p.add_argument("--history-note", default="", help="how the checkpoint came to be, where it is more than one run "
+                                                      "(e.g. fine-tuned from an earlier one)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     ckpt_path, model_path, out = Path(args.checkpoint), Path(args.model), Path(args.out)
@@ -281,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         "parameters": ckpt.get("parameters"),
         "model_config": ckpt.get("model_config", {}),
         "data": data_section(ckpt.get("data_meta", {}), data_dir),
-        "training": training_section(ckpt),
+        "training": {**training_section(ckpt), **({"history_note": args.history_note} if args.history_note else {})},
         "validation": validation,
         "latency": latency,
         "machine": machine(),

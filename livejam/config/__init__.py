@@ -111,10 +111,12 @@ class NeuralConfig:
     top_p: float = 0.9
     min_p: float = 0.0
     key: str = "auto"  # "" = no key lock, "auto" = estimated from the human, or e.g. "C:minor"
-    density: float = -1.0  # chosen on held-out POP909 songs (tools/quality.py): 0 was ~30 notes/s in duet
+    # chosen on held-out POP909 tuning songs (tools/quality.py, docs/tuning.md): -1 with the texture of
+    # v0.3 (3 voices, notes within 2 beats) played 0.47x the piano's notes/s, -0.5 1.0x
+    density: float = -0.5
     # 0 = off .. 1 = strong: machine note-ons lean toward the tones of the chord the model
     # predicts for that moment (on top of `key`)
-    harmony: float = 0.5
+    harmony: float = 1.0  # 0.5 -> 1.0: duet chord tones 0.60 -> 0.63 on the tuning songs (docs/tuning.md)
     # 0 = off .. 1 = strong: with a beat clock, machine onsets lean toward the 16th-note grid
     # (8th-note triplets at half strength); no effect in free time. 1: duet onsets on the grid
     # ~0.43 -> ~0.85 of the time, as often as the songs' own piano parts (docs/tuning.md)
@@ -226,8 +228,11 @@ class ChordConfig:
     heard: bool = True  # read the chords the human plays (a left hand, a pad) from the sounding notes
     heard_min_pcs: int = 3  # ... once this many pitch classes sound together
     heard_confidence: float = 0.6  # ... and the best chord covers this share of what sounds
-    # A predicted chord is committed for a slot of this many beats (no flicker inside it) ...
-    slot_beats: float = 2.0
+    # A predicted chord is committed for a slot of this many beats (no flicker inside it), re-predicted
+    # while the slot is still ahead. Half a beat: a chord heard in the melody on the beat is taken up
+    # by the off-beat (on 8 held-out tuning songs, implied root 0.27 at 1 beat, 0.35 at 0.5, 0.32 at 0.25;
+    # docs/tuning.md) ...
+    slot_beats: float = 0.5
     # ... and at a cold start nothing is committed before this many beats were heard: until then
     # the machine keeps to safe tones (the key's tonic triad, or rests without a key)
     listen_beats: float = 2.0

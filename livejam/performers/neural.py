@@ -355,7 +355,7 @@ class NeuralPerformer:
         elif note.velocity == 0 and (note.part, note.pitch) in self.sounding:  # never before its (snapped) on
             play_time = max(play_time, self.sounding[(note.part, note.pitch)] + self.neural.min_note_ms / 1000)
         if play_time > note.time:  # late, a long rest, or a grid snap: the model's timeline follows the wire
-            coder.reset(play_time)
+            coder.follow(play_time)
         self._feed(token)
         self.step_ms.append((time.perf_counter() - t0) * 1e3)
         if note.velocity > 0:
