@@ -70,8 +70,9 @@ class PerformerConfig:
     # ... and after this many beats (free time: of 120 bpm): a pianist's note belongs to its beat and
     # chord; the v0.2 pad of 2-5 s notes held through the changes is where the melody clashed
     max_note_beats: float = 2.0
-    # sounding machine notes at most (a pianist keeps 2-4 voices; 5-6 piled up into a pad)
-    max_polyphony: int = 3
+    # sounding machine notes at most (a pianist keeps 2-4 voices; 6 piled up into a pad; at 3 the
+    # duet sounded 2.0 voices on the tuning songs, at the bottom of a pianist's range: docs/tuning.md)
+    max_polyphony: int = 4
     pitch_low: int = 21
     pitch_high: int = 108
     # Longest context (in events) the Markov continuator conditions on.
@@ -116,7 +117,7 @@ class NeuralConfig:
     density: float = -0.5
     # 0 = off .. 1 = strong: machine note-ons lean toward the tones of the chord the model
     # predicts for that moment (on top of `key`)
-    harmony: float = 1.0  # 0.5 -> 1.0: duet chord tones 0.60 -> 0.63 on the tuning songs (docs/tuning.md)
+    harmony: float = 0.75  # chosen with max_polyphony on held-out tuning songs (docs/tuning.md)
     # 0 = off .. 1 = strong: with a beat clock, machine onsets lean toward the 16th-note grid
     # (8th-note triplets at half strength); no effect in free time. 1: duet onsets on the grid
     # ~0.43 -> ~0.85 of the time, as often as the songs' own piano parts (docs/tuning.md)
@@ -230,8 +231,8 @@ class ChordConfig:
     heard_confidence: float = 0.6  # ... and the best chord covers this share of what sounds
     # A predicted chord is committed for a slot of this many beats (no flicker inside it), re-predicted
     # while the slot is still ahead. Half a beat: a chord heard in the melody on the beat is taken up
-    # by the off-beat (on 8 held-out tuning songs, implied root 0.27 at 1 beat, 0.35 at 0.5, 0.32 at 0.25;
-    # docs/tuning.md) ...
+    # by the off-beat (on 8 held-out tuning songs the chord it played in had the annotated root 0.27 of
+    # the time with 1-beat slots, 0.36 with half beats, 0.32 with quarters: docs/tuning.md) ...
     slot_beats: float = 0.5
     # ... and at a cold start nothing is committed before this many beats were heard: until then
     # the machine keeps to safe tones (the key's tonic triad, or rests without a key)
