@@ -391,3 +391,26 @@ def test_releases_at_fast_chord_changes_never_spin_at_one_instant(model):
     assert ons and len(ons) < 10 * 10  # at most ~10 a second
     times = sorted(n.time for n in wire.notes if n.part == 1)
     assert max(times.count(x) for x in set(times)) <= 8  # no pile of events at one instant
+
+
+def test_machine_notes_end_within_max_note_beats_and_voices_stay_within_the_setting(model):
+    p = NeuralPerformer(PerformerConfig(max_note_beats=2.0, max_polyphony=3), NeuralConfig(mode="duet", density=1.0,
+                        duet_idle_stop_s=100.0), model, seed=4)
+    wire = Wire()
+    p.set_beats(BeatGrid([0.6 * i for i in range(200)]))  # 100 bpm: 2 beats are 1.2 s
+    t = phrase(p, wire, 0.0, pitches=(60, 64, 67, 72) * 4)
+    run_until(p, wire, t, t + 20.0)
+    wire.take(p.close(t + 20.0))
+    ons, lengths, most, sounding = {}, [], 0, set()
+    for n in sorted(wire.notes, key=lambda n: (round(n.time, 6), n.velocity > 0)):  # an end at a start: first
+        if n.part != 1:
+            continue
+        if n.velocity > 0:
+            ons[n.pitch] = n.time
+            sounding.add(n.pitch)
+            most = max(most, len(sounding))
+        elif n.pitch in ons:
+            lengths.append(n.time - ons.pop(n.pitch))
+            sounding.discard(n.pitch)
+    assert len(lengths) > 10 and max(lengths) <= 1.2 + 0.06, max(lengths)  # + the lookahead's slack
+    assert most <= 3

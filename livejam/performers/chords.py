@@ -125,3 +125,29 @@ class ChordKeeper:
 
     def tones(self) -> frozenset[int]:
         return chord_tones(self.chord) if self.chord != NO_CHORD else frozenset()
+
+
+class FollowsChords:
+    """The chord part of the performer protocol (performers/base.py) for a performer that keeps a
+    ChordKeeper in `self.chords` and one pending prediction in `self.pending`."""
+
+    chords: ChordKeeper
+
+    @property
+    def chord(self) -> int:
+        """The chord the machine plays in now (harmony id: the status display, the quality measures)."""
+        return self.chords.chord
+
+    @property
+    def chord_source(self) -> str:
+        return self.chords.source
+
+    @property
+    def chart(self):
+        return self.chords.chart
+
+    def set_chart(self, chart) -> None:
+        """Play in this chart's chords (None: hear or predict them); what was predicted under the old
+        chords is drawn again."""
+        self.chords.set_chart(chart)
+        self.pending = None

@@ -29,13 +29,13 @@ from livejam.events import EventCoder, TimedNote
 from livejam.harmony import NO_CHORD
 from livejam.performers.base import HUMAN_PART, Cancel, PhraseDetector, human_note
 from livejam.performers.call import CallPhrasing
-from livejam.performers.chords import ChordKeeper
+from livejam.performers.chords import ChordKeeper, FollowsChords
 from livejam.performers.keyfollow import KeyFollower
 from livejam.performers.duet import draw_turn, next_parts
 from livejam.performers.listener import ChordListener
 from livejam.performers.output import MachineNotes
 from livejam.performers.prompt import prime_context
-from livejam.performers.texture import note_cap_ms, release_off_chord
+from livejam.performers.texture import note_cap_ms, release_off_chord, release_overdue
 from livejam.performers.timeline import Timeline
 from livejam.performers.knobs import action, starting_constraints, turn
 from livejam.stats import summary_ms
@@ -50,7 +50,7 @@ BEHIND_S = 0.002
 # (~0.3-1 ms) so that feeds do not: a feed after idle() is one backbone run, two without.
 IDLE_ROOM_S = 0.004
 
-class NeuralPerformer:
+class NeuralPerformer(FollowsChords):
     follows_live_beats = True  # rebases its timeline when the live beat clock renumbers (see _coder)
 
     def __init__(self, config: PerformerConfig, neural: NeuralConfig, model, seed: int | None = None,
@@ -74,7 +74,6 @@ class NeuralPerformer:
         self.timeline = Timeline(self.vocab)  # one coder for everything heard and played
         self.chords = ChordKeeper(chords or ChordConfig())  # chart > heard > predicted
         self.phrasing = CallPhrasing(config)
-        self.chart = None
         self.pending_chord = NO_CHORD  # the chord the pending event is played in
         self._now = 0.0  # the time of the sample being drawn
         self.pending: np.ndarray | None = None
@@ -95,21 +94,6 @@ class NeuralPerformer:
         self.rng = np.random.default_rng(self.rng.integers(2**63))
         if neural.prompt:  # prefill the context with a MIDI file (all its tracks as the human's part)
             prime_context(self.engine, self.tracker, self.vocab, neural.prompt)
-
-    @property
-    def chord(self) -> int:
-        """The chord the machine plays in now (harmony id; the status display, the quality measures)."""
-        return self.chords.chord
-
-    @property
-    def chord_source(self) -> str:
-        return self.chords.source
-
-    def set_chart(self, chart) -> None:
-        """Play in this chart's chords (None: hear or predict them)."""
-        self.chart = chart
-        self.chords.set_chart(chart)
-        self.pending = None
 
     # --- input -------------------------------------------------------------------------
 
@@ -208,7 +192,7 @@ class NeuralPerformer:
             if phrase is not None:
                 self._start_answer(now, phrase)
         if self._active(now):
-            self._release_off_chord(now)
+            self._release(now)
             self._advance(now)
         elif self.sounding or self.answer_end is not None:
             self._stop(now, cancel=False)  # answer over / the human left the duet
@@ -306,7 +290,8 @@ class NeuralPerformer:
                     max_note_ms=note_cap_ms(self.config, bpm))
         if self.mode == "call" and self.answer_end is not None:  # answer a line with a line
             c = replace(c, max_polyphony=min(c.max_polyphony or 128, self.phrasing.voices))
-        deadline = min(self.sounding.values()) + self.config.max_note_s if self.sounding else None
+        cap_s = note_cap_ms(self.config, bpm) / 1000.0
+        deadline = min(self.sounding.values()) + cap_s if self.sounding else None
         draw_turn(lambda c: self._draw(c, coder), c, now, deadline)
         self.step_ms.append((time.perf_counter() - t0) * 1e3)
 
@@ -327,19 +312,22 @@ class NeuralPerformer:
         coder = self._coder(t)
         return self.chords.at(t, coder.beats, self.constraints.key, self.listener.predict, now)
 
-    def _release_off_chord(self, now: float) -> None:
-        """At a chord change, end the machine's notes that are not tones of the new chord, on the
-        beat of the change (a pianist lifts what no longer fits: held notes are where clashes live)."""
+    def _release(self, now: float) -> None:
+        """End the machine's notes that are held too long (performer.max_note_beats) or, at a chord
+        change, are not tones of the new chord, on the change (a pianist lifts what no longer fits:
+        held notes are where clashes live); the model hears the ends too."""
         if not self.sounding:
             return
         coder = self._coder(now)
         ahead = now + self.config.lookahead_s
-        ended, off = release_off_chord(self.notes, self._chord_at(ahead, now), coder.beats, now, ahead, coder.time,
-                                       self.chords.config.slot_beats)
-        for part, pitch in ended:
-            row = np.asarray(coder.encode(TimedNote(max(off, coder.time), part, pitch, 0),
-                                          self.chords.context_chord()), np.int64)
-            self._feed(row)
+        cap_s = note_cap_ms(self.config, coder.beats.bpm_at(now)) / 1000.0
+        ended = []
+        for keys, off in (release_overdue(self.notes, cap_s, now, ahead, coder.time),
+                          release_off_chord(self.notes, self._chord_at(ahead, now), coder.beats, now, ahead,
+                                            coder.time, self.chords.config.slot_beats)):
+            for part, pitch in keys:
+                self._feed_end(coder, part, pitch, off)
+            ended += keys
         if ended:
             self.counters["chord_releases"] = self.counters.get("chord_releases", 0) + len(ended)
             self.pending = None  # predicted before these ends: predict again
@@ -371,10 +359,7 @@ class NeuralPerformer:
         coder = self._coder(now)
         for part, pitch in sorted(self.sounding):
             self.notes.end(part, pitch, now, send=not cancel)
-            # the model hears its notes end too, so its context matches what sounds
-            row = np.asarray(coder.encode(TimedNote(max(now, coder.time), part, pitch, 0), self.chords.context_chord()),
-                             np.int64)
-            self._feed(row)
+            self._feed_end(coder, part, pitch, now)
         self.pending = None
         self.answer_end = None
         self.last_human = None  # a duet starts again with the human's next note
@@ -382,6 +367,11 @@ class NeuralPerformer:
     def _emit(self, note: TimedNote) -> None:
         self.out.append(note)
         self.counters["played"] += 1
+
+    def _feed_end(self, coder: EventCoder, part: int, pitch: int, t: float) -> None:
+        """The model hears a machine note end too, so its context matches what sounds."""
+        row = coder.encode(TimedNote(max(t, coder.time), part, pitch, 0), self.chords.context_chord())
+        self._feed(np.asarray(row, np.int64))
 
     def _feed(self, token) -> None:
         self.engine.feed(token)

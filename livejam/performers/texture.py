@@ -39,3 +39,16 @@ def release_off_chord(notes, chord: int, beats, now: float, ahead: float, last_e
     for part, pitch in stale:
         notes.end(part, pitch, off)
     return stale, off
+
+
+def release_overdue(notes, cap_s: float, now: float, ahead: float, last_event: float):
+    """End the machine's notes held `cap_s` or longer by `ahead`, when the first of them is due (not
+    before now or the last event): the length cap holds even when the model is not asked for an
+    event in time (a duet waits for the human's turn). Returns the (part, pitch) ended and the time."""
+    due = sorted(key for key, t0 in notes.sounding.items() if t0 + cap_s <= ahead)
+    if not due:
+        return [], now
+    off = max(now, last_event, min(notes.sounding[key] for key in due) + cap_s)
+    for part, pitch in due:
+        notes.end(part, pitch, off)
+    return due, off
