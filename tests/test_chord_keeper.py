@@ -115,9 +115,23 @@ def test_a_release_falls_on_the_change_not_before_it():
     notes = MachineNotes(sent.append)
     notes.start(1, 60, 0.55, 80, C)  # C, struck in C major, 0.05 s before a half-beat change (0.75 s)
     notes.start(1, 64, 0.55, 80, C)  # E: a tone of A minor, it stays
-    ended, off = release_off_chord(notes, AM, GRID, now=0.72, ahead=0.77, last_event=0.55, slot_beats=0.5)
-    assert ended == [] and off == 0.75  # C is a tone of A minor too
-    notes.start(1, 67, 0.7, 80, C)  # G is not
-    ended, off = release_off_chord(notes, AM, GRID, now=0.72, ahead=0.77, last_event=0.7, slot_beats=0.5)
-    assert ended == [(1, 67)] and off == 0.75 and sent[-1] == TimedNote(0.75, 1, 67, 0)
+    assert release_off_chord(notes, AM, GRID, now=0.72, ahead=0.77, last_event=0.55, slot_beats=0.5) == []
+    notes.start(1, 67, 0.7, 80, C)  # G is not: C is a tone of A minor, and E
+    ended = release_off_chord(notes, AM, GRID, now=0.72, ahead=0.77, last_event=0.7, slot_beats=0.5)
+    assert ended == [(1, 67, 0.75)] and sent[-1] == TimedNote(0.75, 1, 67, 0)
     assert (1, 64) in notes.sounding and (1, 60) in notes.sounding
+
+
+def test_a_note_never_ends_at_its_own_start():
+    """An end at the very instant a note began would reach the wire first and leave it stuck: it
+    comes at least the minimum note length later."""
+    from livejam.events import TimedNote
+    from livejam.performers.output import MachineNotes
+
+    sent: list[TimedNote] = []
+    notes = MachineNotes(sent.append, min_note_s=0.03)
+    notes.start(1, 60, 1.0, 80, C)
+    assert notes.end(1, 60, 1.0) == 1.03 and sent[-1] == TimedNote(1.03, 1, 60, 0)
+    assert notes.end(1, 60, 2.0) is None  # not sounding: nothing
+    notes.start(1, 62, 1.0, 80, C)
+    assert notes.close(0.5) == [TimedNote(1.03, 1, 62, 0)]

@@ -79,7 +79,7 @@ class NeuralPerformer(FollowsChords):
         self.pending: np.ndarray | None = None
         self.pending_time = 0.0
         self.out: list[TimedNote | Cancel] = []
-        self.notes = MachineNotes(lambda note: self._emit(note))  # what the machine has sounding
+        self.notes = MachineNotes(lambda note: self._emit(note), neural.min_note_ms / 1000.0)  # what sounds
         self.answer_end: float | None = None  # call mode: answering until then
         self.last_human: float | None = None  # duet mode: time of the human's last note
         self.key_follower = KeyFollower()  # for key = "auto"
@@ -321,13 +321,11 @@ class NeuralPerformer(FollowsChords):
         coder = self._coder(now)
         ahead = now + self.config.lookahead_s
         cap_s = note_cap_ms(self.config, coder.beats.bpm_at(now)) / 1000.0
-        ended = []
-        for keys, off in (release_overdue(self.notes, cap_s, now, ahead, coder.time),
-                          release_off_chord(self.notes, self._chord_at(ahead, now), coder.beats, now, ahead,
-                                            coder.time, self.chords.config.slot_beats)):
-            for part, pitch in keys:
-                self._feed_end(coder, part, pitch, off)
-            ended += keys
+        ended = release_overdue(self.notes, cap_s, now, ahead, coder.time)
+        ended += release_off_chord(self.notes, self._chord_at(ahead, now), coder.beats, now, ahead, coder.time,
+                                   self.chords.config.slot_beats)
+        for part, pitch, off in sorted(ended, key=lambda e: e[2]):
+            self._feed_end(coder, part, pitch, off)
         if ended:
             self.counters["chord_releases"] = self.counters.get("chord_releases", 0) + len(ended)
             self.pending = None  # predicted before these ends: predict again
@@ -357,9 +355,8 @@ class NeuralPerformer(FollowsChords):
             self.out = [Cancel(now)]
             self.counters["cancels"] += 1
         coder = self._coder(now)
-        for part, pitch in sorted(self.sounding):
-            self.notes.end(part, pitch, now, send=not cancel)
-            self._feed_end(coder, part, pitch, now)
+        for part, pitch in sorted(self.sounding):  # (one handed out ahead of its time ends after it begins)
+            self._feed_end(coder, part, pitch, self.notes.end(part, pitch, now, send=not cancel))
         self.pending = None
         self.answer_end = None
         self.last_human = None  # a duet starts again with the human's next note

@@ -11,8 +11,11 @@ from livejam.events import TimedNote
 
 
 class MachineNotes:
-    def __init__(self, emit: Callable[[TimedNote], None]):
+    def __init__(self, emit: Callable[[TimedNote], None], min_note_s: float = 0.0):
         self._emit = emit  # hands a note out (the performer's queue)
+        # a note ends at least this long after it began: an end at its very start would reach the
+        # wire first (the scheduler sends note-offs before note-ons at one instant) and the note stick
+        self.min_note_s = max(min_note_s, 1e-3)
         self.sounding: dict[tuple[int, int], float] = {}  # (part, pitch) -> note-on time
         self.onset_chord: dict[tuple[int, int], int] = {}  # (part, pitch) -> the chord it began in
         self.last_on = float("-inf")  # time of the last note-on
@@ -27,18 +30,22 @@ class MachineNotes:
             self.onset_chord[key] = chord
             self._emit(TimedNote(t, part, pitch, velocity))
 
-    def end(self, part: int, pitch: int, t: float, send: bool = True) -> bool:
-        """End a sounding note (with `send`, hand its note-off out); False if it was not sounding."""
-        if self.sounding.pop((part, pitch), None) is None:
-            return False
+    def end(self, part: int, pitch: int, t: float, send: bool = True) -> float | None:
+        """End a sounding note at t, or min_note_s after it began if that is later (with `send`, hand
+        its note-off out); the time it ends, or None if it was not sounding."""
+        on = self.sounding.pop((part, pitch), None)
+        if on is None:
+            return None
         self.onset_chord.pop((part, pitch), None)
+        t = max(t, on + self.min_note_s)
         if send:
             self._emit(TimedNote(t, part, pitch, 0))
-        return True
+        return t
 
     def close(self, now: float) -> list[TimedNote]:
         """The note-offs of everything sounding (not handed out: the caller sends them)."""
-        offs = [TimedNote(max(now, t), part, pitch, 0) for (part, pitch), t in sorted(self.sounding.items())]
+        offs = [TimedNote(max(now, t + self.min_note_s), part, pitch, 0)
+                for (part, pitch), t in sorted(self.sounding.items())]
         self.sounding.clear()
         self.onset_chord.clear()
         return offs

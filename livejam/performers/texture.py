@@ -31,24 +31,20 @@ def release_off_chord(notes, chord: int, beats, now: float, ahead: float, last_e
     """End the machine's notes (performers.output.MachineNotes) that `chord`, sounding by `ahead`,
     leaves out, at the change: the start of the harmonic-rhythm slot holding `ahead` (chart and
     predicted chords change on that grid), never before now or the last event. Returns the
-    (part, pitch) ended and their note-off time, so the model hears the ends too. Everything after
-    that is sampled after the change, in the new chord: a release cannot repeat itself."""
+    (part, pitch, note-off time) of each, so the model hears the ends too. Everything after that is
+    sampled after the change, in the new chord: a release cannot repeat itself."""
     stale = off_chord(notes.sounding, notes.onset_chord, chord)
     change = beats.time_at(math.floor(beats.beat_at(ahead) / slot_beats + 1e-6) * slot_beats)
     off = max(now, last_event, change)
-    for part, pitch in stale:
-        notes.end(part, pitch, off)
-    return stale, off
+    return [(part, pitch, notes.end(part, pitch, off)) for part, pitch in stale]
 
 
 def release_overdue(notes, cap_s: float, now: float, ahead: float, last_event: float):
     """End the machine's notes held `cap_s` or longer by `ahead`, when the first of them is due (not
     before now or the last event): the length cap holds even when the model is not asked for an
-    event in time (a duet waits for the human's turn). Returns the (part, pitch) ended and the time."""
+    event in time (a duet waits for the human's turn). Returns the (part, pitch, note-off time) of each."""
     due = sorted(key for key, t0 in notes.sounding.items() if t0 + cap_s <= ahead)
     if not due:
-        return [], now
+        return []
     off = max(now, last_event, min(notes.sounding[key] for key in due) + cap_s)
-    for part, pitch in due:
-        notes.end(part, pitch, off)
-    return due, off
+    return [(part, pitch, notes.end(part, pitch, off)) for part, pitch in due]
