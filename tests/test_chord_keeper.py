@@ -135,3 +135,40 @@ def test_a_note_never_ends_at_its_own_start():
     assert notes.end(1, 60, 2.0) is None  # not sounding: nothing
     notes.start(1, 62, 1.0, 80, C)
     assert notes.close(0.5) == [TimedNote(1.03, 1, 62, 0)]
+
+
+def test_an_answer_is_as_long_as_its_call_in_its_voices_and_ends_on_the_calls_last_tones():
+    from livejam.config import PerformerConfig
+    from livejam.performers.base import Phrase
+    from livejam.performers.call import CallPhrasing
+
+    call = CallPhrasing(PerformerConfig(answer_length_ratio=1.0, min_answer_s=1.0, max_answer_s=10.0))
+    for pitch in (60, 62, 64, 67):  # a line: one note at a time
+        call.hear(pitch, 90)
+        call.hear(pitch, 0)
+    end = call.answer(5.0, Phrase(1.0, 4.0, 4))
+    assert end == 8.0 and call.voices == 1 and call.cadence_pcs == (4, 7)
+    assert not call.in_cadence(6.0, end, 120.0) and call.in_cadence(7.1, end, 120.0)  # the last 2 beats
+    for pitch in (48, 52, 55):  # a chord
+        call.hear(pitch, 90)
+    assert call.answer(9.0, Phrase(8.0, 8.2, 3)) == 10.0 and call.voices == 3  # at least min_answer_s
+
+
+def test_lean_pcs_replace_the_chords_tones():
+    from livejam.engine.sampling import Constraints, EventSampler, NoteTracker
+    from livejam.events import Vocab
+
+    class OneStep:  # a fake engine: flat logits, a note-on of the machine's part
+        def logits(self, k, cond=None):
+            sizes = Vocab().head_sizes
+            out = np.zeros(sizes[k], np.float32)
+            if k == 0:
+                out[:] = -30.0
+                out[1] = 0.0
+            return out
+
+    v = Vocab()
+    sampler, notes, rng = EventSampler(v), NoteTracker(v), np.random.default_rng(0)
+    c = Constraints(temperature=1.0, harmony=3.0, lean_pcs=(4, 7), pitch_range=(48, 72))
+    pitches = [int(sampler.sample(OneStep(), c, notes, rng, chord_for=lambda dt: C)[3]) for _ in range(200)]
+    assert sum(p % 12 in (4, 7) for p in pitches) >= 190  # E and G, not C major's C

@@ -63,6 +63,7 @@ class Constraints:
     density: float = 0.0  # > 0 biases dt shorter (denser), < 0 longer (sparser); ~1 is strong
     min_dt_bin: int = 0  # only-future: dt (ticks) >= this (e.g. the silence since the last event)
     harmony: float = 0.0  # 0 = off .. 1 = strong: note-on pitches lean to the tones of the sampled chord
+    lean_pcs: tuple[int, ...] = ()  # pitch classes `harmony` leans to instead of the chord's (a cadence)
     grid: float = 0.0  # 0 = off .. 1 = strong: dt leans to onsets on the 16th grid (needs beat_phase)
     # Ticks of the last event into its beat (the caller sets it per sample from its beat clock);
     # None: free time, where there is no grid to lean to.
@@ -286,8 +287,11 @@ class EventSampler:
             masks.append(("range", in_range))
             masks.append(("key", in_key))
         lean = None
-        if c.harmony > 0.0 and chord != NO_CHORD:
-            tones = self._tones[chord][self._pitch_class]  # (n_pitch,) bool
+        if c.harmony > 0.0 and (chord != NO_CHORD or c.lean_pcs):
+            if c.lean_pcs:  # the caller's own stable tones (a cadence) instead of the chord's
+                tones = np.isin(self._pitch_class, c.lean_pcs)  # (n_pitch,) bool
+            else:
+                tones = self._tones[chord][self._pitch_class]  # (n_pitch,) bool
             if sounding:
                 # new notes lean to the chord's tones; of the sounding ones, those outside it lean to end
                 tones = (tones & ~snd) | (snd & ~tones)

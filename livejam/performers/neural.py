@@ -28,7 +28,7 @@ from livejam.config import MODES, ChordConfig, NeuralConfig, PerformerConfig
 from livejam.events import EventCoder, TimedNote
 from livejam.harmony import NO_CHORD
 from livejam.performers.base import HUMAN_PART, Cancel, PhraseDetector, human_note
-from livejam.performers.call import CallPhrasing
+from livejam.performers.call import CADENCE_HARMONY, CallPhrasing
 from livejam.performers.chords import ChordKeeper, FollowsChords
 from livejam.performers.keyfollow import KeyFollower
 from livejam.performers.duet import draw_turn, next_parts
@@ -288,8 +288,10 @@ class NeuralPerformer(FollowsChords):
         phase = round(coder.beat * v.ticks_per_beat) % v.ticks_per_beat if bpm else None  # free time: no grid
         c = replace(self.constraints, parts=parts, min_dt_bin=min_dt, beat_phase=phase,
                     max_note_ms=note_cap_ms(self.config, bpm))
-        if self.mode == "call" and self.answer_end is not None:  # answer a line with a line
+        if self.mode == "call" and self.answer_end is not None:  # answer a line with a line, end on a chord tone
             c = replace(c, max_polyphony=min(c.max_polyphony or 128, self.phrasing.voices))
+            if self.phrasing.in_cadence(now, self.answer_end, bpm):
+                c = replace(c, harmony=CADENCE_HARMONY, lean_pcs=self.phrasing.cadence_pcs)
         cap_s = note_cap_ms(self.config, bpm) / 1000.0
         deadline = min(self.sounding.values()) + cap_s if self.sounding else None
         draw_turn(lambda c: self._draw(c, coder), c, now, deadline)
