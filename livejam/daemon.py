@@ -370,7 +370,12 @@ class Daemon:
         if threading.current_thread() is not threading.main_thread():
             return {}  # only the main thread may; tests running the daemon in a thread stop it directly
         sigs = [getattr(signal, name) for name in STOP_SIGNALS if hasattr(signal, name)]
-        return {sig: signal.signal(sig, self._on_signal) for sig in sigs}
+        old = {sig: signal.signal(sig, self._on_signal) for sig in sigs}
+        # A blocked signal is inherited through exec (some CI runners and service managers block
+        # SIGPIPE): a handler alone would never run, so the stop signals are unblocked here too.
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, sigs)
+        return old
 
     def restore_signals(self) -> None:
         """Put back the handlers run() replaced; call after the last output is printed
