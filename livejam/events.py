@@ -1,6 +1,6 @@
 """The event representation shared by training, export and the live daemon (format 2).
 
-The contract is /work/spec/representation.md. An event is one model position, a
+This module is the contract. An event is one model position, a
 row of 7 token ids (COLUMNS):
 - part: 0 the human's part, 1 the other part, `vocab.bos_part` the start marker.
 - dt: time since the previous event in ticks of 1/ticks_per_beat beat (12: 16ths

@@ -1,4 +1,4 @@
-"""Chords: the chord vocabulary of the event representation (spec: /work/spec/representation.md).
+"""Chords: the chord vocabulary of the event representation (the contract: livejam/events.py).
 
 A chord id is 0 for N (no chord / unknown), else 1 + 15*root + quality, with the
 root a pitch class (C = 0) and the quality an index into QUALITIES. Inversions

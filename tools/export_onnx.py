@@ -9,7 +9,7 @@ in one preallocated buffer per layer and kind that is both the past input and
 the present output (bound in place through IOBinding): a step costs only the
 real context, nothing is copied or concatenated.
 
-File format 2 (livejam.events.FORMAT_VERSION; the contract is /work/spec/representation.md):
+File format 2 (livejam.events.FORMAT_VERSION; the contract is livejam/events.py):
 - main graph "backbone": inputs
     events        (1, T, 7) int64   rows of livejam.events.COLUMNS: part, dt, chord, pitch, vel, pos, tempo
     positions     (1, T)    int64   absolute positions start..start+T-1

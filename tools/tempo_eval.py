@@ -45,7 +45,7 @@ PHASE_TOL = 0.125  # beats
 
 
 def pop909_root(arg: str | None) -> Path:
-    for cand in (arg, os.environ.get("LIVEJAM_DATA"), "../shared/data", "/work/shared/data"):
+    for cand in (arg, os.environ.get("LIVEJAM_DATA"), "../shared/data"):
         if not cand:
             continue
         for sub in ("", "pop909", "POP909"):

@@ -11,7 +11,7 @@ Checkpoints (out_dir/ckpt.pt) hold the model and training configs, so
 tools/export_onnx.py rebuilds the model from the file alone.
 
 Batches are random windows of the prepared songs, each behind a start row.
-Augmentation (spec /work/spec/representation.md): a transposition moves pitches
+Augmentation (livejam/events.py): a transposition moves pitches
 and chord roots together; a tempo stretch moves the tempo bin of beat-grid
 material (its dt and pos are in beats and do not change) and re-bins dt of
 free-time material (its beats are nominal, so a slower performance has longer dts).
