@@ -9,7 +9,7 @@ vanishes is waited for and reconnected, midi/keeper.py) and runs the shutdown
 sequence. Panic is sent at start and in a `finally` that every exit path goes
 through: normal stop, SIGINT (once or twice), SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2,
 SIGALRM, SIGPIPE, an exception in any thread, a vanished port (--exit-on-port-loss),
-a dead JACK server. Each add-on's close has a deadline (`_CLOSE_DEADLINE_S`): a stuck
+a dead JACK server. Each add-on's close has a deadline (`stopping.CLOSE_DEADLINE_S`): a stuck
 audio or OSC library delays the panic-recording-counters that follow by that much only.
 
 Signal handlers do nothing but store the signal's name: no lock, no Event.set
@@ -37,45 +37,16 @@ from livejam.midi.ports import InputHeartbeat, InputQueue, api_name, select_back
 from livejam.midi.spec import Message
 from livejam.recording import Recorder, check_writable, default_path
 from livejam.scheduler import Scheduler
+from livejam.stopping import LeftBehind, install_stop_signals, restore_signals, with_deadline
 
 log = logging.getLogger(__name__)
 
 # livejam's own beat 0 (with --bpm) comes this long after start, past the count-in
 START_DELAY_S = 0.25
-# every terminating signal a user or a shell sends: all end in the same shutdown
-STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGPIPE")
-_CLOSE_DEADLINE_S = 1.0  # an add-on's close (or Link's) may hold the shutdown this long, then it goes on
 _POLL_S = 0.02  # the main loop's poll of the signal flag and the stop event
 _HEARTBEAT_S = 0.25  # a heartbeat goes to our input when nothing arrived for this long
 _SILENCE_S = 0.6  # no input at all (heartbeats included) this long: is the MIDI system still there?
 _RECORD_SAVE_S = 5.0  # the recording is rewritten this often: a crash loses at most this much
-
-
-class LeftBehind(TimeoutError):
-    """A close that did not return by its deadline: its thread is left running (the process then ends
-    with os._exit, see DaemonResult.hard_exit)."""
-
-
-def _with_deadline(close, seconds: float = _CLOSE_DEADLINE_S):
-    """`close` run on a daemon thread and waited for `seconds` at most: a library stuck in its close
-    (sounddevice on a dead JACK server, an OSC server asleep) is left behind, and the shutdown goes on."""
-    def run() -> None:
-        failed: list[BaseException] = []
-
-        def target() -> None:
-            try:
-                close()
-            except BaseException as e:
-                failed.append(e)
-
-        t = threading.Thread(target=target, name="livejam-close", daemon=True)
-        t.start()
-        t.join(seconds)
-        if t.is_alive():
-            raise LeftBehind(f"still closing after {seconds:g} s: left behind")
-        if failed:
-            raise failed[0]
-    return run
 
 
 @dataclass
@@ -318,9 +289,9 @@ class Daemon:
                                                       for _, m in dispatcher.clock_out.stop(clock.now())]))
         steps.append(("panic", scheduler.panic))
         if dispatcher.beat.link is not None:
-            steps.append(("leave Link", _with_deadline(dispatcher.beat.link.close)))
+            steps.append(("leave Link", with_deadline(dispatcher.beat.link.close)))
         steps.append(("close output", out.close))
-        steps += [(f"close {type(a).__name__}", _with_deadline(a.close)) for a in self.addons if hasattr(a, "close")]
+        steps += [(f"close {type(a).__name__}", with_deadline(a.close)) for a in self.addons if hasattr(a, "close")]
         steps.append(("close input", inp.close))
         if heartbeat is not None:
             steps.append(("close heartbeat", heartbeat.close))
@@ -369,19 +340,12 @@ class Daemon:
     def _install_signals(self) -> dict:
         if threading.current_thread() is not threading.main_thread():
             return {}  # only the main thread may; tests running the daemon in a thread stop it directly
-        sigs = [getattr(signal, name) for name in STOP_SIGNALS if hasattr(signal, name)]
-        old = {sig: signal.signal(sig, self._on_signal) for sig in sigs}
-        # A blocked signal is inherited through exec (some CI runners and service managers block
-        # SIGPIPE): a handler alone would never run, so the stop signals are unblocked here too.
-        if hasattr(signal, "pthread_sigmask"):
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, sigs)
-        return old
+        return install_stop_signals(self._on_signal)
 
     def restore_signals(self) -> None:
         """Put back the handlers run() replaced; call after the last output is printed
         (a second Ctrl-C before that must not cut the counters short)."""
-        for sig, handler in self._old_handlers.items():
-            signal.signal(sig, handler)
+        restore_signals(self._old_handlers)
         self._old_handlers = {}
 
     def _summary(self, scheduler: Scheduler, normaliser: InputNormaliser, inq: InputQueue,

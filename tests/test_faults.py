@@ -215,7 +215,7 @@ def test_a_stuck_add_on_close_delays_the_shutdown_a_second_then_it_goes_on(tmp_p
 @pytest.mark.parametrize("name", ["SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGPIPE"])
 def test_every_terminating_signal_is_a_stop_signal(name):
     """The handler the daemon installs covers them (the JACK test sends each one to a live daemon)."""
-    from livejam.daemon import STOP_SIGNALS
+    from livejam.stopping import STOP_SIGNALS
 
     assert name in STOP_SIGNALS
 

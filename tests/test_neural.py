@@ -414,3 +414,41 @@ def test_machine_notes_end_within_max_note_beats_and_voices_stay_within_the_sett
             sounding.discard(n.pitch)
     assert len(lengths) > 10 and max(lengths) <= 1.2 + 0.06, max(lengths)  # + the lookahead's slack
     assert most <= 3
+
+
+def chords_phrase(p: NeuralPerformer, wire: Wire, t: float, bars: int) -> float:
+    """The human plays block chords, one per beat of 0.6 s, held to the next."""
+    for i in range(bars * 4):
+        chord = ((60, 64, 67), (57, 60, 64), (53, 57, 60), (55, 59, 62))[(i // 4) % 4]
+        for pitch in chord:
+            p.hear(TimedNote(t, 0, pitch, 80), t)
+        wire.take(p.poll(t))
+        t = run_until(p, wire, t, t + 0.55)
+        for pitch in chord:
+            p.hear(TimedNote(t, 0, pitch, 0), t)
+        wire.take(p.poll(t))
+        t += 0.05
+    return t
+
+
+def machine_voices(notes, after: float) -> int:
+    most, sounding = 0, set()
+    for n in sorted(notes, key=lambda n: (round(n.time, 6), n.velocity > 0)):  # an end at a start: first
+        if n.part == 1 and n.time > after:
+            (sounding.add if n.velocity else sounding.discard)(n.pitch)
+            most = max(most, len(sounding))
+    return most
+
+
+@pytest.mark.parametrize("line_over_chords", [3, 0])
+def test_a_duet_over_the_humans_chords_is_a_single_line(model, line_over_chords):
+    """Issue 17 (reverse duet): over someone's chords a pianist plays a line, not more chords."""
+    p = NeuralPerformer(PerformerConfig(max_polyphony=4), NeuralConfig(
+        mode="duet", density=2.0, duet_idle_stop_s=100.0, line_over_chords=line_over_chords), model, seed=3)
+    wire = Wire()
+    p.set_beats(BeatGrid([0.6 * i for i in range(400)]))
+    chords_phrase(p, wire, 0.0, bars=8)
+    ons = [n for n in wire.notes if n.part == 1 and n.velocity > 0 and n.time > 0.6]
+    assert len(ons) > 5
+    most = machine_voices(wire.notes, 0.6)
+    assert most == 1 if line_over_chords else most > 1, most

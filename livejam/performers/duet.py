@@ -34,3 +34,26 @@ def draw_turn(draw: Callable, c, now: float, deadline: float | None) -> None:
         part, t = draw(replace(c, min_dt_bin=max(c.min_dt_bin, 1)))
     if part == HUMAN_PART and deadline is not None and t > deadline and c.parts != (HUMAN_PART,):
         draw(replace(c, parts=(MACHINE_PART,)))
+
+
+class HumanVoices:
+    """How many notes the human has held at once lately. A pianist answering a melody plays chords,
+    and over someone's chords plays a line: when the human holds `chordal` notes at once within the
+    last `window_s`, the machine's duet part is a single line."""
+
+    def __init__(self, chordal: int, window_s: float = 4.0):
+        self.chordal = chordal  # 0: off
+        self.window_s = window_s
+        self._sounding: set[int] = set()
+        self._last_chordal = float("-inf")  # when the human last held `chordal` notes at once
+
+    def hear(self, pitch: int, velocity: int, t: float) -> None:
+        if velocity > 0:
+            self._sounding.add(pitch)
+            if self.chordal and len(self._sounding) >= self.chordal:
+                self._last_chordal = t
+        else:
+            self._sounding.discard(pitch)
+
+    def plays_chords(self, now: float) -> bool:
+        return now - self._last_chordal <= self.window_s

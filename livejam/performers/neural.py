@@ -31,7 +31,7 @@ from livejam.performers.base import HUMAN_PART, Cancel, PhraseDetector, human_no
 from livejam.performers.call import CADENCE_HARMONY, CallPhrasing
 from livejam.performers.chords import ChordKeeper, FollowsChords
 from livejam.performers.keyfollow import KeyFollower
-from livejam.performers.duet import draw_turn, next_parts
+from livejam.performers.duet import HumanVoices, draw_turn, next_parts
 from livejam.performers.listener import ChordListener
 from livejam.performers.output import MachineNotes
 from livejam.performers.prompt import prime_context
@@ -74,6 +74,7 @@ class NeuralPerformer(FollowsChords):
         self.timeline = Timeline(self.vocab)  # one coder for everything heard and played
         self.chords = ChordKeeper(chords or ChordConfig())  # chart > heard > predicted
         self.phrasing = CallPhrasing(config)
+        self.human_voices = HumanVoices(neural.line_over_chords)  # duet: a line over the human's chords
         self.pending_chord = NO_CHORD  # the chord the pending event is played in
         self._now = 0.0  # the time of the sample being drawn
         self.pending: np.ndarray | None = None
@@ -111,6 +112,7 @@ class NeuralPerformer(FollowsChords):
             if key is not None and self.neural.key == "auto":
                 self.constraints = replace(self.constraints, key=key)
         self.phrasing.hear(note.pitch, note.velocity)
+        self.human_voices.hear(note.pitch, note.velocity, note.time)
         coder = self._coder(note.time)
         self.chords.hear(note.pitch, note.velocity, note.time, coder.beats)
         self.listener.hear(note, coder.beats)
@@ -292,6 +294,8 @@ class NeuralPerformer(FollowsChords):
             c = replace(c, max_polyphony=min(c.max_polyphony or 128, self.phrasing.voices))
             if self.phrasing.in_cadence(now, self.answer_end, bpm):
                 c = replace(c, harmony=CADENCE_HARMONY, lean_pcs=self.phrasing.cadence_pcs)
+        elif self.mode == "duet" and self.human_voices.plays_chords(now):
+            c = replace(c, max_polyphony=1)
         cap_s = note_cap_ms(self.config, bpm) / 1000.0
         deadline = min(self.sounding.values()) + cap_s if self.sounding else None
         draw_turn(lambda c: self._draw(c, coder), c, now, deadline)
