@@ -112,9 +112,9 @@ class NeuralConfig:
     top_p: float = 0.9
     min_p: float = 0.0
     key: str = "auto"  # "" = no key lock, "auto" = estimated from the human, or e.g. "C:minor"
-    # chosen on held-out POP909 tuning songs (tools/quality.py, docs/tuning.md): -1 with the texture of
-    # v0.3 (3 voices, notes within 2 beats) played 0.47x the piano's notes/s, -0.5 1.0x
-    density: float = -0.5
+    # chosen on held-out POP909 tuning songs (tools/quality.py, docs/tuning.md): with the v0.3 texture
+    # (4 voices, notes within 2 beats, ends at chord changes) -0.5 played 1.38x the piano's notes/s, -1 0.79x
+    density: float = -1.0
     # 0 = off .. 1 = strong: machine note-ons lean toward the tones of the chord the model
     # predicts for that moment (on top of `key`)
     harmony: float = 0.75  # chosen with max_polyphony on held-out tuning songs (docs/tuning.md)
@@ -132,8 +132,9 @@ class NeuralConfig:
     # comes: with nothing of its own for this long, the machine takes the next turn itself.
     duet_restart_s: float = 1.5
     # Duet over the human's chords: when the human holds this many notes at once (within the last
-    # 4 s), the machine plays a single line over them, as a melody would (0 = off).
-    line_over_chords: int = 3
+    # 4 s), the machine plays a single line over them, as a melody would (0 = off). 4 on the tuning
+    # songs (docs/tuning.md): a line at 0.89x the melody's notes/s over the real piano part (5: 1.17x)
+    line_over_chords: int = 4
     prompt: str = ""  # a MIDI file that primes the context
     intra_op_threads: int = 1
     max_events_per_poll: int = 64  # a model stuck on dt = 0 cannot hold the performer thread
