@@ -37,7 +37,7 @@ from livejam.midi.ports import InputHeartbeat, InputQueue, api_name, select_back
 from livejam.midi.spec import Message
 from livejam.recording import Recorder, check_writable, default_path
 from livejam.scheduler import Scheduler
-from livejam.stopping import LeftBehind, install_stop_signals, restore_signals, with_deadline
+from livejam.stopping import STOP_SIGNALS, LeftBehind, install_stop_signals, restore_signals, with_deadline
 
 log = logging.getLogger(__name__)
 

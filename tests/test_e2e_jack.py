@@ -207,8 +207,9 @@ def neural_model(tiny_model) -> Path:
 
 @pytest.mark.parametrize("mode, channel", [("call", 1), ("duet", 2)])
 def test_neural_engine_answers_and_accompanies_over_jack(jack_server, neural_model, mode, channel):
+    # density 0, not the sparser default: several notes come before the player's stop
     proc, lines = start_daemon("--engine", "neural", "--model", str(neural_model), "--mode", mode, "--seed", "3",
-                               "--no-record", "--temperature", "0.8")
+                               "--no-record", "--temperature", "0.8", "--density", "0")
     try:
         result = play(proc, "--signal", "SIGTERM")
         rc = proc.wait(60)

@@ -67,3 +67,21 @@ def test_card_from_checkpoint(tmp_path, tiny_model):
     assert card["commands"]["training"].startswith("python -m tools.train max_steps=50")
     page = out.with_suffix(".md").read_text()
     assert "Validation NLL" in page and "| event | part | dt | chord | pitch | vel |" in page
+
+    # the musicianship section: a tools.quality result added to the card as it stands
+    result = {"songs": ["004", "005"], "seeds": [0], "seconds": 60.0, "settings": "defaults", "model": "shipped",
+              "rows": ["duet", "piano"], "seed_spread": {}, "memory_seconds": 180.0,
+              "mean": {"duet": {"chord_tone": 0.64, "implied_root": 0.34, "leaned_root": 0.35, "voices": 2.3,
+                                "sounding_at_end": 0},
+                       "piano": {"chord_tone": 0.94, "implied_root": 0.84, "sounding_at_end": 0}}}
+    (tmp_path / "q.json").write_text(json.dumps(result))
+    assert model_card.main(["--out", str(out), "--only-quality",
+                            "--quality", str(tmp_path / "q.json"), "python -m tools.quality --rows duet,piano"]) == 0
+    again = json.loads(out.read_text())
+    assert again["validation"] == card["validation"]  # the rest of the card is kept
+    assert again["musicianship"][0]["mean"]["duet"]["chord_tone"] == 0.64
+    page = out.with_suffix(".md").read_text()
+    assert "## Musicianship" in page and "chord tones >= 0.70" in page and "MISSED" in page
+    with pytest.raises(SystemExit) as exc:
+        model_card.main(["--out", str(out), "--only-quality", "--quality", str(tmp_path / "none.json"), "x"])
+    assert exc.value.code == 2

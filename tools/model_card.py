@@ -186,6 +186,16 @@ def latency_section(result: dict | None) -> dict | None:
     }
 
 
+def musicianship(path: Path, command: str) -> dict:
+    """A tools.quality --json result as the card keeps it: the command, its printed tables and bars,
+    and the means per row."""
+    from tools.quality_report import format_result
+
+    result = json.loads(path.read_text())
+    return {"command": command, "songs": result["songs"], "seeds": result["seeds"], "seconds": result["seconds"],
+            "settings": result["settings"], "mean": result["mean"], "summary": format_result(result)}
+
+
 def markdown(card: dict) -> str:
     v = card["validation"]
     rows = [("model (ONNX)", v["model_nll"]), ("Markov, online", v["markov_nll"])]
@@ -208,6 +218,9 @@ def markdown(card: dict) -> str:
                   "|---|---|---|"]
         lines += [f"| {k} | {s['median_ms']:.3f} | {s['p99_ms']:.3f} |" for k, s in lat["at_cached_events"].items()]
         lines += ["", f"Load average while measuring: {lat['load_avg_1min']} on {card['machine']['cores']} cores.", ""]
+    for q in card.get("musicianship") or []:
+        lines += ["## Musicianship (held-out POP909 songs, tools.quality)", "", f"`{q['command']}`", "", "```",
+                  q["summary"], "```", ""]
     d = card["data"]
     lines += ["## Data", "", f"Format {d.get('format_version')} events (beats and chords). "
               f"Sources: {', '.join(d['sources'] or [])}. Train: {d['train']['songs']} songs, "
@@ -220,8 +233,8 @@ def markdown(card: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--checkpoint", required=True, help="tools/train.py checkpoint (runs/NAME/ckpt.pt)")
-    p.add_argument("--model", required=True, help="the ONNX file exported from it")
+    p.add_argument("--checkpoint", help="tools/train.py checkpoint (runs/NAME/ckpt.pt)")
+    p.add_argument("--model", help="the ONNX file exported from it")
     p.add_argument("--out", required=True, help="card path (.json); a .md is written beside it")
     p.add_argument("--data", default=str(ROOT / "data" / "events"), help="prepared data folder")
     p.add_argument("--max-events", type=int, default=100_000, help="validation events scored")
@@ -234,8 +247,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-bench", action="store_true", help="leave the latency out")
     p.add_argument("--history-note", default="", help="how the checkpoint came to be, where it is more than one run "
                                                       "(e.g. fine-tuned from an earlier one)")
+    p.add_argument("--quality", nargs=2, action="append", default=[], metavar=("RESULT.json", "COMMAND"),
+                   help="a tools.quality --json result and the command that made it (repeatable): the card's "
+                        "musicianship section")
+    p.add_argument("--only-quality", action="store_true", help="keep the card at --out as it is and (re)write "
+                   "only its musicianship section (no checkpoint needed)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        quality = [musicianship(Path(f), cmd) for f, cmd in args.quality]
+    except (OSError, KeyError, ValueError) as e:
+        p.exit(2, f"model_card: --quality: {str(e).splitlines()[0]}\n")
+    if args.only_quality:
+        out = Path(args.out)
+        try:
+            card = json.loads(out.read_text())
+        except (OSError, ValueError) as e:
+            p.exit(2, f"model_card: {out}: {str(e).splitlines()[0]}\n")
+        card["musicianship"] = quality
+        out.write_text(json.dumps(card, indent=1) + "\n")
+        out.with_suffix(".md").write_text(markdown(card))
+        print(f"wrote the musicianship section of {out} and {out.with_suffix('.md')}")
+        return 0
+    if not args.checkpoint or not args.model:
+        p.error("--checkpoint and --model are needed (or --only-quality)")
     ckpt_path, model_path, out = Path(args.checkpoint), Path(args.model), Path(args.out)
     data_dir = Path(args.data)
     val_path = data_dir / "val.tokens.npy"
@@ -287,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         "training": {**training_section(ckpt), **({"history_note": args.history_note} if args.history_note else {})},
         "validation": validation,
         "latency": latency,
+        "musicianship": quality,
         "machine": machine(),
         "written": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "commands": commands,
