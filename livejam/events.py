@@ -34,10 +34,12 @@ from livejam.harmony import N_CHORDS
 
 FORMAT_VERSION = 2
 COLUMNS = ("part", "dt", "chord", "pitch", "vel", "pos", "tempo")
+# a row's columns by name; the first five are also the model's heads (FIELDS), in the same order
+PART, DT, CHORD, PITCH, VEL, POS, TEMPO = range(len(COLUMNS))
 FIELDS = COLUMNS[:5]  # predicted, in the heads' order
 # The next event's known fields each head is conditioned on: cond = row[COND_COLUMNS],
 # head k reads the first COND_COUNTS[k] entries (pos is known once dt is: the beat map says it).
-COND_COLUMNS = (0, 1, 5, 2, 3)  # part, dt, pos, chord, pitch
+COND_COLUMNS = (PART, DT, POS, CHORD, PITCH)
 COND_COUNTS = (0, 1, 3, 4, 5)
 MELODY_TRACKS = {"MELODY", "BRIDGE"}  # POP909's lead tracks
 

@@ -59,7 +59,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from livejam.events import COLUMNS, COND_COLUMNS, COND_COUNTS, FIELDS, Vocab
+from livejam.events import COLUMNS, COND_COLUMNS, COND_COUNTS, FIELDS, DT, PART, PITCH, VEL, Vocab
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class MarkovContinuator:
     def observe(self, token: Sequence[int]) -> None:
         """Learn one row in its context, then append it to the history."""
         token = _as_token(token)
-        if token[0] >= self.vocab.n_parts:  # a start marker: a new sequence begins
+        if token[PART] >= self.vocab.n_parts:  # a start marker: a new sequence begins
             self.reset_context()
             return
         self._check(token)
@@ -226,7 +226,7 @@ class MarkovContinuator:
         n = 0
         bos = self.vocab.bos_part
         for row in rows:
-            if row[0] == bos:
+            if row[PART] == bos:
                 model.reset_context()
                 continue
             out[n] = -model.log_probs(row)
@@ -260,14 +260,14 @@ class MarkovContinuator:
         call `push` (or `observe`) with the result to continue from it.
         """
         v = self.vocab
-        part_mask = np.zeros(self.sizes[0], bool)
+        part_mask = np.zeros(self.sizes[PART], bool)
         part_mask[list(parts) if parts is not None else list(range(v.n_parts))] = True
         part_mask[v.bos_part] = False
         part = _choose(self.distribution(0), part_mask, temperature, rng)
 
         dt_mask = None
         if dt_bins is not None:
-            dt_mask = np.zeros(self.sizes[1], bool)
+            dt_mask = np.zeros(self.sizes[DT], bool)
             dt_mask[max(0, dt_bins[0]): dt_bins[1] + 1] = True
         dt = _choose(self.distribution(1, (part,)), dt_mask, temperature, rng)
         pos = next_pos(dt) if next_pos is not None else v.pos_unknown
@@ -277,15 +277,15 @@ class MarkovContinuator:
         sounding = sorted(p for q, p in self._sounding if q == part)
         pitch_mask = None
         if pitch_range is not None:
-            pitch_mask = np.zeros(self.sizes[3], bool)
+            pitch_mask = np.zeros(self.sizes[PITCH], bool)
             pitch_mask[max(0, pitch_range[0]): pitch_range[1] + 1] = True
             pitch_mask[sounding] = True  # ending a note is always allowed
         if max_polyphony is not None and len(sounding) >= max_polyphony:
-            pitch_mask = np.zeros(self.sizes[3], bool)
+            pitch_mask = np.zeros(self.sizes[PITCH], bool)
             pitch_mask[sounding] = True
         pitch = _choose(self.distribution(3, (part, dt, pos, chord)), pitch_mask, temperature, rng)
 
-        vel_mask = np.zeros(self.sizes[4], bool)
+        vel_mask = np.zeros(self.sizes[VEL], bool)
         if (part, pitch) in self._sounding:
             vel_mask[0] = True
         else:

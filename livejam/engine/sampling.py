@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 
 from livejam.engine.keys import key_pitch_mask
-from livejam.events import COLUMNS, Vocab
+from livejam.events import CHORD, COLUMNS, COND_COLUMNS, DT, PART, PITCH, POS, VEL, Vocab
 from livejam.harmony import NO_CHORD, tone_table
 
 HARMONY_NATS = 4.0  # the pitch bias toward chord tones at harmony = 1 (e^4: ~55x more likely)
@@ -88,7 +88,7 @@ class NoteTracker:
         self.sounding: list[dict[int, float]] = [{} for _ in range(self.vocab.n_parts)]  # pitch -> onset
 
     def observe(self, row) -> None:
-        part, dt, pitch, vel = int(row[0]), int(row[1]), int(row[3]), int(row[4])
+        part, dt, pitch, vel = int(row[PART]), int(row[DT]), int(row[PITCH]), int(row[VEL])
         self.time_ms += dt * self.ms_per_tick
         if part >= self.vocab.n_parts:  # start-of-sequence marker
             return
@@ -237,10 +237,12 @@ class EventSampler:
         playable, allowed_parts, ticks, min_dt, dt_bias, in_range, in_key = _static_masks(
             v, c.parts, tuple(c.pitch_range), c.key, float(c.density), int(c.min_dt_bin))
         row = np.zeros(len(COLUMNS), np.int64)
-        cond = self._cond  # (part, dt, pos, chord, pitch) of the event being sampled
+        # each head is conditioned on the row's fields sampled before it: cond = row[COND_COLUMNS], its
+        # first COND_COUNTS[head] entries (the rest are still 0 and unread)
+        def cond() -> np.ndarray:
+            return np.take(row, COND_COLUMNS, out=self._cond)
 
-        part = self._pick(engine, 0, None, (("playable", playable), ("parts", allowed_parts)), c, rng)
-        row[0] = cond[0] = part
+        row[PART] = part = self._pick(engine, PART, None, (("playable", playable), ("parts", allowed_parts)), c, rng)
         sounding = notes.sounding[part] if part < v.n_parts else {}
 
         dt_ms = ticks * notes.ms_per_tick
@@ -251,13 +253,12 @@ class EventSampler:
         if c.grid > 0.0 and c.beat_phase is not None:
             lean = grid_bias(v, float(c.grid), int(c.beat_phase))
             dt_bias = lean if dt_bias is None else dt_bias + lean
-        dt = self._pick(engine, 1, cond, (("min_dt", min_dt), ("max_note", deadline_mask)), c, rng, c.dt_temperature,
-                        dt_bias)
-        row[1] = cond[1] = dt
-        row[5] = cond[2] = next_pos(dt) if next_pos is not None else v.pos_unknown
+        row[DT] = dt = self._pick(engine, DT, cond(), (("min_dt", min_dt), ("max_note", deadline_mask)), c, rng,
+                                  c.dt_temperature, dt_bias)
+        row[POS] = next_pos(dt) if next_pos is not None else v.pos_unknown
 
-        chord = chord_for(dt) if chord_for is not None else self._pick(engine, 2, cond, (), c, rng, c.chord_temperature)
-        row[2] = cond[3] = chord
+        row[CHORD] = chord = (chord_for(dt) if chord_for is not None
+                              else self._pick(engine, CHORD, cond(), (), c, rng, c.chord_temperature))
 
         masks = []
         t_event = notes.time_ms + dt_ms[dt]
@@ -296,11 +297,10 @@ class EventSampler:
                 # new notes lean to the chord's tones; of the sounding ones, those outside it lean to end
                 tones = (tones & ~snd) | (snd & ~tones)
             lean = (c.harmony * HARMONY_NATS) * tones
-        pitch = self._pick(engine, 3, cond, masks, c, rng, bias=lean)
-        row[3] = cond[4] = pitch
+        row[PITCH] = pitch = self._pick(engine, PITCH, cond(), masks, c, rng, bias=lean)
 
         vel_mask = None
         if c.consistent and part < v.n_parts:
             vel_mask = self._off if pitch in sounding else self._on
-        row[4] = self._pick(engine, 4, cond, (("consistency", vel_mask),), c, rng)
+        row[VEL] = self._pick(engine, VEL, cond(), (("consistency", vel_mask),), c, rng)
         return row

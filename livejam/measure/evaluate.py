@@ -37,7 +37,7 @@ import numpy as np
 from livejam.clock import BeatGrid
 from livejam.config import DEFAULT_MODEL, model_path as resolve_model
 from livejam.engine import Engine, ModelError, load_model
-from livejam.events import COLUMNS, COND_COLUMNS, FIELDS, Vocab, assign_parts, notes_to_events
+from livejam.events import COLUMNS, COND_COLUMNS, FIELDS, PART, Vocab, assign_parts, notes_to_events
 from livejam.midi.files import read_midi_tracks
 from livejam.harmony import ChordTrack
 from livejam.markov import MarkovContinuator
@@ -117,7 +117,7 @@ def as_rows(tokens, name: str = "tokens") -> np.ndarray:
 def token_sequences(tokens: np.ndarray, vocab: Vocab, name: str = "tokens") -> list[Piece]:
     """Split an (N, 7) row array (e.g. a prepared shard) at its start markers."""
     tokens = as_rows(tokens, name)
-    starts = np.flatnonzero(tokens[:, 0] == vocab.bos_part).tolist()
+    starts = np.flatnonzero(tokens[:, PART] == vocab.bos_part).tolist()
     if not starts or starts[0] != 0:
         starts = [0] + starts  # a leading run without a marker: the engine's reset supplies one
     bounds = starts + [len(tokens)]
@@ -148,12 +148,12 @@ def limit_events(seqs: list[Piece], max_events: int | None, vocab: Vocab,
 
 
 def _n_scored(piece: Piece, vocab: Vocab) -> int:
-    return int((piece.tokens[:, 0] != vocab.bos_part).sum())
+    return int((piece.tokens[:, PART] != vocab.bos_part).sum())
 
 
 def _first_events(piece: Piece, n: int, vocab: Vocab) -> Piece:
     """The piece cut after its n-th scored event."""
-    scored = np.flatnonzero(piece.tokens[:, 0] != vocab.bos_part)
+    scored = np.flatnonzero(piece.tokens[:, PART] != vocab.bos_part)
     if len(scored) <= n:
         return piece
     return Piece(piece.name, piece.tokens[: scored[n - 1] + 1], piece.beats, piece.chords)
@@ -197,7 +197,7 @@ def model_scores(engine: Engine, tokens: np.ndarray, context: int | None = None)
     engine.reset()  # position 0 holds a start marker
     start = 0  # index of the current sequence's first event after its marker
     for i, row in enumerate(rows):
-        if row[0] == bos:
+        if row[PART] == bos:
             if i > 0:  # a marker inside a sequence starts a new one, as in training
                 engine.reset()
             start = i + 1

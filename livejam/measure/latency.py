@@ -20,7 +20,7 @@ import numpy as np
 from livejam.clock import BeatGrid, RealClock
 from livejam.config import SchedulerConfig
 from livejam.engine import Constraints, Engine, EventSampler, NoteTracker
-from livejam.events import EventCoder, TimedNote
+from livejam.events import DT, TEMPO, EventCoder, TimedNote
 from livejam.scheduler import Scheduler
 from livejam.stats import summary_ms
 
@@ -56,7 +56,7 @@ def sample_row(engine: Engine, sampler: EventSampler, c: Constraints, notes: Not
     """One event as the neural performer samples it: every field, the bar position from the
     coder once dt is drawn, then its time and tempo (NeuralPerformer._draw). No state change."""
     row = sampler.sample(engine, c, notes, rng, next_pos=coder.next_pos)
-    row[6] = coder.tempo_now(coder.peek_time(int(row[1])))
+    row[TEMPO] = coder.tempo_now(coder.peek_time(int(row[DT])))
     return row
 
 

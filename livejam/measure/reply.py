@@ -30,7 +30,7 @@ import numpy as np
 
 from livejam.clock import FreeTime
 from livejam.engine import Constraints, Engine, EventSampler, NoteTracker
-from livejam.events import EventCoder, TimedNote
+from livejam.events import CHORD, DT, PART, PITCH, POS, VEL, EventCoder, TimedNote
 from livejam.stats import summary_ms
 from livejam.performers.base import HUMAN_PART, MACHINE_PART
 
@@ -74,14 +74,14 @@ class ReplyPerformer:
         coder = self.coder
         row = np.asarray(coder.encode(TimedNote(max(note.time, coder.time), HUMAN_PART, note.pitch, note.velocity)),
                          np.int64)
-        self.chord = row[2] = int(np.argmax(self.engine.logits(2, (row[0], row[1], row[5]))))  # heard harmony
+        self.chord = row[CHORD] = int(np.argmax(self.engine.logits(CHORD, (row[PART], row[DT], row[POS]))))  # heard harmony
         self._feed(row)
         token = self.sampler.sample(self.engine, self.constraints, self.tracker, self.rng, next_pos=coder.next_pos)
         if note.velocity > 0:
             if note.pitch in self.replies:
                 return  # already answered this key (a repeated note-on): nothing new to say
-            pitch = self._free_pitch(int(token[3]))
-            reply = TimedNote(now, MACHINE_PART, pitch, max(1, self.vocab.velocity(int(token[4])) or 64))
+            pitch = self._free_pitch(int(token[PITCH]))
+            reply = TimedNote(now, MACHINE_PART, pitch, max(1, self.vocab.velocity(int(token[VEL])) or 64))
             self.replies[note.pitch] = pitch
         else:
             pitch = self.replies.pop(note.pitch, None)

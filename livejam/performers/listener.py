@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from livejam.engine.kv import Engine, live_context
-from livejam.events import EventCoder, TimedNote
+from livejam.events import CHORD, EventCoder, TimedNote
 from livejam.harmony import NO_CHORD
 
 # The listener's context (events of the human alone): as long as the training windows reach.
@@ -34,7 +34,7 @@ class ChordListener:
     def warm_up(self, steps: int = 8) -> None:
         for _ in range(steps):
             self.engine.feed(self.vocab.bos_row())
-            self.engine.logits(2, (HUMAN_PART, 0, self.vocab.pos_unknown))
+            self.engine.logits(CHORD, (HUMAN_PART, 0, self.vocab.pos_unknown))
         self.reset()
 
     def reset(self) -> None:
@@ -65,6 +65,6 @@ class ChordListener:
         v = self.vocab
         ticks = int(round((c.beats.beat_at(t) - c.beat) * v.ticks_per_beat))
         dt = min(max(ticks, 0), v.max_dt_ticks)
-        logits = self.engine.logits(2, (HUMAN_PART, dt, c.next_pos(dt))).astype(np.float64)
+        logits = self.engine.logits(CHORD, (HUMAN_PART, dt, c.next_pos(dt))).astype(np.float64)
         logits[NO_CHORD] = -np.inf
         return logits - np.logaddexp.reduce(logits[np.isfinite(logits)])

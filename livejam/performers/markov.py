@@ -10,7 +10,7 @@ import numpy as np
 
 from livejam.clock import FreeTime
 from livejam.config import PerformerConfig
-from livejam.events import EventCoder, TimedNote, Vocab
+from livejam.events import PITCH, VEL, EventCoder, TimedNote, Vocab
 from livejam.markov import MarkovContinuator
 from livejam.performers.base import ALL_OFF_CCS, ChordSlots, HUMAN_PART, Cancel, Phrase, PhraseDetector, human_note
 
@@ -190,7 +190,7 @@ class MarkovPerformer(ChordSlots):
             self.answer_events += 1
 
     def _play(self, token: tuple[int, ...], time: float) -> None:
-        pitch, vel_bin = token[3], token[4]
+        pitch, vel_bin = token[PITCH], token[VEL]
         if vel_bin == 0:
             if pitch not in self.sounding:  # ended early (max_note_s) or never started
                 self.counters["skipped_offs"] += 1

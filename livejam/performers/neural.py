@@ -25,7 +25,7 @@ from dataclasses import replace
 import numpy as np
 
 from livejam.config import MODES, ChordConfig, NeuralConfig, PerformerConfig
-from livejam.events import EventCoder, TimedNote
+from livejam.events import CHORD, DT, PART, TEMPO, EventCoder, TimedNote
 from livejam.harmony import NO_CHORD
 from livejam.performers.base import HUMAN_PART, Cancel, PhraseDetector, human_note
 from livejam.performers.call import CADENCE_HARMONY, CallPhrasing
@@ -120,7 +120,7 @@ class NeuralPerformer(FollowsChords):
                          np.int64)
         if not self.engine.queued:  # inside a burst the state is behind it: the chord resolved at its first note holds
             self._chord_at(note.time)
-        row[2] = self.chords.context_chord()
+        row[CHORD] = self.chords.context_chord()
         self.engine.defer(row)  # run with the rest of a burst at the engine's next use
         self._observe(row)
         self._behind = now - note.time > BEHIND_S
@@ -306,12 +306,12 @@ class NeuralPerformer(FollowsChords):
         chord it is played in (the chord keeper's at that time: its pitch is drawn under it)."""
         row = self.sampler.sample(self.engine, c, self.tracker, self.rng, next_pos=coder.next_pos,
                                   chord_for=lambda dt: self._chord_at(coder.peek_time(dt), self._now))
-        self.pending_time = coder.peek_time(int(row[1]))
-        row[6] = coder.tempo_now(self.pending_time)
-        self.pending_chord = int(row[2])
-        row[2] = self.chords.context_chord()  # what the model reads back: a predicted chord stays hidden
+        self.pending_time = coder.peek_time(int(row[DT]))
+        row[TEMPO] = coder.tempo_now(self.pending_time)
+        self.pending_chord = int(row[CHORD])
+        row[CHORD] = self.chords.context_chord()  # what the model reads back: a predicted chord stays hidden
         self.pending = row
-        return int(row[0]), self.pending_time
+        return int(row[PART]), self.pending_time
 
     def _chord_at(self, t: float, now: float | None = None) -> int:
         """The chord at time t from the keeper (chart > heard > predicted), predicting with the model."""
