@@ -127,7 +127,7 @@ class Daemon:
         api = select_backend(cfg.midi.backend)
         clock = RealClock(cfg.scheduler.spin_s)
         performer = self.performer or build_performer(cfg)
-        recorder = Recorder(clock.now())
+        recorder = Recorder(clock.now())  # its beat clock is given below, before anything is heard or played
         record_path = None
         if cfg.record.enabled:
             record_path = Path(self.record_path or default_path(cfg.record.folder)).expanduser()
@@ -150,6 +150,7 @@ class Daemon:
         inq = InputQueue(cfg.midi.queue_size)
         normaliser = InputNormaliser(cfg.midi.ignore_sysex, cfg.midi.ignore_active_sensing, echo)
         beat, clock_out, clicks = self._beat_clock(clock.now())
+        recorder.beats, recorder.click_channel = beat, cfg.beat.click_channel
         dispatcher = Dispatcher(performer, scheduler, normaliser, recorder, beat, clock_out, thru=cfg.midi.thru,
                                 taps=tuple(a.on_human for a in self.addons if hasattr(a, "on_human")))
         # input messages queue up until the performer thread starts: nothing is lost

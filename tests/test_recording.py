@@ -1,0 +1,80 @@
+"""Session recordings a DAW can use (issue 19 #7): the file starts at the first note with a short
+lead-in on a bar line, carries the beat clock's tempo and meter, and keeps the parts apart."""
+from __future__ import annotations
+
+import mido
+import pytest
+
+from livejam.beat import BeatClock
+from livejam.config import BeatConfig
+from livejam.midi.spec import note_off, note_on
+from livejam.recording import LEAD_IN_S, Recorder
+
+
+def messages(path, track: str) -> list[tuple[float, mido.Message]]:
+    """(beats from the file's start, message) of a named track."""
+    mid = mido.MidiFile(str(path))
+    for tr in mid.tracks:
+        if tr.name == track:
+            out, tick = [], 0
+            for m in tr:
+                tick += m.time
+                if not m.is_meta:
+                    out.append((tick / mid.ticks_per_beat, m))
+            return out
+    raise AssertionError(f"no track {track!r} in {[t.name for t in mid.tracks]}")
+
+
+def meta(path, kind: str) -> list[mido.MetaMessage]:
+    return [m for m in mido.MidiFile(str(path)).tracks[0] if m.type == kind]
+
+
+def test_a_bpm_session_starts_on_a_bar_line_before_the_first_note_with_its_tempo_and_meter(tmp_path):
+    beats = BeatClock(BeatConfig(bpm=100.0, meter=3), t0=0.0)
+    beats.start(2.0)  # beat 0 (a downbeat) at 2 s; a beat is 0.6 s
+    rec = Recorder(0.0, beats=beats, click_channel=9)
+    rec.record_machine(note_on(9, 76, 100), 0.8)  # a count-in click before beat 0
+    rec.record_machine(note_off(9, 76), 0.9)
+    first = 2.0 + 7 * 0.6  # the human starts late in the session, on beat 7 (the second beat of bar 3)
+    rec.record_human(note_on(0, 60, 90), first)
+    rec.record_human(note_off(0, 60), first + 0.6)
+    rec.record_machine(note_on(1, 48, 70), first + 1.2)  # the machine on its two channels
+    rec.record_machine(note_on(2, 52, 70), first + 1.2)
+    rec.record_machine(note_off(1, 48), first + 1.8)
+    rec.record_machine(note_off(2, 52), first + 1.8)
+    path = rec.save(tmp_path / "s.mid")
+
+    assert [m.tempo for m in meta(path, "set_tempo")] == [600000]  # 100 bpm
+    assert [(m.numerator, m.denominator) for m in meta(path, "time_signature")] == [(3, 4)]
+    human = messages(path, "human")
+    # the lead-in goes back to the bar line before beat 6 (beat 7 minus one): beat 6, so the note is at beat 1
+    assert human[0][0] == pytest.approx(1.0) and human[0][1].channel == 0
+    machine = messages(path, "machine")
+    assert machine[0][0] == pytest.approx(3.0) and {m.channel for _, m in machine} == {1, 2}
+    assert not any(t.name == "count-in" for t in mido.MidiFile(str(path)).tracks)  # its clicks came before the start
+
+
+def test_count_in_clicks_get_a_track_of_their_own(tmp_path):
+    beats = BeatClock(BeatConfig(bpm=120.0, meter=4), t0=0.0)
+    beats.start(2.0)
+    rec = Recorder(0.0, beats=beats, click_channel=9)
+    for i in range(4):  # the last count-in bar clicks on beats -4..-1 (0.5 s each)
+        rec.record_machine(note_on(9, 76, 100), 2.0 - 2.0 + 0.5 * i)
+        rec.record_machine(note_off(9, 76), 2.0 - 2.0 + 0.5 * i + 0.1)
+    rec.record_human(note_on(0, 60, 90), 2.0)  # on beat 0: the lead-in starts at the bar before, beat -4
+    rec.record_human(note_off(0, 60), 2.4)
+    path = rec.save(tmp_path / "s.mid")
+    clicks = messages(path, "count-in")
+    assert [t for t, m in clicks if m.type == "note_on"] == pytest.approx([0.0, 1.0, 2.0, 3.0])
+    assert {m.channel for _, m in clicks} == {9}
+    assert all(m.channel != 9 for _, m in messages(path, "machine"))
+    assert messages(path, "human")[0][0] == pytest.approx(4.0)
+
+
+def test_a_free_time_session_starts_a_second_before_the_first_note(tmp_path):
+    rec = Recorder(10.0)
+    rec.record_human(note_on(0, 60, 90), 10.0 + 57.0)  # 57 s of nothing first
+    rec.record_human(note_off(0, 60), 10.0 + 57.5)
+    path = rec.save(tmp_path / "s.mid")
+    assert [m.tempo for m in meta(path, "set_tempo")] == [500000]
+    assert messages(path, "human")[0][0] == pytest.approx(LEAD_IN_S * 2)  # 1 s at 120 bpm = 2 beats
