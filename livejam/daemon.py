@@ -47,6 +47,7 @@ _POLL_S = 0.02  # the main loop's poll of the signal flag and the stop event
 _HEARTBEAT_S = 0.25  # a heartbeat goes to our input when nothing arrived for this long
 _SILENCE_S = 0.6  # no input at all (heartbeats included) this long: is the MIDI system still there?
 _RECORD_SAVE_S = 5.0  # the recording is rewritten this often: a crash loses at most this much
+_RECORD_FLUSH_S = 1.0  # what came since is encoded this often: a flush or save stays a few ms
 
 
 @dataclass
@@ -127,7 +128,7 @@ class Daemon:
         api = select_backend(cfg.midi.backend)
         clock = RealClock(cfg.scheduler.spin_s)
         performer = self.performer or build_performer(cfg)
-        recorder = Recorder(clock.now())  # its beat clock is given below, before anything is heard or played
+        recorder = Recorder(clock.now(), keep=cfg.record.enabled)  # its beat clock: below, before any note
         record_path = None
         if cfg.record.enabled:
             record_path = Path(self.record_path or default_path(cfg.record.folder)).expanduser()
@@ -205,7 +206,7 @@ class Daemon:
         now = time.monotonic()
         next_health = now + cfg.health_check_s
         next_beat = now + _HEARTBEAT_S
-        next_save = now + _RECORD_SAVE_S
+        next_save, next_flush = now + _RECORD_SAVE_S, now + _RECORD_FLUSH_S
         seen, last_arrival = inq.arrived, now
         while not self.stop_event.is_set():
             if self.signalled is not None:
@@ -235,8 +236,11 @@ class Daemon:
                 elif (lost := keeper.poll()) is not None:  # a port vanished, --exit-on-port-loss
                     self.request_stop(lost)
             if record_path is not None and now >= next_save:
-                next_save = now + _RECORD_SAVE_S
+                next_save, next_flush = now + _RECORD_SAVE_S, now + _RECORD_FLUSH_S
                 self._save(recorder, record_path, quiet=True)
+            elif now >= next_flush:  # encode what came (with --no-record: only trim to the screen's notes)
+                next_flush = now + _RECORD_FLUSH_S
+                recorder.flush()
 
     def _performer_loop(self, dispatcher: Dispatcher, inq: InputQueue, clock: RealClock) -> None:
         """Performer thread: wait for input until the performer's next wake-up, feed, poll.

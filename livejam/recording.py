@@ -2,49 +2,63 @@
 
 The file starts a little before the first note (a bar line of the beat clock, else 1 s before it),
 carries the beat clock's tempo and meter (a `--bpm` session lands on the DAW's grid; a followed or
-incoming clock is written as the tempo changes it had), and keeps the parts apart: tracks `human`,
+incoming clock is written with the tempo changes it had), and keeps the parts apart: tracks `human`,
 `machine` and `count-in`, every note on the channel it was played on.
 
-Appends only (list.append is atomic under the GIL), so the performer thread
-(human) and the scheduler thread (machine) can both record without a lock.
-The path is checked before the session starts (`check_writable`); the daemon
-rewrites the file every few seconds and at the end, on every exit path, each
-time to a temporary file renamed over the last one: a crash or a full disk
-loses at most the last seconds, never the file.
+Off the live path: the performer thread (human) and the scheduler thread (machine) only append to
+lists (list.append is atomic under the GIL: no lock). `flush()`, on the daemon's main thread every
+few seconds, encodes what came since the last flush into each track's bytes (livejam.midi.growing)
+and trims the lists to the last KEEP events (the status screen's roll reads those); `save()` writes
+the bytes to a temporary file renamed over the last one. A save costs a copy of the file's bytes
+whatever the session's length; a crash or a full disk loses at most the last seconds, never the
+file; memory holds the encoded file (a few bytes an event), and nothing with `--no-record`.
+The path is checked before the session starts (`check_writable`).
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import os
 import time
-from dataclasses import replace
 from pathlib import Path
 
-from livejam.events import TimedNote, timed_to_notes
-from livejam.midi.files import write_midi
+from livejam.events import TimedNote
+from livejam.midi.growing import GrowingTrack, header, meta_chunk
 from livejam.midi.spec import Message
 
 log = logging.getLogger(__name__)
 
 LEAD_IN_BEATS = 1.0  # the file starts at the bar line at least this far before the first note ...
 LEAD_IN_S = 1.0  # ... or this long before it in free time
+FREE_BPM = 120.0  # the file's tempo where there is no beat clock
+TICKS_PER_BEAT = 480
+KEEP = 512  # events of each part kept as notes after a flush (the status screen reads the last 400)
+PARTS = ("human", "machine", "count-in")
+TEMPO_STEP = 0.002  # a tempo change smaller than this (relative) is not written: a clock's jitter
 
 
 class Recorder:
     """`beats`: the session's beat clock (a BeatMap with bpm_at and bar_at), None: free time.
-    `click_channel`: the count-in's channel (its clicks get a track of their own)."""
+    `click_channel`: the count-in's channel (its clicks get a track of their own). `keep`: False
+    with --no-record: the lists are trimmed and nothing is encoded."""
 
-    def __init__(self, t0: float, beats=None, click_channel: int | None = None):
+    def __init__(self, t0: float, beats=None, click_channel: int | None = None, keep: bool = True):
         self.t0 = t0  # clock time of the session start (times below are relative to it)
         self.beats = beats
         self.click_channel = click_channel
+        self.keep = keep
         self.human: list[TimedNote] = []  # part = the MIDI channel it came on
         self.machine: list[TimedNote] = []
         self.clicks: list[TimedNote] = []
-        self.tempo: list[tuple[float, float]] = []  # (time, bpm) where the beat clock's tempo changed
+        self.tempo: list[tuple[float, float | None]] = []  # (time, bpm) where the beat clock's tempo changed
         self.origin: float | None = None  # the file's time 0, set at the first note
         self.meter: int | None = None
+        self.notes = 0  # note-ons heard and played, ever (the lists are trimmed)
+        self._tracks = {name: GrowingTrack(name) for name in PARTS}
+        self._done = {name: 0 for name in PARTS}  # events of each list already encoded
+        self._points: list[tuple[float, int, float]] = []  # the file's tempo map so far (_tempo_points)
+        self._tempo_done = 0
 
     @staticmethod
     def _note(msg: Message, t: float) -> TimedNote | None:
@@ -73,10 +87,23 @@ class Recorder:
     def _timeline(self, note: TimedNote, t: float) -> None:
         """The tempo in force at the note, and the file's start at the first one."""
         bpm = self.beats.bpm_at(t) if self.beats is not None else None
-        if not self.tempo or bpm != self.tempo[-1][1]:  # two threads may both append a change: harmless
+        if not self.tempo:
             self.tempo.append((note.time, bpm))
-        if self.origin is None and note.velocity > 0:
-            self.origin = self._start_before(t) - self.t0
+        elif bpm != self.tempo[-1][1]:  # two threads may both append a change: harmless
+            self.tempo.append((self._changed_at(self.tempo[-1], t), bpm))
+        if note.velocity > 0:
+            self.notes += 1
+            if self.origin is None:
+                self.origin = self._start_before(t) - self.t0
+
+    def _changed_at(self, last: tuple[float, float | None], t: float) -> float:
+        """When the tempo changed from `last` (its time, relative): the beat clock's tempo is a step
+        function, so the step after `last` is found by halving (to a millisecond), not taken at the note."""
+        lo, hi = last[0] + self.t0, t
+        while hi - lo > 1e-3:
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if self.beats.bpm_at(mid) == last[1] else (lo, mid)
+        return hi - self.t0
 
     def _start_before(self, t: float) -> float:
         if self.beats is None or self.beats.bpm_at(t) is None:
@@ -89,28 +116,60 @@ class Recorder:
 
     def empty(self) -> bool:
         """Nothing heard and nothing played: such a session is not worth a file."""
-        return not self.human and not self.machine
+        return self.notes == 0
+
+    # --- the file (the daemon's main thread) ----------------------------------------------------
+    def _tempo_points(self) -> list[tuple[float, int, float]]:
+        """(seconds from the file's start, tick, bpm) from which each tempo holds, extended by the
+        changes since the last call; the first note's tempo holds over the lead-in, free time is FREE_BPM."""
+        points = self._points
+        end = len(self.tempo)
+        for t, bpm in self.tempo[self._tempo_done:end]:
+            t, bpm = t - self.origin, bpm or FREE_BPM
+            if not points or t <= 0.0:
+                points[:] = [(0.0, 0, bpm)]
+            elif t > points[-1][0] and abs(bpm / points[-1][2] - 1.0) > TEMPO_STEP:
+                t0, tick0, bpm0 = points[-1]
+                points.append((t, int(round(tick0 + (t - t0) * bpm0 / 60.0 * TICKS_PER_BEAT)), bpm))
+        self._tempo_done = end
+        return points or [(0.0, 0, FREE_BPM)]
+
+    def flush(self) -> None:
+        """Encode what came since the last flush; trim the lists to their last KEEP events."""
+        points = self._tempo_points() if self.keep and self.origin is not None else None
+        starts = [p[0] for p in points] if points else []
+        for name, events in (("human", self.human), ("machine", self.machine), ("count-in", self.clicks)):
+            end = len(events)  # the other threads append beyond it meanwhile: never touched here
+            if points is not None:
+                track = self._tracks[name]
+                for e in events[self._done[name]:end]:
+                    t = e.time - self.origin
+                    if t < -1e-9:
+                        continue  # before the file's start (count-in clicks a bar before)
+                    t0, tick0, bpm = points[max(0, bisect.bisect_right(starts, t) - 1)]
+                    track.note(int(round(tick0 + (t - t0) * bpm / 60.0 * TICKS_PER_BEAT)), e.part, e.pitch, e.velocity)
+                self._done[name] = end
+            elif not self.keep:
+                self._done[name] = end
+            cut = min(self._done[name], end - KEEP)
+            if cut > 0:
+                del events[:cut]  # one C call: the appending thread and the screen's slice see before or after
+                self._done[name] -= cut
 
     def save(self, path: str | Path) -> Path:
         path = Path(path).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
-        origin = self.origin or 0.0
-        tracks = []
-        for name, timed in (("human", self.human), ("machine", self.machine), ("count-in", self.clicks)):
-            notes = timed_to_notes(sorted(list(timed), key=lambda n: n.time))  # a snapshot: the threads append
-            notes = [replace(n, start=n.start - origin, end=n.end - origin) for n in notes if n.start >= origin - 1e-9]
-            if notes or name != "count-in":
-                tracks.append((name, notes))
-        # the tempo at the file's start, then each change; free time (None) is written as 120 bpm
-        tempo = [(t - origin, bpm or 120.0) for t, bpm in list(self.tempo)]
-        before = [c for c in tempo if c[0] <= 0.0]
-        tempo = before[-1:] + [c for c in tempo if c[0] > 0.0]
-        if tempo:
-            tempo[0] = (0.0, tempo[0][1])  # the lead-in is in the first note's tempo
+        self.flush()
+        points = self._tempo_points() if self.origin is not None else [(0.0, 0, FREE_BPM)]
+        tracks = [self._tracks[name] for name in PARTS if name != "count-in" or self._tracks[name].events]
+        end = max(t.last_tick for t in tracks)
         tmp = path.with_name(f".{path.name}.tmp")
         try:
-            write_midi(tmp, tracks, tempo_map=[(max(0.0, t), bpm) for t, bpm in tempo], meter=self.meter,
-                       note_channels=True)
+            with open(tmp, "wb") as f:
+                f.write(header(TICKS_PER_BEAT, 1 + len(tracks)))
+                f.write(meta_chunk([(tick, bpm) for _, tick, bpm in points], self.meter))
+                for track in tracks:
+                    track.write(f, end)
             os.replace(tmp, path)
         finally:
             if tmp.exists():

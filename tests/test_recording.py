@@ -78,3 +78,77 @@ def test_a_free_time_session_starts_a_second_before_the_first_note(tmp_path):
     path = rec.save(tmp_path / "s.mid")
     assert [m.tempo for m in meta(path, "set_tempo")] == [500000]
     assert messages(path, "human")[0][0] == pytest.approx(LEAD_IN_S * 2)  # 1 s at 120 bpm = 2 beats
+
+
+def played(path) -> dict[str, list[tuple[int, str, int, int, int]]]:
+    """track -> (tick, type, channel, note, velocity) of its note messages, note_on velocity 0 as note_off."""
+    out = {}
+    for tr in mido.MidiFile(str(path)).tracks[1:]:
+        tick, rows = 0, []
+        for m in tr:
+            tick += m.time
+            if m.type in ("note_on", "note_off"):
+                off = m.type == "note_off" or m.velocity == 0
+                rows.append((tick, "off" if off else "on", m.channel, m.note, 0 if off else m.velocity))
+        out[tr.name] = rows
+    return out
+
+
+def test_flushes_and_saves_along_the_way_write_the_same_file_and_keep_memory_bounded(tmp_path):
+    """Issue 20 #2: a save encodes only what came since the last one, and the lists the threads append
+    to are trimmed to the screen's last notes; the file is the same as one written at the end."""
+    from livejam.recording import KEEP
+
+    steady, along = Recorder(0.0), Recorder(0.0)
+    for i in range(3 * KEEP):
+        t = 1.0 + 0.1 * i
+        for rec in (steady, along):
+            rec.record_human(note_on(0, 60 + i % 12, 90), t)
+            rec.record_machine(note_on(1 + i % 2, 40 + i % 7, 70), t + 0.02)
+            rec.record_human(note_off(0, 60 + i % 12), t + 0.05)
+            rec.record_machine(note_off(1 + i % 2, 40 + i % 7), t + 0.07)
+        if i % 100 == 99:
+            along.save(tmp_path / "along.mid") if i % 200 == 199 else along.flush()
+            assert len(along.human) <= KEEP + 4 * 100 and len(along.machine) <= KEEP + 4 * 100
+    along.record_machine(note_on(2, 90, 60), 200.0)  # still sounding at the end: ended in the file
+    steady.record_machine(note_on(2, 90, 60), 200.0)
+    a, b = played(along.save(tmp_path / "along.mid")), played(steady.save(tmp_path / "steady.mid"))
+    assert a == b and len(a["human"]) == 2 * 3 * KEEP
+    assert a["machine"][-1][1:4] == ("off", 2, 90)
+    assert len(along.human) == KEEP and not along.empty()
+
+
+def test_without_recording_nothing_is_kept_but_the_screens_notes():
+    from livejam.recording import KEEP
+
+    rec = Recorder(0.0, keep=False)
+    for i in range(5 * KEEP):
+        rec.record_human(note_on(0, 60, 90), 0.1 * i)
+        rec.record_human(note_off(0, 60), 0.1 * i + 0.05)
+    rec.flush()
+    assert len(rec.human) == KEEP and rec._tracks["human"].events == 0
+
+
+def test_a_tempo_change_is_written_where_it_came_and_later_notes_follow_it(tmp_path):
+    class Clock:  # 120 bpm, then 60 bpm from 10 s on (beat 20); bars of 4 from beat 0
+        def bpm_at(self, t):
+            return 120.0 if t < 10.0 else 60.0
+
+        def beat_at(self, t):
+            return t * 2.0 if t < 10.0 else 20.0 + (t - 10.0)
+
+        def time_at(self, b):
+            return b / 2.0 if b < 20.0 else 10.0 + (b - 20.0)
+
+        def bar_at(self, b):
+            return b % 4, 4
+
+    rec = Recorder(0.0, beats=Clock())
+    rec.record_human(note_on(0, 60, 90), 2.0)  # beat 4: the file starts at beat 0 (the bar before beat 3)
+    rec.record_human(note_off(0, 60), 2.5)
+    rec.record_human(note_on(0, 62, 90), 12.0)  # beat 22
+    rec.record_human(note_off(0, 62), 13.0)
+    path = rec.save(tmp_path / "t.mid")
+    assert [m.tempo for m in meta(path, "set_tempo")] == [500000, 1000000]
+    ons = [t for t, m in messages(path, "human") if m.type == "note_on" and m.velocity]
+    assert ons == pytest.approx([4.0, 22.0])

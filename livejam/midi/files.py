@@ -137,54 +137,24 @@ def _track_notes(track, tempo_map, tpb: int) -> list[Note]:
 
 
 def write_midi(path: str | Path, tracks: Sequence[tuple[str, Sequence[Note]]], channels: Sequence[int] | None = None,
-               ticks_per_beat: int = 480, tempo: int = 500000, *, tempo_map: Sequence[tuple[float, float]] = (),
-               meter: int | None = None, note_channels: bool = False) -> None:
-    """Write named tracks of notes to a type-1 MIDI file: one channel per track (`channels`, else the
-    track's index), or each note on its own (`note_channels`: a note's `part` is its channel).
-
-    `tempo_map`: (second, bpm) from which each tempo holds, increasing (a beat clock's tempo): ticks
-    follow it, so the notes land on a DAW's grid; without it the file is at `tempo` (us per beat).
-    `meter`: beats per bar, written as a time signature (n/4)."""
+               ticks_per_beat: int = 480, tempo: int = 500000) -> None:
+    """Write named tracks of notes to a type-1 MIDI file (one channel per track)."""
     import mido
-
-    changes = [(0.0, 60e6 / tempo)] + sorted((max(0.0, t), bpm) for t, bpm in tempo_map if bpm and bpm > 0)
-    points: list[tuple[float, float, float]] = []  # (second, tick, bpm) from which each tempo holds
-    for t, bpm in changes:
-        if points and t <= points[-1][0]:
-            points[-1] = (points[-1][0], points[-1][1], bpm)  # a later tempo at the same time wins
-            continue
-        tick = points[-1][1] + (t - points[-1][0]) * points[-1][2] / 60.0 * ticks_per_beat if points else 0.0
-        points.append((t, tick, bpm))
-    starts = [p[0] for p in points]
-
-    def tick_at(t: float) -> int:
-        t0, tick0, bpm = points[max(0, bisect.bisect_right(starts, t) - 1)]
-        return int(round(tick0 + (t - t0) * bpm / 60.0 * ticks_per_beat))
 
     mid = mido.MidiFile(type=1, ticks_per_beat=ticks_per_beat)
     meta = mido.MidiTrack()
-    if meter:
-        meta.append(mido.MetaMessage("time_signature", numerator=int(meter), denominator=4, time=0))
-    last_tick = 0
-    for i, (t, tick, bpm) in enumerate(points):
-        if i and bpm == points[i - 1][2]:
-            continue  # no change
-        tick = int(round(tick))
-        meta.append(mido.MetaMessage("set_tempo", tempo=int(round(60e6 / bpm)), time=tick - last_tick))
-        last_tick = tick
+    meta.append(mido.MetaMessage("set_tempo", tempo=tempo, time=0))
     mid.tracks.append(meta)
     for i, (name, notes) in enumerate(tracks):
         channel = channels[i] if channels else i % 16
         track = mido.MidiTrack()
         track.append(mido.MetaMessage("track_name", name=name, time=0))
-        timed = notes_to_timed(Note(n.start, n.end, n.pitch, n.velocity, n.part if note_channels else 0)
-                               for n in notes)
+        timed = notes_to_timed(Note(n.start, n.end, n.pitch, n.velocity, 0) for n in notes)
         last_tick = 0
         for t in timed:
-            tick = max(last_tick, tick_at(max(0.0, t.time)))
+            tick = max(last_tick, int(round(mido.second2tick(max(0.0, t.time), ticks_per_beat, tempo))))
             kind = "note_on" if t.velocity > 0 else "note_off"
-            track.append(mido.Message(kind, channel=(t.part & 15) if note_channels else channel, note=t.pitch,
-                                      velocity=t.velocity, time=tick - last_tick))
+            track.append(mido.Message(kind, channel=channel, note=t.pitch, velocity=t.velocity, time=tick - last_tick))
             last_tick = tick
         mid.tracks.append(track)
     mid.save(str(path))
