@@ -195,7 +195,7 @@ class ChordChart:
     # --- asking -------------------------------------------------------------------------
     def at(self, beats, t: float) -> tuple[int, float | None]:
         """(the chord id sounding at time t, the time of the next change or None if it never
-        changes). `beats`: the session's BeatMap (livejam.clock), None for free time from t = 0.
+        changes). `beats`: the session's BeatMap (livejam.beatmap), None for free time from t = 0.
         Called from one thread (the performer's): it keeps a cursor."""
         if self.seconds:
             i = bisect.bisect_right(self.times, t) - 1
@@ -205,7 +205,7 @@ class ChordChart:
                 j += 1
             return cid, (self.times[j] if j < len(self.times) else None)
         if beats is None:
-            from livejam.clock import FreeTime
+            from livejam.beatmap import FreeTime
 
             beats = FreeTime()
         b = beats.beat_at(t)

@@ -172,7 +172,7 @@ def _add_run(sub) -> None:
                         "ignored (default: MIDI clock if one comes in, else --bpm, else free time)")
     b.add_argument("--link", action="store_true", help="join an Ableton Link session and follow its tempo and "
                    "beat while it has peers (needs livejam[link]); MIDI clock still outranks it")
-    from livejam import stage
+    from livejam.stage import addons as stage
 
     stage.add_run_options(p)
     p.add_argument("--thru", action="store_true",
@@ -224,11 +224,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         extra.append(f"beat.count_in_bars={args.count_in}")
     if args.thru:
         extra.append("midi.thru=true")
-    from livejam import stage
+    from livejam.stage import addons as stage
 
     config = _config(args, extra + stage.overrides(args))
     if config.beat.link:  # from --link or a config file: no package, one line before any port opens
-        from livejam.link import LinkUnavailable, check_available
+        from livejam.beat.link import LinkUnavailable, check_available
 
         try:
             check_available()

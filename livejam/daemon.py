@@ -27,7 +27,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from livejam.beat import BeatClock, ClockOut, count_in_for
+from livejam.beat.countin import count_in_for
+from livejam.beat.live import BeatClock
+from livejam.beat.midiclock import ClockOut
 from livejam.clock import RealClock
 from livejam.config import DaemonConfig
 from livejam.dispatch import Dispatcher, build_performer
@@ -77,7 +79,7 @@ class Session:
 
 
 class Daemon:
-    """Add-ons (livejam.sound, livejam.ui, livejam.osc) are objects with any of: `start(session)`
+    """Add-ons (livejam.stage.sound, livejam.stage.ui, livejam.stage.osc) are objects with any of: `start(session)`
     (after the scheduler starts), `on_human(note, now)` (performer thread), `on_sent(port, msg, t)`
     (scheduler thread), `on_event(text)` (a session event, see `event`) and `close()` (after the
     final panic). Both taps must never block."""
@@ -316,7 +318,7 @@ class Daemon:
         cfg = self.config.beat
         link = None
         if cfg.link:
-            from livejam.link import LinkSource
+            from livejam.beat.link import LinkSource
 
             link = LinkSource(bpm=cfg.bpm or 120.0, quantum=cfg.meter, clock=RealClock.now)
         beat = BeatClock(cfg, t0=now, link=link)

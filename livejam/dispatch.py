@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import logging
 
-from livejam.beat import BeatClock, ClockOut
+from livejam.beat.live import BeatClock
+from livejam.beat.midiclock import ClockOut
 from livejam.chart import ChartChange, ChordChart
 from livejam.config import ConfigError, DaemonConfig, model_path
 from livejam.events import TimedNote

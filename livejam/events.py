@@ -11,7 +11,7 @@ row of 7 token ids (COLUMNS):
 - tempo: 0 = free time, else a log-spaced tempo bin.
 The first five are predicted (heads, in that order); pos and tempo are context.
 
-Time goes through a BeatMap (livejam.clock): beats, not seconds, so a pattern
+Time goes through a BeatMap (livejam.beatmap): beats, not seconds, so a pattern
 looks the same at any tempo. Free time is FreeTime() (120 bpm nominal, no bar).
 Beats are quantised *cumulatively*: the coder holds the quantised beat of the
 last event and each dt is chosen against it, so rounding never accumulates into
@@ -29,7 +29,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from livejam.clock import BeatMap, FreeTime
+from livejam.beatmap import BeatMap, FreeTime
 from livejam.harmony import N_CHORDS
 
 FORMAT_VERSION = 2
@@ -96,9 +96,6 @@ class Vocab:
 
     def bos_row(self, tempo: int = 0) -> tuple[int, ...]:
         return (self.bos_part, 0, 0, 0, 0, self.pos_unknown, tempo)
-
-    def dt_beats(self, dt: int) -> float:
-        return dt / self.ticks_per_beat
 
     def tempo_bin(self, bpm: float | None) -> int:
         """bpm -> 1..n_tempo-1 (equal steps of log tempo, clipped to the range); None -> 0 (free time)."""

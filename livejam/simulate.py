@@ -14,7 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
-from livejam.clock import BeatGrid, VirtualClock, beat_grid_from_midi
+from livejam.beatmap import BeatGrid, beat_grid_from_midi
+from livejam.clock import VirtualClock
 from livejam.config import DaemonConfig
 from livejam.dispatch import Dispatcher, build_performer
 from livejam.events import Note, TimedNote, notes_to_timed, timed_to_notes

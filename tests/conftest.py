@@ -41,7 +41,7 @@ def _running(name: str) -> bool:
 
 def start_test_server(client_timeout_ms: int | None = None):
     """A private server under a free fixed name (a running one answers EEXIST: next name)."""
-    from livejam.measure.jack import JackServer
+    from livejam.measure.jack_server import JackServer
 
     for attempt in range(3):
         for name in TEST_SERVER_NAMES:

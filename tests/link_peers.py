@@ -39,10 +39,10 @@ def daw() -> None:
 
 
 def main() -> None:
-    from livejam.beat import BeatClock
+    from livejam.beat.live import BeatClock
     from livejam.clock import RealClock
     from livejam.config import BeatConfig
-    from livejam.link import LinkSource
+    from livejam.beat.link import LinkSource
 
     clock = RealClock()
     source = LinkSource(bpm=120.0, quantum=4, clock=clock.now)

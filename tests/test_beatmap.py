@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from livejam.clock import BeatGrid, FreeTime
+from livejam.beatmap import BeatGrid, FreeTime
 
 
 def test_free_time_counts_nominal_beats_without_a_bar():
@@ -59,7 +59,7 @@ def write_midi(path, tempos=(), sigs=(), end_beat=16, tpb=480):
 
 
 def test_beat_grid_from_midi_follows_the_tempo_map_and_time_signatures(tmp_path):
-    from livejam.clock import beat_grid_from_midi
+    from livejam.beatmap import beat_grid_from_midi
 
     # 4/4 at 120 for 2 bars, then 3/4 at 60 from beat 8
     path = write_midi(tmp_path / "song.mid", tempos=[(0, 120), (8, 60)], sigs=[(0, 4, 4), (8, 3, 4)], end_beat=14)
@@ -74,7 +74,7 @@ def test_beat_grid_from_midi_follows_the_tempo_map_and_time_signatures(tmp_path)
 
 
 def test_beat_grid_from_midi_defaults_and_compound_meter(tmp_path):
-    from livejam.clock import beat_grid_from_midi
+    from livejam.beatmap import beat_grid_from_midi
 
     bare = beat_grid_from_midi(write_midi(tmp_path / "bare.mid", end_beat=6))  # no meta: 4/4 at 120
     assert bare.time_at(3.0) == pytest.approx(1.5) and bare.bar_at(5.0) == (pytest.approx(1.0), 4)
@@ -85,7 +85,7 @@ def test_beat_grid_from_midi_defaults_and_compound_meter(tmp_path):
 
 
 def test_beat_grid_from_midi_rejects_unreadable_files_with_one_line(tmp_path):
-    from livejam.clock import beat_grid_from_midi
+    from livejam.beatmap import beat_grid_from_midi
 
     bad = tmp_path / "bad.mid"
     bad.write_bytes(b"not a midi file")

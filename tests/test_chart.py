@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from livejam.chart import ChordChart, chord_symbol, parse_symbol
-from livejam.clock import BeatGrid, FreeTime
+from livejam.beatmap import BeatGrid, FreeTime
 from livejam.harmony import QUALITIES, chord_id, parse_chord
 
 POP909 = Path(__file__).resolve().parents[2] / "shared" / "data" / "pop909"

@@ -3,7 +3,7 @@ hold, and the memory of the song's progression. A fake predictor stands in for t
 import numpy as np
 
 from livejam.chart import ChordChart
-from livejam.clock import BeatGrid
+from livejam.beatmap import BeatGrid
 from livejam.config import ChordConfig
 from livejam.harmony import N_CHORDS, NO_CHORD, chord_id
 from livejam.performers.chords import ChordKeeper, tonic_chord

@@ -9,9 +9,11 @@ import threading
 import numpy as np
 import pytest
 
-from livejam.beat import (CLOCK, START, STOP, TRANSPORT_BURST, TRANSPORT_RATE, BeatClock, BeatConfig, ClockOut,
-                          count_in, count_in_for, song_position_message)
-from livejam.clock import TempoFit
+from livejam.beat.countin import count_in, count_in_for
+from livejam.beat.live import TRANSPORT_BURST, TRANSPORT_RATE, BeatClock
+from livejam.beat.midiclock import CLOCK, START, STOP, ClockOut, song_position_message
+from livejam.config import BeatConfig
+from livejam.beatmap import TempoFit
 
 
 def tick_times(bpm: float, t0: float, n: int, jitter: float = 0.0, seed: int = 0) -> np.ndarray:

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from livejam.clock import BeatGrid  # noqa: E402
+from livejam.beatmap import BeatGrid  # noqa: E402
 from livejam.engine import Engine, load_model  # noqa: E402
 from livejam.events import FIELDS, Note, Vocab, assign_parts, notes_to_events  # noqa: E402
 from livejam.midi.files import write_midi  # noqa: E402

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from livejam.clock import BeatGrid, FreeTime
+from livejam.beatmap import BeatGrid, FreeTime
 from livejam.events import COLUMNS, FORMAT_VERSION, EventCoder, Note, TimedNote, Vocab, assign_parts, \
     events_to_notes, events_to_timed, lead_tracks, notes_to_events, notes_to_timed, part_variants
 from livejam.midi.files import read_midi_tracks, write_midi
@@ -204,7 +204,7 @@ def test_the_coder_follows_a_late_note_up_to_the_next_tick_never_back():
     """A note played 30 ms after its tick (held to its minimum length) moves the timeline to the next
     tick: the next event cannot be placed before the note that was just played (a duet once
     replayed one instant for ever when rounding to the nearest tick fell back behind it)."""
-    from livejam.clock import BeatGrid
+    from livejam.beatmap import BeatGrid
 
     coder = EventCoder(Vocab(), BeatGrid([0.6 * i for i in range(100)]), 12.0)  # 100 bpm: a tick is 50 ms
     assert coder.time == pytest.approx(12.0)

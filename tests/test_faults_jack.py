@@ -82,7 +82,7 @@ def test_unterminated_sysex_does_not_deafen_the_input(jack_server):
 def test_jack_server_death_is_noticed(tmp_path):
     """Issue 10 #5: the daemon never noticed its JACK server died; sends then
     blocked forever and SIGTERM was ignored. Own server: this one is killed."""
-    from livejam.measure.jack import JackServer
+    from livejam.measure.jack_server import JackServer
 
     from tests.conftest import start_test_server
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from livejam.cli import main
-from livejam.clock import beat_grid_from_midi
+from livejam.beatmap import beat_grid_from_midi
 from livejam.events import Note
 from livejam.midi.files import read_midi_tracks, write_midi
 from livejam.roll import read_grid

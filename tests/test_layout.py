@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 GROUND = {"livejam", "livejam.config", "livejam.config.loading", "livejam.config.ranges"}
 MIDI = {"livejam.midi", "livejam.midi.spec", "livejam.midi.ledger", "livejam.midi.normalise", "livejam.midi.ports",
         "livejam.midi.keeper", "livejam.midi.jack"}
-EVENTS = {"livejam.events", "livejam.clock", "livejam.harmony", "livejam.chart"}
+EVENTS = {"livejam.events", "livejam.beatmap", "livejam.harmony", "livejam.chart"}
+BEAT = {"livejam.beat", "livejam.beat.live", "livejam.beat.midiclock", "livejam.beat.countin", "livejam.beat.tempo",
+        "livejam.midi.ratelimit"}
 ENGINE = {"livejam.engine", "livejam.engine.keys", "livejam.engine.kv", "livejam.engine.sampling",
           "livejam.engine.session"}
 
@@ -30,6 +32,11 @@ ALLOWED = {
     "livejam.events": GROUND | EVENTS,
     "livejam.chart": GROUND | EVENTS,  # the CLI, the OSC thread and the performers read charts
     "livejam.engine": GROUND | EVENTS | ENGINE,
+    "livejam.clock": {"livejam", "livejam.clock"},  # wall clocks: nothing else
+    "livejam.beatmap": {"livejam", "livejam.beatmap"},  # musical time is pure
+    "livejam.beat.live": GROUND | BEAT | {"livejam.beatmap", "livejam.midi", "livejam.midi.spec"},
+    "livejam.beat.countin": GROUND | {"livejam.beat", "livejam.beat.countin", "livejam.midi", "livejam.midi.spec"},
+    "livejam.stage.addons": GROUND | {"livejam.stage", "livejam.stage.addons"},  # add-ons load when asked for
     "livejam.performers.base": GROUND | EVENTS | {"livejam.performers", "livejam.performers.base"},
     "livejam.daemon": None,
     "livejam.dispatch": None,
@@ -53,9 +60,17 @@ def test_each_layer_imports_only_the_layers_below(module):
     allowed = ALLOWED[module]
     if allowed is None:
         bad = {m for m in loaded if m.startswith(NEVER_LIVE)}
+
     else:
         bad = loaded - allowed
     assert not bad, f"{module} brings in {sorted(bad)}"
+
+
+@pytest.mark.parametrize("module", ["livejam.performers.neural", "livejam.performers.markov", "livejam.dispatch"])
+def test_the_stage_is_on_top(module):
+    """Sound, screen, OSC and steering sit above the session: the performers and the dispatcher
+    never load them (the daemon builds them only when asked for)."""
+    assert not {m for m in loaded_after_import(module) if m.startswith("livejam.stage")}
 
 
 def test_every_module_stays_under_400_lines():

@@ -4,10 +4,10 @@ import math
 import numpy as np
 import pytest
 
-from livejam.clock import BeatGrid
+from livejam.beatmap import BeatGrid
 from livejam.events import COND_COLUMNS, FIELDS, Note, Vocab, notes_to_events
 from livejam.harmony import ChordTrack, parse_chord
-from livejam.markov import MarkovContinuator
+from livejam.performers.continuator import MarkovContinuator
 
 VOCAB = Vocab()
 GRID = BeatGrid([0.5 * i for i in range(400)])  # 120 bpm, 4/4 from 0 s

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from livejam.clock import BeatGrid
+from livejam.beatmap import BeatGrid
 from livejam.config import ControlMap, NeuralConfig, PerformerConfig
 from livejam.engine.session import load_model
 from livejam.events import TimedNote
@@ -188,19 +188,21 @@ def test_prompt_primes_the_context(model, tmp_path):
 
 
 def test_tempo_sync_puts_note_ons_on_the_midi_clock_grid(model):
-    from livejam.clock import MidiClockFollower
+    from livejam.beat.live import BeatClock
+    from livejam.config import BeatConfig
 
-    clock = MidiClockFollower()
+    clock = BeatClock(BeatConfig(), t0=0.0)  # incoming MIDI clock, as the dispatcher gives it
     p, wire = make(model, "duet", grid_beats=0.5), Wire()
     p.follow_clock(clock)
     tick = 0.5 / 24  # 120 bpm
     t0 = 0.013
     clock.handle("start", t0)
-    ticks = iter(range(10_000))
+    sent = [0]  # ticks sent so far
 
     def advance_clock(now: float) -> None:
-        while clock.ticks == 0 or clock._times[-1] + tick <= now:
-            clock.handle("clock", t0 + next(ticks) * tick)
+        while t0 + sent[0] * tick <= now:
+            clock.handle("clock", t0 + sent[0] * tick)
+            sent[0] += 1
 
     t = 0.05
     for pitch in (60, 64, 67, 72):
@@ -217,24 +219,9 @@ def test_tempo_sync_puts_note_ons_on_the_midi_clock_grid(model):
     assert ons
     for n in ons:  # eighth notes at 120 bpm: every 0.25 s from the first tick
         phase = (n.time - t0) / 0.25
-        assert abs(phase - round(phase)) < 1e-6, n
+        assert abs(phase - round(phase)) < 1e-3, n
     wire.take(p.close(t))
     assert not wire.sounding
-
-
-def test_midi_clock_follower_grid():
-    from livejam.clock import MidiClockFollower
-
-    clock = MidiClockFollower()
-    assert clock.next_grid(1.0, 0.5) is None  # stopped
-    clock.handle("start", 0.0)
-    for i in range(48):
-        clock.handle("clock", 1.0 + i * 0.5 / 24)  # 120 bpm, beat 0 at t = 1.0
-    assert clock.bpm == pytest.approx(120.0)
-    assert clock.next_grid(1.1, 0.5) == pytest.approx(1.25)
-    assert clock.next_grid(2.0, 1.0) == pytest.approx(2.0)
-    clock.handle("stop", 2.0)
-    assert clock.next_grid(2.1, 0.5) is None
 
 
 def test_on_a_beat_grid_note_ons_land_on_ticks_and_events_know_their_bar(model):

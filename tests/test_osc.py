@@ -17,10 +17,10 @@ from livejam.daemon import Session  # noqa: E402
 from livejam.dispatch import Dispatcher, build_performer  # noqa: E402
 from livejam.midi.normalise import InputNormaliser  # noqa: E402
 from livejam.midi.ports import InputQueue  # noqa: E402
-from livejam.osc import OscControl, parse_listen  # noqa: E402
+from livejam.stage.osc import OscControl, parse_listen  # noqa: E402
 from livejam.recording import Recorder  # noqa: E402
 from livejam.scheduler import Scheduler  # noqa: E402
-from livejam.stage import build_addons  # noqa: E402
+from livejam.stage.addons import build_addons  # noqa: E402
 
 
 def session(performer, config=None):
@@ -165,7 +165,7 @@ def fake_running():
 def test_a_chord_chart_reaches_the_performer_and_its_chord_comes_back(fake_running):
     from livejam.chart import ChartChange
     from livejam.harmony import chord_id
-    from livejam.ui.screen import changes, render
+    from livejam.stage.ui.screen import changes, render
 
     s, osc = fake_running
     perf = s.dispatcher.performer
@@ -288,7 +288,7 @@ def test_bad_datagrams_and_ports_are_one_line_errors(running, capfd, caplog):
 
 
 def test_subscriptions_are_bounded(running):
-    from livejam.osc import MAX_SUBSCRIBERS
+    from livejam.stage.osc import MAX_SUBSCRIBERS
 
     s, osc, _ = running
     socks = [_listener() for _ in range(MAX_SUBSCRIBERS + 1)]

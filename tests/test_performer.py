@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from livejam.clock import BeatGrid
+from livejam.beatmap import BeatGrid
 from livejam.events import TimedNote, Vocab
 from livejam.config import ConfigError, DaemonConfig, PerformerConfig, load
 from livejam.daemon import build_performer

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from livejam.clock import BeatGrid
+from livejam.beatmap import BeatGrid
 from livejam.events import Note
 from livejam.harmony import chord_id, parse_chord
 from livejam.measure import implied as im

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mido
 import pytest
 
-from livejam.beat import BeatClock
+from livejam.beat.live import BeatClock
 from livejam.config import BeatConfig
 from livejam.midi.spec import note_off, note_on
 from livejam.recording import LEAD_IN_S, Recorder

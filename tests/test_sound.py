@@ -12,14 +12,14 @@ from livejam.config import SoundConfig
 from livejam.events import TimedNote
 from livejam.midi.spec import control_change, note_off, note_on
 
-synth_mod = pytest.importorskip("livejam.sound.synth")
+synth_mod = pytest.importorskip("livejam.stage.sound.synth")
 try:
     synth_mod.find_soundfont()
 except synth_mod.SoundUnavailable as e:
     pytest.fail(f"{e} (`make test` installs it)")
 
-from livejam.sound.output import SoundOut  # noqa: E402
-from livejam.sound.synth import HUMAN, MACHINE, NOTE_OFF, NOTE_ON, NoteQueue, Synth, rms  # noqa: E402
+from livejam.stage.sound.output import SoundOut  # noqa: E402
+from livejam.stage.sound.synth import HUMAN, MACHINE, NOTE_OFF, NOTE_ON, NoteQueue, Synth, rms  # noqa: E402
 
 FLOOR = 1e-3  # silence renders ~1.5e-5 RMS here; one piano note at velocity 100 ~2e-2
 
@@ -104,7 +104,7 @@ def test_no_device_at_all_is_one_clear_line_on_stdout_and_nothing_on_stderr(tmp_
     import subprocess
     import sys
 
-    code = ("from livejam.config import SoundConfig; from livejam.sound.output import SoundOut; "
+    code = ("from livejam.config import SoundConfig; from livejam.stage.sound.output import SoundOut; "
             "o = SoundOut(SoundConfig()); print(o.open()); o.close()")
     env = dict(os.environ, JACK_DEFAULT_SERVER="livejam-no-such-server", JACK_NO_START_SERVER="1")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)

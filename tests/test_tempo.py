@@ -1,4 +1,4 @@
-"""Tempo following (livejam/tempo.py) and the beat clock's follow and Link sources.
+"""Tempo following (livejam/beat/tempo.py) and the beat clock's follow and Link sources.
 
 Everything runs on explicit timestamps (a virtual timeline): no sleeps, no wall clock.
 The real two-peer Link session is in tests/test_link.py.
@@ -11,9 +11,9 @@ import math
 import numpy as np
 import pytest
 
-from livejam.beat import BeatClock
+from livejam.beat.live import BeatClock
 from livejam.config import BeatConfig
-from livejam.tempo import TempoTracker
+from livejam.beat.tempo import TempoTracker
 
 # a pop-like bar of onsets (beats): long notes on the beat, a syncopated eighth pair
 BAR = (0.0, 1.0, 1.5, 2.0, 3.0, 3.5)
@@ -219,7 +219,7 @@ class FakeLinkSession:
 
 
 def link_clock(config: BeatConfig, session: FakeLinkSession) -> BeatClock:
-    from livejam.link import LinkSource
+    from livejam.beat.link import LinkSource
 
     return BeatClock(config, t0=0.0, link=LinkSource(quantum=config.meter, clock=lambda: session.now,
                                                      session=session))

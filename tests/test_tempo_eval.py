@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from livejam.clock import BeatGrid
+from livejam.beatmap import BeatGrid
 from tests.test_tempo import melody
 from tools.tempo_eval import evaluate_song, phase_error, pop909_root, split_songs, summarise
 

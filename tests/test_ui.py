@@ -7,7 +7,7 @@ import pytest
 
 from livejam.config import DaemonConfig
 from livejam.midi.spec import note_off, note_on
-from livejam.ui.status import StatusReader
+from livejam.stage.ui.status import StatusReader
 
 from tests.fakes import FakeCallResponse
 from tests.test_osc import session
@@ -45,7 +45,7 @@ def test_reader_sees_notes_lateness_and_counters():
 def test_screen_renders_roll_controls_and_stats():
     from rich.console import Console
 
-    from livejam.ui.screen import render
+    from livejam.stage.ui.screen import render
 
     s = session(FakeCallResponse())
     played(s)
@@ -59,7 +59,7 @@ def test_screen_renders_roll_controls_and_stats():
 
 
 def test_plain_mode_writes_a_line_per_change():
-    from livejam.ui import StatusAddon
+    from livejam.stage.ui import StatusAddon
 
     s = session(FakeCallResponse())
     out = io.StringIO()
@@ -79,7 +79,7 @@ def test_plain_mode_writes_a_line_per_change():
 
 
 def test_plain_thread_flushes_events_at_close():
-    from livejam.ui import StatusAddon
+    from livejam.stage.ui import StatusAddon
 
     s = session(FakeCallResponse())
     out = io.StringIO()

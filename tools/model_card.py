@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from livejam.engine import ModelError, load_model
 from livejam.events import FIELDS, FORMAT_VERSION
-from livejam.markov import MarkovContinuator
+from livejam.performers.continuator import MarkovContinuator
 from livejam.measure import evaluate as ev
 
 log = logging.getLogger("model_card")

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from livejam.clock import BeatGrid
+from livejam.beatmap import BeatGrid
 from livejam.config import to_dict
 from livejam.events import COLUMNS, FORMAT_VERSION, Vocab, notes_to_events, part_variants
 from livejam.midi.files import read_midi_tracks

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from livejam.clock import BeatGrid
+from livejam.beatmap import BeatGrid
 from livejam.config import DaemonConfig
 from livejam.dispatch import build_performer
 from livejam.events import Note

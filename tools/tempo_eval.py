@@ -35,10 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-from livejam.clock import BeatGrid
+from livejam.beatmap import BeatGrid
 from livejam.config import BeatConfig
 from livejam.midi.files import read_midi_tracks
-from livejam.tempo import TempoTracker
+from livejam.beat.tempo import TempoTracker
 
 OCTAVE_TOL = 0.04  # relative tempo error counted as right (and for x2 / x1/2)
 PHASE_TOL = 0.125  # beats

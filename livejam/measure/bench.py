@@ -20,7 +20,7 @@
 --vs-notochord times the step beside Notochord's default model instead, in the
 same process (livejam/measure/notochord.py), and prints the ratios.
 
-The measuring code lives in livejam/measure/latency.py and livejam/measure/jack.py. No
+The measuring code lives in livejam/measure/latency.py and livejam/measure/jack_server.py. No
 torch here. Figures taken while other work loads the machine are noisy; the
 table says so with the load average beside them.
 """
@@ -163,7 +163,7 @@ def measure_lateness(engine, events: int, seed: int, screen: bool = False) -> di
                 latency.scheduler_lateness(events, LATENESS_SPACING_S))
         out["scheduler_load_steps_per_s"] = round(load.steps_per_s, 1)
         if screen:  # the same run again with the status screen drawing at its rate beside it
-            from livejam.ui.bench import ScreenLoad
+            from livejam.stage.ui.bench import ScreenLoad
 
             with latency.InferenceLoad(engine, sampler, latency.BENCH_CONSTRAINTS, seed + 3), ScreenLoad() as scr:
                 out["scheduler_under_inference_with_screen"] = latency.stats_s(
@@ -190,7 +190,7 @@ def _daemon_switch_interval() -> float:
 
 
 def measure_e2e(model_path: str, args: argparse.Namespace) -> dict:
-    from livejam.measure import jack as transport
+    from livejam.measure import jack_server as transport
 
     server = None
     if not transport.jack_running():

@@ -66,7 +66,7 @@ def play(seconds: float, bpm: float, seed: int) -> int:
     """The player process: play the melody into livejam, count what comes back."""
     import rtmidi
 
-    from livejam.measure.jack import port_index
+    from livejam.measure.jack_server import port_index
 
     api = rtmidi.API_UNIX_JACK
     out, inp = rtmidi.MidiOut(api, name=f"{PLAYER} out"), rtmidi.MidiIn(api, name=f"{PLAYER} in")
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     server = None
     if args.start_jack:
-        from livejam.measure.jack import JackServer
+        from livejam.measure.jack_server import JackServer
 
         server = JackServer.start(period=64)
     try:

@@ -34,13 +34,13 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from livejam.clock import BeatGrid
+from livejam.beatmap import BeatGrid
 from livejam.config import DEFAULT_MODEL, model_path as resolve_model
 from livejam.engine import Engine, ModelError, load_model
 from livejam.events import COLUMNS, COND_COLUMNS, FIELDS, PART, Vocab, assign_parts, notes_to_events
 from livejam.midi.files import read_midi_tracks
 from livejam.harmony import ChordTrack
-from livejam.markov import MarkovContinuator
+from livejam.performers.continuator import MarkovContinuator
 
 log = logging.getLogger(__name__)
 

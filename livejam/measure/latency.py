@@ -2,7 +2,7 @@
 
 Used by `livejam bench` (and the model card through it), so
 every figure the project publishes comes from one implementation. No torch,
-no MIDI ports here (the JACK round trips are in livejam/measure/jack.py).
+no MIDI ports here (the JACK round trips are in livejam/measure/jack_server.py).
 
 Figures taken while other work runs on the machine are noisy: whoever prints
 them says so beside them (`machine_info` records the load average).
@@ -17,7 +17,8 @@ from typing import Iterable
 
 import numpy as np
 
-from livejam.clock import BeatGrid, RealClock
+from livejam.beatmap import BeatGrid
+from livejam.clock import RealClock
 from livejam.config import SchedulerConfig
 from livejam.engine import Constraints, Engine, EventSampler, NoteTracker
 from livejam.events import DT, TEMPO, EventCoder, TimedNote

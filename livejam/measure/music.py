@@ -7,7 +7,7 @@ note or across a chord change is heard, so it is measured. `tools.quality` is th
 
 Annotations: `chords` is a list of (start, end, chord id) spans (livejam.harmony ids, 0 = N,
 time outside every span is N); `beats` a BeatMap-like object with `beat_at(t)`/`time_at(beat)`
-(livejam.clock.BeatGrid).
+(livejam.beatmap.BeatGrid).
 
 Interval class of two pitches: the semitone distance folded into 0..6 (a minor 2nd and a major
 7th in any octave are class 1, the tritone class 6). Class 1 is the clash a listener hears as

@@ -28,7 +28,7 @@ from collections import deque
 
 import numpy as np
 
-from livejam.clock import FreeTime
+from livejam.beatmap import FreeTime
 from livejam.engine import Constraints, Engine, EventSampler, NoteTracker
 from livejam.events import CHORD, DT, PART, PITCH, POS, VEL, EventCoder, TimedNote
 from livejam.stats import summary_ms

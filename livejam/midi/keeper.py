@@ -250,8 +250,8 @@ def open_ports(api: int, cfg, callback: Callable, **reactions) -> tuple:
     out = MidiOutput(api, cfg.output, client=f"{name} out")
     inp = None
     try:
-        inp = MidiInput(api, callback, cfg.input, client=f"{name} in", ignore_sysex=cfg.ignore_sysex,
-                        ignore_active_sensing=cfg.ignore_active_sensing, kept=True)
+        inp = MidiInput(api, callback, cfg.input, client=f"{name} in", ignore_active_sensing=cfg.ignore_active_sensing,
+                        kept=True)
         if jack is not None:
             new = jack.ports() - before
             for port in (out, inp):

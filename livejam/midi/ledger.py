@@ -51,9 +51,6 @@ class NoteLedger:
         self.counters.note_offs += 1
         return True
 
-    def is_sounding(self, port: int, channel: int, note: int) -> bool:
-        return (port, channel, note) in self._on
-
     def sounding(self) -> list[Key]:
         return sorted(self._on)
 

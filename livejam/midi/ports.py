@@ -217,14 +217,14 @@ class MidiInput:
     """
 
     def __init__(self, api: int, callback: Callable, name: str = "", client: str = "livejam in",
-                 ignore_sysex: bool = True, ignore_active_sensing: bool = True, kept: bool = False):
+                 ignore_active_sensing: bool = True, kept: bool = False):
         with _quiet_stderr():
             self._midi = rtmidi.MidiIn(api, name=client)
         self.api = self._midi.get_current_api()
         self.jack = self.api == rtmidi.API_UNIX_JACK
         # MIDI clock must come through (tempo sync); active sensing is cheaper
-        # to drop inside rtmidi than after a callback. `ignore_sysex` is applied
-        # by the normaliser (see above).
+        # to drop inside rtmidi than after a callback. SysEx is let through here and
+        # dropped (or kept) by the normaliser, which also recovers an unterminated one.
         self._midi.ignore_types(sysex=False, timing=False, active_sense=ignore_active_sensing)
         self._midi.set_callback(callback)
         self.own_port = f"{client}:in"  # the port's own name, for connecting to it

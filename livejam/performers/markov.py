@@ -8,10 +8,10 @@ import logging
 
 import numpy as np
 
-from livejam.clock import FreeTime
+from livejam.beatmap import FreeTime
 from livejam.config import PerformerConfig
 from livejam.events import PITCH, VEL, EventCoder, TimedNote, Vocab
-from livejam.markov import MarkovContinuator
+from livejam.performers.continuator import MarkovContinuator
 from livejam.performers.base import ALL_OFF_CCS, ChordSlots, HUMAN_PART, Cancel, Phrase, PhraseDetector, human_note
 
 log = logging.getLogger(__name__)

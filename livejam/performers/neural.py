@@ -86,7 +86,7 @@ class NeuralPerformer(FollowsChords):
         self.key_follower = KeyFollower()  # for key = "auto"
         self._behind = False  # the last heard message waited > BEHIND_S: catch up before sampling
         self.step_ms: deque[float] = deque(maxlen=4096)  # feed + sample latency, for the counters
-        self.clock_follower = None  # a MidiClockFollower, given by the dispatcher
+        self.clock_follower = None  # the beat clock, given by the dispatcher (grid_beats snaps to it)
         self.counters = {"heard": 0, "ignored": 0, "played": 0, "cancels": 0, "resampled": 0, "answers": 0,
                          "controls": 0}
         # run every graph before the ports open, so the first real step is not the slowest

@@ -7,7 +7,7 @@ which survives any renumbering.
 """
 from __future__ import annotations
 
-from livejam.clock import FreeTime
+from livejam.beatmap import FreeTime
 from livejam.events import EventCoder, Vocab
 
 

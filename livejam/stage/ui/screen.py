@@ -6,7 +6,7 @@ from rich.console import Group
 from rich.panel import Panel
 from rich.text import Text
 
-from livejam.ui.status import HUMAN, Snapshot
+from livejam.stage.ui.status import HUMAN, Snapshot
 
 COLOURS = {HUMAN: "bold blue", "machine": "bold dark_orange", "both": "bold magenta"}
 GLYPHS = {HUMAN: "█", "machine": "▒", "both": "▓"}  # apart without colour too (captures, colour-blind eyes)

@@ -14,7 +14,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from livejam.sound.synth import CONTROL, HUMAN, MACHINE, NOTE_OFF, NOTE_ON, SoundUnavailable, Synth
+from livejam.stage.sound.synth import CONTROL, HUMAN, MACHINE, NOTE_OFF, NOTE_ON, SoundUnavailable, Synth
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ address under /livejam/, and the session's status sent back to whoever asks.
     /livejam/subscribe [PORT]     the same status, pushed `osc.push_hz` times a second; /livejam/unsubscribe
 
 Controls take the same path as a MIDI knob: the server thread turns them into
-the control change the performer understands (livejam.steer) and enqueues it
+the control change the performer understands (livejam.stage.steer) and enqueues it
 on the input queue; the performer thread, which owns the performer, applies
 it. The server binds 127.0.0.1 unless another host is given; nothing listens
 without --osc. Errors go back to the sender as /livejam/error "text".
@@ -21,7 +21,7 @@ import sys
 import threading
 
 from livejam.config import ConfigError
-from livejam.steer import Steer, SteerError
+from livejam.stage.steer import Steer, SteerError
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class OscControl:
         return self.line
 
     def start(self, session) -> None:
-        from livejam.ui.status import StatusReader
+        from livejam.stage.ui.status import StatusReader
 
         if self.server is None:
             self.bind()

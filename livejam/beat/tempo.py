@@ -3,7 +3,7 @@
 Pure and clock-free: `TempoTracker.onset(t)` takes each note-on as it is heard and
 `estimate(now)` says the tempo, the beat phase at `now` and how sure it is, from the
 onsets heard so far only (it never looks ahead). The live BeatClock follows it when it
-is sure enough (livejam/beat.py, source "follow"); tools/tempo_eval.py measures it on
+is sure enough (livejam/beat/live.py, source "follow"); tools/tempo_eval.py measures it on
 POP909 melodies against their annotated beats.
 
 How: for every candidate beat period (log-spaced, `min_bpm`..`max_bpm`) the recent onsets,

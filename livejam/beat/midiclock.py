@@ -1,16 +1,16 @@
-"""The MIDI clock livejam sends as master, and the count-in clicks before beat 0.
+"""The MIDI clock livejam sends as master (24 ticks a beat, start/stop/continue, song position).
 
-Pure and driven by whoever owns time: the scheduler thread pulls what is due. Split from
-livejam/beat.py (the beat clock it reads), which re-exports these names.
+Pure and driven by whoever owns time: the scheduler thread pulls what is due from the beat clock
+(livejam/beat/live.py) it reads.
 """
 from __future__ import annotations
 
 import math
 
-from livejam.config import BeatConfig
-from livejam.midi.spec import Message, note_off, note_on
+from livejam.beatmap import CLOCK_TICKS_PER_BEAT
+from livejam.midi.spec import Message
 
-TICKS_PER_BEAT = 24  # MIDI clock: 24 per quarter note
+TICKS_PER_BEAT = CLOCK_TICKS_PER_BEAT  # MIDI clock: 24 per quarter note
 TICKS_PER_SIXTEENTH = 6  # the Song Position Pointer counts 16ths
 
 
@@ -110,29 +110,3 @@ class ClockOut:
         self._start_tick = 0 if self._next <= 0 else -(-self._next // TICKS_PER_SIXTEENTH) * TICKS_PER_SIXTEENTH
         if not self._preroll:
             self._next = self._start_tick
-
-
-def count_in(bars: int, meter: int, bpm: float, beat0_time: float = 0.0, *, channel: int = 9,
-             notes: tuple[int, int] = (76, 77), velocities: tuple[int, int] = (110, 75),
-             length_beats: float = 0.25) -> list[tuple[float, Message]]:
-    """The clicks of `bars` bars before beat 0 (at `beat0_time`): (time, message) pairs in
-    time order, a note-on and its note-off per beat, the first note/velocity on downbeats."""
-    spb = 60.0 / bpm
-    n = bars * meter
-    out = []
-    for k in range(n):
-        t = beat0_time - (n - k) * spb
-        down = k % meter == 0
-        note = notes[0] if down else notes[1]
-        out.append((t, note_on(channel, note, velocities[0] if down else velocities[1])))
-        out.append((t + length_beats * spb, note_off(channel, note)))
-    out.sort(key=lambda p: (p[0], p[1].kind != "note_off"))  # offs first at equal times
-    return out
-
-
-def count_in_for(config: BeatConfig, beat0_time: float) -> list[tuple[float, Message]]:
-    """count_in with the config's bars, meter, tempo, channel and notes ([] without a tempo)."""
-    if config.bpm is None or config.count_in_bars == 0:
-        return []
-    return count_in(config.count_in_bars, config.meter, config.bpm, beat0_time, channel=config.click_channel,
-                    notes=config.click_notes, velocities=config.click_velocities)

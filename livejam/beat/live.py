@@ -1,8 +1,8 @@
 """The live beat clock: the tempo and the beat position now, from whichever source is active.
 
 Sources, by precedence: incoming MIDI clock (24 ppqn, start/stop/continue, song position)
-> an Ableton Link session with peers (livejam/link.py) > livejam's own tempo (`bpm`, livejam
-is the master) > the human's tempo, followed from their note-ons (livejam/tempo.py) while the
+> an Ableton Link session with peers (livejam/beat/link.py) > livejam's own tempo (`bpm`, livejam
+is the master) > the human's tempo, followed from their note-ons (livejam/beat/tempo.py) while the
 tracker is confident > free time. `BeatClock` is written by
 the performer thread (writers serialise on a lock) and read from any thread: every write
 publishes a new immutable `BeatSnapshot` (a BeatMap) and swapping one reference is atomic,
@@ -24,7 +24,7 @@ knows no downbeat, so its map has no bar (`bar_at` None) while it knows the temp
 Incoming clock is bounded: its tempo is clamped to BPM_MIN..BPM_MAX (the range of `--bpm`), and
 floods of ticks or of start/stop/continue/song position are rate-limited (dropped, counted).
 
-`ClockOut` (the MIDI clock we send as master) and `count_in` live in livejam/clockout.py.
+`ClockOut` (the MIDI clock we send as master) and `count_in` live in livejam/beat/midiclock.py.
 """
 from __future__ import annotations
 
@@ -34,12 +34,11 @@ import math
 import threading
 from dataclasses import dataclass
 
-from livejam.midi.ratelimit import RateLimit
-from livejam.clock import NOMINAL_BPM, TempoFit
-from livejam.clockout import (CLOCK, CONTINUE, START, STOP, TICKS_PER_BEAT, TICKS_PER_SIXTEENTH,  # noqa: F401
-                              ClockOut, count_in, count_in_for, song_position_message)
+from livejam.beat.midiclock import TICKS_PER_BEAT, TICKS_PER_SIXTEENTH, song_position_message
+from livejam.beat.tempo import TempoTracker
+from livejam.beatmap import NOMINAL_BPM, TempoFit
 from livejam.config import BeatConfig
-from livejam.tempo import TempoTracker
+from livejam.midi.ratelimit import RateLimit
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +124,7 @@ class BeatClock:
     Readers: `snapshot()` or the BeatMap methods, `generation`, `source`, `running`.
     Writers serialise on a lock (the performer thread, perhaps a control thread); readers
     never take it. A running clock that goes silent is dropped by `expire(now)`.
-    `link`: a Link session (livejam.link.LinkSource, or anything with `read(now)` giving
+    `link`: a Link session (livejam.beat.link.LinkSource, or anything with `read(now)` giving
     None without peers, else an object with `bpm` and `beat` at `now`).
     """
 
@@ -190,7 +189,7 @@ class BeatClock:
 
     def next_grid(self, t: float, division_beats: float) -> float | None:
         """The first grid line (every `division_beats` beats) at or after `t`; None in
-        free time. Same contract as MidiClockFollower.next_grid, for the performers."""
+        free time (grid_beats: the performers snap note-ons to it)."""
         snap = self._snap
         if snap.bpm_at(t) is None or division_beats <= 0:
             return None

@@ -11,7 +11,7 @@ import io
 import threading
 import time
 
-from livejam.ui.status import RollNote, Snapshot
+from livejam.stage.ui.status import RollNote, Snapshot
 
 
 def busy_snapshot(t: float) -> Snapshot:
@@ -39,7 +39,7 @@ class ScreenLoad:
     def _run(self) -> None:
         from rich.console import Console
 
-        from livejam.ui.screen import render
+        from livejam.stage.ui.screen import render
 
         console = Console(file=io.StringIO(), width=self.width + 20, force_terminal=True, color_system="truecolor")
         while not self._stop.wait(self.period):

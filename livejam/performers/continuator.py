@@ -119,9 +119,6 @@ class MarkovContinuator:
         """`state` (from context_state) with nothing sounding."""
         return state[:-1] + (frozenset(),)
 
-    def is_sounding(self, part: int, pitch: int) -> bool:
-        return (part, pitch) in self._sounding
-
     def sounding(self) -> frozenset[tuple[int, int]]:
         return frozenset(self._sounding)
 

@@ -3,7 +3,7 @@ not a terminal): a daemon add-on with its own thread at `screen.refresh_hz`.
 
 It reads a StatusReader snapshot (no locks the scheduler waits on) and, on the
 screen, reads keys: they steer the performer through the input queue like a
-MIDI knob (livejam.steer). The plain mode writes one line per change (mode,
+MIDI knob (livejam.stage.steer). The plain mode writes one line per change (mode,
 control, tempo, port events) instead of a picture. rich is imported only for
 the screen (`pip install 'livejam[ui]'`); without it the plain mode runs.
 """
@@ -16,8 +16,8 @@ import sys
 import threading
 from collections import deque
 
-from livejam.steer import Steer, SteerError
-from livejam.ui.status import StatusReader
+from livejam.stage.steer import Steer, SteerError
+from livejam.stage.ui.status import StatusReader
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class StatusAddon:
 
     def plain_step(self, before):
         """Write one line per change since snapshot `before` and per new event; returns the new snapshot."""
-        from livejam.ui.screen import changes
+        from livejam.stage.ui.screen import changes
 
         snap = self.reader.read()
         lines = changes(before, snap)
@@ -107,7 +107,7 @@ class StatusAddon:
         from rich.console import Console
         from rich.live import Live
 
-        from livejam.ui.screen import render
+        from livejam.stage.ui.screen import render
 
         console = Console(file=self.stream)
         width = max(24, min(120, console.width - 12))

@@ -59,20 +59,20 @@ def build_addons(config: DaemonConfig) -> list:
     """The add-ons this config asks for, in start order (sound first: the screen shows its line)."""
     addons = []
     if config.sound.enabled:
-        from livejam.sound.output import SoundOut
+        from livejam.stage.sound.output import SoundOut
 
         # Opened in its start(), after the MIDI ports: a JACK client opening while the audio
         # callback waits for the GIL stalled a synchronous JACK server's graph here.
         addons.append(SoundOut(config.sound, config.midi.channels))
     if config.osc.listen:
-        from livejam.osc import OscControl
+        from livejam.stage.osc import OscControl
 
         osc = OscControl(config.osc.listen, config)
         osc.bind()
         addons.append(osc)
     mode = screen_mode(config)
     if mode != "off":
-        from livejam.ui import StatusAddon
+        from livejam.stage.ui import StatusAddon
 
         addons.append(StatusAddon(config, mode))
     return addons
