@@ -1,4 +1,5 @@
 """livejam: a real-time MIDI co-performer (see README.md; the layout is described there)."""
+import contextlib
 import os
 import sys
 
@@ -24,3 +25,22 @@ def version() -> str:
         return installed("livejam")
     except PackageNotFoundError:
         return __version__
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Silence what C libraries (ALSA, JACK, PortAudio) print on fd 2 while they probe or start: the
+    user gets livejam's one line instead of their noise. Used by the MIDI ports and the sound output."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

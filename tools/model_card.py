@@ -24,8 +24,6 @@ import argparse
 import hashlib
 import json
 import logging
-import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -40,6 +38,7 @@ from livejam.engine import ModelError, load_model
 from livejam.events import FIELDS, FORMAT_VERSION
 from livejam.performers.continuator import MarkovContinuator
 from livejam.measure import evaluate as ev
+from livejam.measure.latency import machine_info
 
 log = logging.getLogger("model_card")
 
@@ -60,22 +59,6 @@ def load_checkpoint_meta(path: Path) -> dict:
     ckpt.pop("model", None)
     ckpt.pop("optimizer", None)
     return ckpt
-
-
-def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import onnxruntime
-
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
-            "load_avg_1min": round(os.getloadavg()[0], 2)}
 
 
 def data_section(meta: dict, data_dir: Path) -> dict:
@@ -323,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         "validation": validation,
         "latency": latency,
         "musicianship": quality,
-        "machine": machine(),
+        "machine": machine_info(),  # the one machine description every measurement prints
         "written": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "commands": commands,
     }

@@ -11,7 +11,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
-from livejam.midi.ports import MidiUnavailable, _quiet_stderr
+from livejam import quiet_stderr
+from livejam.midi.ports import MidiUnavailable
 
 _EEXIST = 17  # jack_connect's answer when the two ports are connected already
 
@@ -57,7 +58,7 @@ class JackConnections:
         jack.jack_free.argtypes = [ctypes.c_void_p]
         jack.jack_client_close.argtypes = [ctypes.c_void_p]
         status = ctypes.c_int(0)
-        with _quiet_stderr():
+        with quiet_stderr():
             self._client = jack.jack_client_open(client.encode(), 0x01, ctypes.byref(status))  # JackNoStartServer
         if not self._client:
             raise MidiUnavailable(f"cannot watch JACK connections (status {status.value:#x})")

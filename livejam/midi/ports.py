@@ -7,7 +7,6 @@ ALSA port raises rtmidi.SystemError, an OSError); `--backend` overrides.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
 import threading
@@ -16,6 +15,7 @@ from typing import Callable
 
 import rtmidi
 
+from livejam import quiet_stderr
 from livejam.midi.spec import Message
 
 # Never let the JACK client library start a server behind our back (it would
@@ -35,29 +35,12 @@ class MidiUnavailable(RuntimeError):
     """No usable MIDI system; the message is one line telling what to do."""
 
 
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Silence what ALSA/JACK's C libraries print on fd 2 while probing; the
-    user gets our one-line message instead of their noise."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def _probe(api: int) -> tuple[int | None, str]:
     """(API really in use, '') if a client can be created, else (None, error)."""
     try:
-        with _quiet_stderr():
+        with quiet_stderr():
             midi = rtmidi.MidiOut(api, name="livejam-probe")
             current = midi.get_current_api()
             midi.delete()
@@ -98,7 +81,7 @@ def select_backend(name: str = "auto") -> int:
 
 def list_ports(api: int) -> tuple[list[str], list[str]]:
     """(input port names, output port names) as seen by this backend."""
-    with _quiet_stderr():
+    with quiet_stderr():
         midi_in = rtmidi.MidiIn(api, name="livejam-list")
         midi_out = rtmidi.MidiOut(api, name="livejam-list-out")
     try:
@@ -218,7 +201,7 @@ class MidiInput:
 
     def __init__(self, api: int, callback: Callable, name: str = "", client: str = "livejam in",
                  ignore_active_sensing: bool = True, kept: bool = False):
-        with _quiet_stderr():
+        with quiet_stderr():
             self._midi = rtmidi.MidiIn(api, name=client)
         self.api = self._midi.get_current_api()
         self.jack = self.api == rtmidi.API_UNIX_JACK
@@ -273,7 +256,7 @@ class InputHeartbeat:
     """
 
     def __init__(self, api: int, target: str, client: str = "livejam heartbeat"):
-        with _quiet_stderr():
+        with quiet_stderr():
             self._midi = rtmidi.MidiOut(api, name=client)
         self.api = api
         ports = self._midi.get_ports()
@@ -308,7 +291,7 @@ class MidiOutput:
     reopening ever waits for it)."""
 
     def __init__(self, api: int, name: str = "", client: str = "livejam out"):
-        with _quiet_stderr():
+        with quiet_stderr():
             self._midi = rtmidi.MidiOut(api, name=client)
         self.jack = self._midi.get_current_api() == rtmidi.API_UNIX_JACK
         self.wanted = name

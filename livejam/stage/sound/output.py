@@ -9,11 +9,10 @@ one line, and MIDI keeps working.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 from dataclasses import dataclass
 
+from livejam import quiet_stderr
 from livejam.stage.sound.synth import CONTROL, HUMAN, MACHINE, NOTE_OFF, NOTE_ON, SoundUnavailable, Synth
 
 log = logging.getLogger(__name__)
@@ -29,23 +28,6 @@ class SoundCounters:
     queue_overflow: int = 0  # note events dropped on a full queue (copied at close)
 
 
-@contextlib.contextmanager
-def _quiet_stderr():
-    """PortAudio probes every host API (JACK, ALSA, OSS) when it starts and their C libraries print
-    on fd 2 when one is missing; the user gets our one line instead of their noise."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 class SoundOut:
@@ -63,7 +45,7 @@ class SoundOut:
     def open(self) -> str:
         """Open synth and stream; returns the one line to print. Never raises: no sound is not an error."""
         try:
-            with _quiet_stderr():
+            with quiet_stderr():
                 import sounddevice as sd
         except (ImportError, OSError) as e:  # OSError: PortAudio (libportaudio2) missing
             self.line = f"sound: off (no audio library: {e}); MIDI keeps working"
@@ -71,7 +53,7 @@ class SoundOut:
         c = self.config
         try:
             device = c.device or None
-            with _quiet_stderr():
+            with quiet_stderr():
                 if device is None and not any(d["max_output_channels"] > 0 for d in sd.query_devices()):
                     self.line = ("sound: off (no audio output device; without a sound card on Linux, a JACK "
                                  "server gives one: jackd -d dummy -r 48000); MIDI keeps working")
