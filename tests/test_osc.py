@@ -165,7 +165,8 @@ def fake_running():
 def test_a_chord_chart_reaches_the_performer_and_its_chord_comes_back(fake_running):
     from livejam.chart import ChartChange
     from livejam.harmony import chord_id
-    from livejam.stage.ui.screen import changes, render
+    from livejam.stage.ui.plain import changes
+    from livejam.stage.ui.screen import render
 
     s, osc = fake_running
     perf = s.dispatcher.performer

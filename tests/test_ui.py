@@ -100,3 +100,33 @@ def test_tempo_and_beat_from_midi_clock():
     s.clock.advance(10.0 + 48 * tick)  # the screen reads the beat clock now: at the last tick
     snap = StatusReader(s).read()
     assert snap.bpm == pytest.approx(120.0, abs=0.5) and snap.beat == pytest.approx(2.0)
+
+
+def test_the_plain_lines_need_no_rich(tmp_path):
+    """Issue 19 #3: a base install (no rich) lost every status line, --plain too: the plain lines
+    imported the screen's module, which imports rich at the top."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = """
+import sys
+class NoRich:
+    def find_spec(self, name, path=None, target=None):
+        if name == "rich" or name.startswith("rich."):
+            raise ImportError("no rich here")
+sys.meta_path.insert(0, NoRich())
+for m in [k for k in sys.modules if k == "rich" or k.startswith("rich.")]:
+    del sys.modules[m]
+from tests.test_osc import session
+from tests.fakes import FakeCallResponse
+from livejam.stage.ui import StatusAddon
+from livejam.stage.ui.plain import changes
+from livejam.stage.ui.status import StatusReader
+snap = StatusReader(session(FakeCallResponse())).read()
+print(changes(None, snap)[0])
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("mode call")  # the first plain line, rendered without rich

@@ -92,7 +92,7 @@ class StatusAddon:
 
     def plain_step(self, before):
         """Write one line per change since snapshot `before` and per new event; returns the new snapshot."""
-        from livejam.stage.ui.screen import changes
+        from livejam.stage.ui.plain import changes
 
         snap = self.reader.read()
         lines = changes(before, snap)

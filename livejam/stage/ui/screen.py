@@ -1,11 +1,12 @@
-"""The status screen's picture: a Snapshot -> a rich renderable (and plain lines). Pure: no I/O,
-no threads, so tests render it to text."""
+"""The status screen's picture: a Snapshot -> a rich renderable (the plain lines are plain.py, which
+needs no rich). Pure: no I/O, no threads, so tests render it to text."""
 from __future__ import annotations
 
 from rich.console import Group
 from rich.panel import Panel
 from rich.text import Text
 
+from livejam.stage.ui.plain import fmt as _fmt
 from livejam.stage.ui.status import HUMAN, Snapshot
 
 COLOURS = {HUMAN: "bold blue", "machine": "bold dark_orange", "both": "bold magenta"}
@@ -17,10 +18,6 @@ KEYS = ("[m] mode  [t/T] temperature -/+  [d/D] density -/+  [h/H] harmony -/+  
 
 def note_name(p: int) -> str:
     return f"{NAMES[p % 12]}{p // 12 - 1}"
-
-
-def _fmt(v, unit: str = "") -> str:
-    return "-" if v is None else f"{v:g}{unit}"
 
 
 def roll(snap: Snapshot, width: int = 64, rows: int = 14, span_s: float = 8.0) -> Text:
@@ -115,21 +112,3 @@ def render(snap: Snapshot, extra: str = "", width: int = 64, span_s: float = 8.0
         parts.append(Text("\n".join(notes), style="yellow"))
     parts.append(Text(KEYS, style="dim"))
     return Group(*parts)
-
-
-def changes(before: Snapshot | None, now: Snapshot) -> list[str]:
-    """One line per thing that changed (the plain log): mode, controls, key, tempo, chord."""
-    if before is None:
-        return [f"mode {now.mode}; " + ", ".join(f"{k} {v}" for k, v in now.controls.items())
-                + (f"; chord {now.chord} ({now.chord_source})" if now.chord_source else "")]
-    out = []
-    if now.mode != before.mode:
-        out.append(f"mode {before.mode} -> {now.mode}")
-    for k, v in now.controls.items():
-        if before.controls.get(k) != v:
-            out.append(f"{k} {before.controls.get(k)} -> {v}")
-    if (now.bpm is None) != (before.bpm is None) or (now.bpm and before.bpm and abs(now.bpm - before.bpm) >= 2):
-        out.append(f"tempo {_fmt(before.bpm)} -> {_fmt(now.bpm)} BPM")
-    if (now.chord, now.chord_source) != (before.chord, before.chord_source):
-        out.append(f"chord {now.chord} ({now.chord_source or 'none'})")
-    return out

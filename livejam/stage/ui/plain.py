@@ -1,0 +1,27 @@
+"""The plain status lines (`--plain`, or stdout not a terminal): one line per change of mode,
+controls, tempo or chord. Pure, and without rich: a base install (`pip install livejam`) has them."""
+from __future__ import annotations
+
+from livejam.stage.ui.status import Snapshot
+
+
+def fmt(v, unit: str = "") -> str:
+    return "-" if v is None else f"{v:g}{unit}"
+
+
+def changes(before: Snapshot | None, now: Snapshot) -> list[str]:
+    """One line per thing that changed (the plain log): mode, controls, key, tempo, chord."""
+    if before is None:
+        return [f"mode {now.mode}; " + ", ".join(f"{k} {v}" for k, v in now.controls.items())
+                + (f"; chord {now.chord} ({now.chord_source})" if now.chord_source else "")]
+    out = []
+    if now.mode != before.mode:
+        out.append(f"mode {before.mode} -> {now.mode}")
+    for k, v in now.controls.items():
+        if before.controls.get(k) != v:
+            out.append(f"{k} {before.controls.get(k)} -> {v}")
+    if (now.bpm is None) != (before.bpm is None) or (now.bpm and before.bpm and abs(now.bpm - before.bpm) >= 2):
+        out.append(f"tempo {fmt(before.bpm)} -> {fmt(now.bpm)} BPM")
+    if (now.chord, now.chord_source) != (before.chord, before.chord_source):
+        out.append(f"chord {now.chord} ({now.chord_source or 'none'})")
+    return out
