@@ -19,9 +19,22 @@ from tests.conftest import ROOT, livejam_cmd
 pytestmark = pytest.mark.jack
 
 
-def start_daemon(*args: str, cwd: Path = ROOT) -> tuple[subprocess.Popen, list[str]]:
-    proc = subprocess.Popen(livejam_cmd("run", *args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=dict(os.environ))
+class DaemonProcess(subprocess.Popen):
+    """`livejam run` whose output a reader thread collects: `wait` returns once the process ended
+    *and* the reader has taken its last lines (a loaded machine may run the test on before the
+    reader read the counters the daemon printed just before it exited)."""
+
+    reader: threading.Thread
+
+    def wait(self, timeout=None):
+        rc = super().wait(timeout)
+        self.reader.join(30)
+        return rc
+
+
+def start_daemon(*args: str, cwd: Path = ROOT) -> tuple[DaemonProcess, list[str]]:
+    proc = DaemonProcess(livejam_cmd("run", *args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True, env=dict(os.environ))
     lines: list[str] = []
     ready = threading.Event()
 
@@ -32,7 +45,8 @@ def start_daemon(*args: str, cwd: Path = ROOT) -> tuple[subprocess.Popen, list[s
                 ready.set()
         ready.set()
 
-    threading.Thread(target=reader, daemon=True).start()
+    proc.reader = threading.Thread(target=reader, daemon=True)
+    proc.reader.start()
     if not ready.wait(60) or proc.poll() is not None:
         proc.kill()
         pytest.fail("daemon did not become ready:\n" + "".join(lines))
