@@ -1,9 +1,11 @@
 # The two README commands: `make run` (set up, then run the daemon) and `make test` (set up, then the tests).
 VENV ?= .venv
 PY := $(VENV)/bin/python
+BASE_VENV ?= .venv-base
+BASE_PY := $(BASE_VENV)/bin/python
 ARGS ?=
 
-.PHONY: setup setup-dev python jack sound run test quick-model
+.PHONY: setup setup-dev python jack sound run test test-base quick-model
 # `make run` installs what playing needs (numpy, mido, python-rtmidi, onnxruntime, and the sound, status
 # screen and OSC extras: ~1 min the first time); `make test` and the training tools add torch, onnx,
 # pytest and the rest (a few minutes more).
@@ -54,10 +56,27 @@ run: setup jack sound
 
 # The tests start and stop their own named JACK server (tests/conftest.py). JACK keeps a machine-wide
 # registry of servers with a few slots; servers that died unstopped (SIGKILL) leave theirs taken, so
-# with no jackd running at all the registry is cleared first.
-test: setup-dev jack sound
+# with no jackd running at all the registry is cleared first. Then the runtime tests again on the base
+# install (test-base), so a live module that needs an extra fails here.
+test: setup-dev jack sound $(BASE_VENV)/.installed
 	@pgrep -x jackd >/dev/null || rm -f /dev/shm/jack-shm-registry 2>/dev/null || true
 	$(PY) -m pytest -q
+	@$(MAKE) --no-print-directory test-base
+
+# The base install: livejam with no extras (numpy, mido, rtmidi, onnxruntime, platformdirs) plus pytest and
+# hypothesis, made afresh when pyproject.toml changes. The tests of the extras skip there (importorskip),
+# the JACK tests ran above.
+test-base: $(BASE_VENV)/.installed
+	@echo "the runtime tests on the base install ($(BASE_VENV): no extras, no torch)"
+	$(BASE_PY) -m pytest -q -m "not jack"
+
+$(BASE_VENV)/.installed: pyproject.toml | python
+	@echo "setting up $(BASE_VENV): livejam without extras, pytest, hypothesis (first time: under a minute)"
+	rm -rf $(BASE_VENV)
+	python3 -m venv $(BASE_VENV)
+	$(BASE_PY) -m pip install -q --upgrade pip
+	$(BASE_PY) -m pip install -q -e . 'pytest>=8' 'hypothesis>=6'
+	touch $@
 
 # Retrain a small model end to end on CPU in a few minutes (40 POP909 songs, configs/quick.toml):
 # data (format 2: beats and chords) -> training (runs/quick: checkpoint + loss.png) -> ONNX with a

@@ -13,6 +13,7 @@ hung for minutes (see the comment above test_paced_stream_over_jack_loses_nothin
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -81,21 +82,15 @@ def livejam_cmd(*args: str) -> list[str]:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    """A tiny random v2 model file, exported once per test session.
+    """The committed tiny random v2 model (tests/data/tiny.onnx, made by tests/tiny_model.py), copied
+    into a session folder so no test can change the committed file.
 
-    Its dt head leans to short times, so the untrained model plays often enough for
-    the performer tests to see answers. Torch is needed only here (the export);
-    the tests that use the file run on onnxruntime alone.
+    Its dt head leans to short times, so the untrained model plays often enough for the performer
+    tests to see answers. No torch needed: the tests that use it run on onnxruntime alone;
+    tests/test_tiny_model.py (training extra) fails when the committed file is stale.
     """
-    torch = pytest.importorskip("torch")
-    from livejam.config import from_dict, to_dict
-    from tools.export_onnx import export
-    from tools.model import EventTransformer, ModelConfig
+    from tests.tiny_model import PATH
 
-    cfg = from_dict(ModelConfig, {**to_dict(ModelConfig()), "n_layer": 1, "n_head": 2, "d_model": 32, "d_ff": 64,
-                                  "max_len": 64})
-    torch.manual_seed(0)
-    model = EventTransformer(cfg).eval()
-    with torch.no_grad():
-        model.heads[1].out.bias.copy_(-0.05 * torch.arange(cfg.vocab.n_dt, dtype=torch.float32))
-    return export(model, tmp_path_factory.mktemp("model") / "tiny.onnx", check=False)
+    out = tmp_path_factory.mktemp("model") / "tiny.onnx"
+    shutil.copyfile(PATH, out)
+    return out

@@ -1,10 +1,24 @@
-"""A tiny performer with known behaviour, for engine tests independent of the
-real performers: it answers each phrase (silence after all keys up) with the
-phrase's own notes shifted up an octave, and cancels on barge-in."""
+"""The test fakes, shared by the test modules.
+
+- FakeCallResponse: a tiny performer with known behaviour, for engine tests independent of the
+  real performers: it answers each phrase (silence after all keys up) with the phrase's own
+  notes shifted up an octave, and cancels on barge-in.
+- session(): a Session on a virtual clock (no MIDI ports, no threads started), for the add-ons.
+- FakeLink, FakePort, FakeJack: the port keeper's view of a MIDI system (ports listed, connected
+  or not; JACK's connections), no MIDI system needed.
+"""
 from __future__ import annotations
 
+from livejam.clock import VirtualClock
+from livejam.config import DaemonConfig
+from livejam.daemon import Session
+from livejam.dispatch import Dispatcher
 from livejam.events import TimedNote
+from livejam.midi.normalise import InputNormaliser
+from livejam.midi.ports import InputQueue
 from livejam.performers.base import Cancel, ChordSlots
+from livejam.recording import Recorder
+from livejam.scheduler import Scheduler
 
 
 class FakeCallResponse(ChordSlots):  # ChordSlots: keeps the chart it is given
@@ -54,3 +68,56 @@ class FakeCallResponse(ChordSlots):  # ChordSlots: keeps the chart it is given
 
     def close(self, now: float) -> list[TimedNote]:
         return []  # relies on the engine's ledger/panic to end what sounds
+
+
+def session(performer, config=None):
+    config = config or DaemonConfig()
+    clock = VirtualClock(10.0)
+    sched = Scheduler(clock, lambda port, msg, t: None, channels=config.midi.channels)
+    normaliser = InputNormaliser()
+    return Session(config, clock, sched, Dispatcher(performer, sched, normaliser), Recorder(10.0),
+                   InputQueue(64), normaliser, None)
+
+
+class FakeLink:
+    """The ports there are (what rtmidi lists) and what our port is connected to (what JACK says)."""
+
+    def __init__(self, *ports: str):
+        self.there = list(ports)
+        self.attached_to: set[str] = set()
+        self.refuse = False
+
+    def ports(self):
+        return list(self.there)
+
+    def exists(self, target):
+        return target in self.there
+
+    def attached(self, target):
+        return target in self.attached_to
+
+    def connect(self, target):
+        if self.refuse:
+            return False
+        self.attached_to.add(target)
+        return True
+
+    def disconnect(self):
+        pass
+
+    def vanish(self, name):
+        self.there.remove(name)
+        self.attached_to.discard(name)
+
+
+class FakePort:
+    def __init__(self, wanted="", own="livejam out:out"):
+        self.wanted, self.own_port, self.port_name, self.dead = wanted, own, own, False
+
+
+class FakeJack:
+    def __init__(self):
+        self.conn: set[str] = set()
+
+    def connections(self, port):
+        return frozenset(self.conn)

@@ -13,38 +13,9 @@ from livejam.midi.ports import MidiUnavailable
 from livejam.performers.echo import EchoPerformer
 from livejam.scheduler import Scheduler
 
+from tests.fakes import FakeJack, FakeLink, FakePort
+
 OWN = ("livejam in", "livejam out", "livejam heartbeat")
-
-
-class FakeLink:
-    """The ports there are (what rtmidi lists) and what our port is connected to (what JACK says)."""
-
-    def __init__(self, *ports: str):
-        self.there = list(ports)
-        self.attached_to: set[str] = set()
-        self.refuse = False
-
-    def ports(self):
-        return list(self.there)
-
-    def exists(self, target):
-        return target in self.there
-
-    def attached(self, target):
-        return target in self.attached_to
-
-    def connect(self, target):
-        if self.refuse:
-            return False
-        self.attached_to.add(target)
-        return True
-
-    def disconnect(self):
-        pass
-
-    def vanish(self, name):
-        self.there.remove(name)
-        self.attached_to.discard(name)
 
 
 def test_a_missing_port_is_waited_for_then_found():
@@ -104,11 +75,6 @@ def test_a_port_disconnected_by_hand_is_left_so_until_it_vanishes_and_returns():
     assert k.poll() == "back" and link.attached_to == {"synth:in"}
 
 
-class FakePort:
-    def __init__(self, wanted="", own="livejam out:out"):
-        self.wanted, self.own_port, self.port_name, self.dead = wanted, own, own, False
-
-
 def keeper_with(out_link, in_link=None, exit_on_loss=False, jack=None):
     calls: list = []
     out, inp = FakePort("synth"), FakePort("keys" if in_link else "", "livejam in:in")
@@ -159,14 +125,6 @@ def test_exit_on_port_loss_fails_at_start_and_stops_on_loss():
     assert calls == []
     link.vanish("synth:in")
     assert k.poll() == "output port vanished" and calls == [("line", "output port lost: synth:in")]
-
-
-class FakeJack:
-    def __init__(self):
-        self.conn: set[str] = set()
-
-    def connections(self, port):
-        return frozenset(self.conn)
 
 
 def test_a_reconnection_by_hand_ends_the_notes_the_keepers_own_does_not_twice():

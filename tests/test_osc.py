@@ -11,25 +11,13 @@ from pythonosc.osc_message import OscMessage  # noqa: E402
 from pythonosc.osc_message_builder import OscMessageBuilder  # noqa: E402
 from pythonosc.udp_client import SimpleUDPClient  # noqa: E402
 
-from livejam.clock import VirtualClock  # noqa: E402
 from livejam.config import ConfigError, DaemonConfig  # noqa: E402
 from livejam.daemon import Session  # noqa: E402
-from livejam.dispatch import Dispatcher, build_performer  # noqa: E402
-from livejam.midi.normalise import InputNormaliser  # noqa: E402
-from livejam.midi.ports import InputQueue  # noqa: E402
+from livejam.dispatch import build_performer  # noqa: E402
 from livejam.stage.osc import OscControl, parse_listen  # noqa: E402
-from livejam.recording import Recorder  # noqa: E402
-from livejam.scheduler import Scheduler  # noqa: E402
 from livejam.stage.addons import build_addons  # noqa: E402
 
-
-def session(performer, config=None):
-    config = config or DaemonConfig()
-    clock = VirtualClock(10.0)
-    sched = Scheduler(clock, lambda port, msg, t: None, channels=config.midi.channels)
-    normaliser = InputNormaliser()
-    return Session(config, clock, sched, Dispatcher(performer, sched, normaliser), Recorder(10.0),
-                   InputQueue(64), normaliser, None)
+from tests.fakes import session  # noqa: E402
 
 
 def deliver(s: Session, n: int = 1) -> list:

@@ -9,8 +9,7 @@ from livejam.config import DaemonConfig
 from livejam.midi.spec import note_off, note_on
 from livejam.stage.ui.status import StatusReader
 
-from tests.fakes import FakeCallResponse
-from tests.test_osc import session
+from tests.fakes import FakeCallResponse, session
 
 rich = pytest.importorskip("rich")
 
