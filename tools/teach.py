@@ -61,9 +61,10 @@ def parse_args(argv):
 
 
 def table(before: dict, after: dict) -> str:
-    """The held-out NLL per event, in total and by field, before and after."""
-    fields = ("part", "dt", "chord", "pitch", "vel")
-    rows = [("nats/event", "total", *fields),
+    """The held-out NLL per event, in total and by field, before and after (the chord column is not
+    in the total: sessions carry no chord labels)."""
+    fields = ("part", "dt", "pitch", "vel", "chord")
+    rows = [("nats/event", "total", *fields[:-1], "(chord)"),
             ("shipped", f"{before['event']:.3f}", *(f"{before[f]:.3f}" for f in fields)),
             ("taught", f"{after['event']:.3f}", *(f"{after[f]:.3f}" for f in fields))]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

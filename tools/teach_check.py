@@ -16,17 +16,20 @@ import numpy as np
 from livejam.beatmap import FreeTime
 from livejam.config import NeuralConfig
 from livejam.engine import Constraints, Engine, EventSampler, NoteTracker, load_model
-from livejam.events import DT, PITCH, TEMPO, VEL, EventCoder
+from livejam.events import DT, FIELDS, PITCH, TEMPO, VEL, EventCoder
 from livejam.measure.evaluate import evaluate
 from tools.teach_data import Session
+from tools.teach_tune import TAUGHT
 
 REPLAY_BAR = 8  # a continuation may not copy this many consecutive notes of a training session
 
 
 def nll(model_path, sessions: list[Session], threads: int = 1) -> dict:
-    """NLL per event (nats; total and per field) of a model file on the sessions' rows."""
+    """NLL per event (nats) of a model file on the sessions' rows, through the live engine (`livejam
+    eval`): per field, and "event", the sum over the fields a session teaches (no chord: TAUGHT)."""
     r = evaluate(str(model_path), [s.rows for s in sessions], threads=threads)
-    return {**r["model_nll"], "events": r["events"]}
+    per_field = r["model_nll"]
+    return {**per_field, "event": sum(per_field[FIELDS[k]] for k in TAUGHT), "events": r["events"]}
 
 
 def longest_shared_run(seq: np.ndarray, others: list[np.ndarray]) -> int:

@@ -18,11 +18,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from livejam.events import TEMPO
+from livejam.events import CHORD, FIELDS, TEMPO
 from tools.model import EventTransformer, ModelConfig
 from tools.train import Shards, TrainConfig, adapt_to_start_model, load_compatible, lr_at, read_start_model
 
 log = logging.getLogger("teach")
+
+# The fields a session teaches: its rows carry no chord labels (chord N, as tools/prepare_data.py
+# writes a MIDI file without annotations), and "the chord is always N" is not a style: the chord
+# head is neither trained nor scored (live, the chord listener fills that column).
+TAUGHT = tuple(k for k in range(len(FIELDS)) if k != CHORD)
 
 
 @dataclass(frozen=True)
@@ -81,16 +86,22 @@ def eval_windows(rows_list: list[np.ndarray], seq_len: int, vocab) -> tuple[torc
     return torch.from_numpy(x), torch.from_numpy(m)
 
 
+def taught_loss(model: EventTransformer, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """Mean NLL per event over the TAUGHT fields."""
+    _, per_field = model.loss(x, m)
+    return sum(per_field[k] for k in TAUGHT)
+
+
 @torch.no_grad()
 def held_out_nll(model: EventTransformer, windows: tuple[torch.Tensor, torch.Tensor], batch: int = 8) -> float:
-    """NLL per event (nats, summed over the predicted fields) over every held-out event."""
+    """NLL per event (nats, summed over the TAUGHT fields) over every held-out event."""
     was = model.training
     model.eval()
     x, m = windows
     total, count = 0.0, 0.0
     for i in range(0, len(x), batch):
         xb, mb = x[i:i + batch], m[i:i + batch]
-        loss, _ = model.loss(xb, mb)
+        loss = taught_loss(model, xb, mb)
         n = float(mb.sum())
         total, count = total + float(loss) * n, count + n
     model.train(was)
@@ -130,7 +141,7 @@ def fine_tune(model: EventTransformer, data: Path, held_out: list[np.ndarray], c
         for group in opt.param_groups:
             group["lr"] = lr_at(step, lr_cfg, minutes)
         x, m = shards.batch(rng, cfg.batch_size, seq_len, cfg.transpose, cfg.stretch)
-        loss, _ = model.loss(x, m)
+        loss = taught_loss(model, x, m)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -140,7 +151,7 @@ def fine_tune(model: EventTransformer, data: Path, held_out: list[np.ndarray], c
             nll = held_out_nll(model, windows)
             history.append((step, nll))
             better = nll < best[0] - 1e-4
-            log.info("step %d: train loss %.3f, held-out NLL %.3f%s (%.1f min)", step, float(loss), nll,
+            log.info("step %d: train loss %.3f, held-out NLL %.3f%s (%.1f min)", step, loss.item(), nll,
                      " (best)" if better else "", (time.time() - t0) / 60)
             if better:
                 best, since_best = (nll, step, copy.deepcopy(model.state_dict())), 0
