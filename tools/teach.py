@@ -27,11 +27,16 @@ from livejam.config import DEFAULT_MODEL, ConfigError
 log = logging.getLogger("teach")
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not the usage first
+        self.exit(2, f"teach: error: {message} (teach --help)\n")
+
+
 def parse_args(argv):
     from tools.teach_tune import TuneConfig
 
     d = TuneConfig()
-    p = argparse.ArgumentParser(prog="teach", description=__doc__.split("\n")[0])
+    p = _Parser(prog="teach", description=__doc__.split("\n")[0])
     p.add_argument("sessions", metavar="SESSIONS_DIR", help="folder of session files (.mid; searched recursively)")
     p.add_argument("--out", required=True, metavar="FILE.onnx", help="where the taught model goes")
     p.add_argument("--base", default=str(DEFAULT_MODEL), metavar="MODEL", help="model to start from (default: the shipped one)")
