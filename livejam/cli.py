@@ -348,25 +348,9 @@ def _add_learn(sub) -> None:
 
 
 def _add_teach(sub) -> None:
-    p = sub.add_parser("teach", add_help=False, prefix_chars="\0", help="fine-tune the model on your recorded sessions (python -m "
-                       "tools.teach SESSIONS_DIR --out my.onnx; needs the clone and the training extra)")
-    p.add_argument("args", nargs="*", help="tools.teach's arguments (livejam teach --help)")  # options too: no prefix chars
-    p.set_defaults(func=cmd_teach)
+    from livejam import teach
 
-
-def cmd_teach(args: argparse.Namespace) -> int:
-    """tools.teach (the clone's training tools), or one line on what it needs."""
-    try:
-        from tools.teach import main as teach, missing_extra
-    except ImportError:
-        missing = "the clone's tools/ (run it from the livejam clone)"
-    else:
-        missing = missing_extra()
-    if missing:
-        print(f"livejam: teach needs the training extra ({missing} is missing): pip install 'livejam[train]'",
-              file=sys.stderr)
-        return 2
-    return teach(args.args)
+    teach.add_parser(sub)
 
 
 SUBCOMMANDS: tuple[Callable, ...] = (_add_ports, _add_run, _add_simulate, _add_eval, _add_bench, _add_learn,
