@@ -41,16 +41,19 @@ def figure(rng: np.random.Generator, at: int, n: int) -> list[int]:
         if n > 3:
             steps[int(rng.integers(2, n))] = -sign  # no long straight scales
     elif kind == "arp":
-        steps = [sign * int(rng.choice([2, 2, 3])) for _ in range(n)]
+        steps = [sign * int(rng.choice([2, 2, 3])) * (1 if rng.random() < 0.7 else -1) for _ in range(n)]
     elif kind == "turn":
-        steps = [1, -1, -1, 1, 2, -1, -2, 1][:n] if sign > 0 else [-1, 1, 1, -1, -2, 1, 2, -1][:n]
+        steps = [int(s) for s in rng.choice([-2, -1, 1, 2], n)]
     else:
-        steps = [0, 1, -1, 0, 2, -2, 0, 1][:n]
-    out, d = [], at
+        steps = [int(s) for s in rng.choice([0, 1, -1, 2], n, p=[0.4, 0.25, 0.25, 0.1])]
+    out, d = [at], at
     for s in steps:
         d += s
+        if len(out) >= 3 and (d == out[-2] and out[-1] == out[-3] or d == out[-1] == out[-2]):
+            d = out[-1] + (1 if out[-1] < 4 else -1)  # no trills and no three of a note: move on
         d = 2 * LOW - d if d < LOW else 2 * HIGH - d if d > HIGH else d  # bounce off the range's ends
         out.append(d)
+    out = out[1:]
     return out
 
 
