@@ -111,7 +111,7 @@ def run(args) -> int:
         before, after = nll(args.base, held, args.threads), nll(candidate, held, args.threads)
         replay = replay_check(candidate, train, held, answers=args.answers, seed=args.seed)
         chance = replay_check(args.base, train, held, answers=args.answers, seed=args.seed).longest
-        print(f"held-out NLL ({len(held)} sessions, {after['events']} events; lower is better):")
+        print(f"held-out NLL ({len(held)} session{'s' * (len(held) != 1)}, {after['events']} events; lower is better):")
         print(table(before, after))
         print(f"replay: the longest run of notes an answer copied from a training session: {replay.longest} "
               f"({replay.answers} answers, {replay.notes} notes; the bar is under {REPLAY_BAR}; by chance: the "
