@@ -347,8 +347,14 @@ def _add_learn(sub) -> None:
     learn.add_parser(sub)
 
 
+def _add_teach(sub) -> None:
+    from livejam import teach
+
+    teach.add_parser(sub)
+
+
 SUBCOMMANDS: tuple[Callable, ...] = (_add_ports, _add_run, _add_simulate, _add_eval, _add_bench, _add_learn,
-                                    _add_roll)
+                                    _add_roll, _add_teach)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -66,7 +66,7 @@ def load_midi(path: str | Path):
     if end_tick / mid.ticks_per_beat > MAX_BEATS:
         raise ValueError(f"{path}: {end_tick / mid.ticks_per_beat:.0f} beats long: more than {MAX_BEATS}")
     if mid.type != 2:
-        t0, s0, tempo = _tempo_map(mid)[-1]
+        t0, s0, tempo = tempo_map_of(mid)[-1]
         span = s0 + (end_tick - t0) * tempo / 1e6 / mid.ticks_per_beat
         if span > MAX_SPAN_S:
             raise ValueError(f"{path}: {span / 3600:.1f} hours long: more than {MAX_SPAN_S / 3600:g}")
@@ -79,17 +79,17 @@ def read_midi_tracks(path: str | Path) -> list[tuple[str, list[Note]]]:
     Raises ValueError with a one-line reason for a file mido cannot read or one past the budgets.
     """
     mid = load_midi(path)
-    tempo_map = _tempo_map(mid)
+    tempo_map = tempo_map_of(mid)
     tracks = []
     for index, track in enumerate(mid.tracks):
         name = track.name or f"track{index}"
-        notes = _track_notes(track, tempo_map, mid.ticks_per_beat)
+        notes = track_notes(track, tempo_map, mid.ticks_per_beat)
         if notes:
             tracks.append((name, notes))
     return tracks
 
 
-def _tempo_map(mid) -> list[tuple[int, float, int]]:
+def tempo_map_of(mid) -> list[tuple[int, float, int]]:
     """(tick, seconds at tick, tempo from tick) segments from all tracks' set_tempo."""
     changes = []
     for track in mid.tracks:
@@ -110,7 +110,8 @@ def _tempo_map(mid) -> list[tuple[int, float, int]]:
     return segments
 
 
-def _track_notes(track, tempo_map, tpb: int) -> list[Note]:
+def track_notes(track, tempo_map, tpb: int) -> list[Note]:
+    """The notes of one track, their times in seconds through `tempo_map` (see tempo_map_of)."""
     ticks = [seg[0] for seg in tempo_map]
 
     def seconds(tick: int) -> float:
