@@ -127,23 +127,32 @@ def _performer(args: argparse.Namespace, config: DaemonConfig):
 # --- ports -------------------------------------------------------------------------
 
 def _add_ports(sub) -> None:
-    p = sub.add_parser("ports", help="list MIDI inputs and outputs of the selected backend")
+    p = sub.add_parser("ports", help="list the MIDI ports you can play from (keyboards) and to (synths)")
     p.add_argument("--backend", default="auto", help="auto (default), alsa, jack, ...")
+    p.add_argument("--all", action="store_true", help="livejam's own ports too")
     p.set_defaults(func=cmd_ports)
 
 
 def cmd_ports(args: argparse.Namespace) -> int:
+    from livejam.config import MidiConfig
     from livejam.midi.ports import api_name, list_ports, select_backend
 
     api = select_backend(args.backend)
-    inputs, outputs = list_ports(api)
+    # rtmidi's inputs are the ports that send (keyboards, a DAW's MIDI out), its outputs those that
+    # receive (synths, a DAW track's input); livejam's own ports are not something to choose
+    own = MidiConfig().client_name
+    inputs, outputs = ([n for n in names if args.all or not n.startswith(own)] for names in list_ports(api))
     print(f"backend: {api_name(api)}")
-    print("inputs:")
+    print("play from (keyboards, DAW MIDI outputs): livejam run --in NAME")
     for name in inputs:
         print(f"  {name}")
-    print("outputs:")
+    if not inputs:
+        print(f"  none: plug in a keyboard, or connect one to '{own} in' once livejam runs")
+    print("play to (synths, DAW MIDI inputs): livejam run --out NAME")
     for name in outputs:
         print(f"  {name}")
+    if not outputs:
+        print(f"  none: add --sound to hear it on this computer, or connect a synth to '{own} out' once livejam runs")
     return 0
 
 

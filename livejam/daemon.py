@@ -147,7 +147,7 @@ class Daemon:
             for tap in sent_taps:
                 tap(port, msg, t)
 
-        scheduler = Scheduler(clock, sink, channels=cfg.midi.channels, late_drop_s=cfg.scheduler.late_drop_s,
+        scheduler = Scheduler(clock, sink, channels=cfg.midi.machine_channels, late_drop_s=cfg.scheduler.late_drop_s,
                               watchdog_s=cfg.scheduler.watchdog_s, realtime_priority=cfg.scheduler.realtime_priority,
                               thru_channel=cfg.midi.thru_channel if cfg.midi.thru else None)
         inq = InputQueue(cfg.midi.queue_size)

@@ -72,7 +72,7 @@ def run_virtual(events: Sequence[tuple[float, Sequence[int]]], performer, config
     clock = VirtualClock(start)
     run = VirtualRun()
     scheduler = Scheduler(clock, lambda port, msg, t: (run.thru if port else run.sent).append((t, msg)),
-                          channels=config.midi.channels, late_drop_s=config.scheduler.late_drop_s,
+                          channels=config.midi.machine_channels, late_drop_s=config.scheduler.late_drop_s,
                           watchdog_s=config.scheduler.watchdog_s,
                           thru_channel=config.midi.thru_channel if config.midi.thru else None)
     normaliser = InputNormaliser(config.midi.ignore_sysex, config.midi.ignore_active_sensing)

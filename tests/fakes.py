@@ -73,7 +73,7 @@ class FakeCallResponse(ChordSlots):  # ChordSlots: keeps the chart it is given
 def session(performer, config=None):
     config = config or DaemonConfig()
     clock = VirtualClock(10.0)
-    sched = Scheduler(clock, lambda port, msg, t: None, channels=config.midi.channels)
+    sched = Scheduler(clock, lambda port, msg, t: None, channels=config.midi.machine_channels)
     normaliser = InputNormaliser()
     return Session(config, clock, sched, Dispatcher(performer, sched, normaliser), Recorder(10.0),
                    InputQueue(64), normaliser, None)

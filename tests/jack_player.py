@@ -74,7 +74,7 @@ def main() -> int:
     ap.add_argument("--answer-timeout", type=float, default=60.0)
     ap.add_argument("--fuzz", type=int, default=0,
                     help="seeded fuzz messages (tests/test_fuzz_soak.py, no CCs, SysEx up to 8 kB) at ~1,000/s")
-    ap.add_argument("--panic-channels", default=",".join(str(c) for c in MidiConfig().channels),
+    ap.add_argument("--panic-channels", default=",".join(str(c) for c in MidiConfig().machine_channels),
                     help="the daemon's channels: its panic ends with CC123 on each of them")
     args = ap.parse_args()
     received: list[list[int]] = []

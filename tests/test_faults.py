@@ -86,7 +86,7 @@ def test_bad_record_path_exits_2_with_one_line():
     assert len(proc.stderr.strip().splitlines()) == 1 and "/proc/x.mid" in proc.stderr
 
 
-@pytest.mark.parametrize("override", ["midi.queue_size=0", "scheduler.spin_s=-1", "midi.channels=[]",
+@pytest.mark.parametrize("override", ["midi.queue_size=0", "scheduler.spin_s=-1", "beat.click_channel=0",
                                       "midi.channels=[16]", "health_check_s=0", "neural.temperature=-1",
                                       "neural.temperature=nan", "neural.top_p=0", "neural.top_p=5",
                                       "performer.max_polyphony=0", "performer.pitch_low=100"])

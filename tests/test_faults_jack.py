@@ -167,8 +167,8 @@ def test_startup_panic_on_an_existing_port_ends_every_note(jack_server):
         if synth.poll() is None:
             synth.kill()
     offs = {(m[0] & 0x0F, m[1]) for m in got if m[0] & 0xF0 == 0x80 or (m[0] & 0xF0 == 0x90 and m[2] == 0)}
-    assert offs >= {(c, n) for c in MidiConfig().channels for n in range(128)}
-    assert {(m[0] & 0x0F) for m in got if m[0] & 0xF0 == 0xB0 and m[1] == 123} == set(MidiConfig().channels)
+    assert offs >= {(c, n) for c in MidiConfig().machine_channels for n in range(128)}
+    assert {(m[0] & 0x0F) for m in got if m[0] & 0xF0 == 0xB0 and m[1] == 123} == set(MidiConfig().machine_channels)
 
 
 def test_disconnect_and_reconnect_leave_no_note_stuck(jack_server):

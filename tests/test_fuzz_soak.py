@@ -125,7 +125,7 @@ def soak(performer, hours: float, seed: int = 1):
         else:
             wire["cc"] += 1
 
-    scheduler = Scheduler(clock, sink, channels=CFG.midi.channels, late_drop_s=CFG.scheduler.late_drop_s,
+    scheduler = Scheduler(clock, sink, channels=CFG.midi.machine_channels, late_drop_s=CFG.scheduler.late_drop_s,
                           watchdog_s=CFG.scheduler.watchdog_s)
     normaliser = InputNormaliser()
     dispatcher = Dispatcher(performer, scheduler, normaliser)

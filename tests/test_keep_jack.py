@@ -106,7 +106,7 @@ def keys_into_livejam() -> rtmidi.MidiOut:
 def test_synth_waited_for_then_killed_and_restarted(jack_server):
     """The synth starts after livejam, crashes while a note sounds and is started again:
     the session plays on, connects it each time, and it is left holding nothing."""
-    ch = MidiConfig().channels[0]  # the echo plays part 0
+    ch = MidiConfig().machine_channels[0]  # the echo plays part 0
     on, off = 0x90 | ch, 0x80 | ch
     proc, lines = start_daemon("--performer", "echo", "--out", "keep synth", "--no-record")
     synths: list[Peer] = []
@@ -149,7 +149,7 @@ def test_synth_waited_for_then_killed_and_restarted(jack_server):
     assert unmatched_note_ons(got) == [], got
     # back: a note-off for every note on the machine's channels (a synth that did not restart)
     offs = {(m[0] & 0x0F, m[1]) for m in got if m[0] & 0xF0 == 0x80}
-    assert offs >= {(c, n) for c in MidiConfig().channels for n in range(128)}
+    assert offs >= {(c, n) for c in MidiConfig().machine_channels for n in range(128)}
     assert counters_of(out)["sounding_at_exit"] == 0
 
 

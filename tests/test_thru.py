@@ -2,8 +2,10 @@
 their own channel through the ledger; a barge-in ends the machine's notes, not the human's."""
 from __future__ import annotations
 
+import pytest
+
 from livejam.clock import VirtualClock
-from livejam.config import DaemonConfig, load
+from livejam.config import ConfigError, DaemonConfig, load
 from livejam.events import TimedNote
 from livejam.scheduler import THRU_PART, Scheduler
 from livejam.simulate import run_virtual
@@ -15,12 +17,29 @@ def notes(sent):
     return [(t, m.kind, m.channel, m.a) for t, m in sent if m.kind in ("note_on", "note_off")]
 
 
-def test_machine_channels_default_away_from_channel_1():
+def test_the_machine_plays_on_channel_1_without_thru():
+    """Issue 19 #2: on channels 2 and 3 a synth or DAW track on channel 1 (the usual default) stayed silent."""
     cfg = DaemonConfig()
-    assert 0 not in cfg.midi.channels and cfg.midi.thru_channel not in cfg.midi.channels
+    assert cfg.midi.machine_channels == (0,)
     run = run_virtual([(1.0, [0x90, 60, 100]), (1.2, [0x80, 60, 0])], FakeCallResponse(), cfg, tail_s=2.0)
-    assert {ch for _, _, ch, _ in notes(run.sent)} == {cfg.midi.channels[0]}
+    assert {ch for _, _, ch, _ in notes(run.sent)} == {0}
     assert run.thru == []  # no thru unless asked
+
+
+def test_with_thru_the_machine_moves_off_the_humans_channel():
+    cfg = load(DaemonConfig, None, ["midi.thru=true"])
+    assert cfg.midi.machine_channels == (1, 2) and cfg.midi.thru_channel == 0
+    assert load(DaemonConfig, None, ["midi.thru=true", "midi.thru_channel=1"]).midi.machine_channels == (0, 2)
+    run = run_virtual([(1.0, [0x90, 60, 100]), (1.2, [0x80, 60, 0])], FakeCallResponse(), cfg, tail_s=2.0)
+    assert {ch for _, _, ch, _ in notes(run.sent)} == {1}
+    assert {ch for _, _, ch, _ in notes(run.thru)} == {0}
+
+
+def test_a_thru_or_click_channel_on_a_machine_channel_is_refused():
+    with pytest.raises(ConfigError, match="thru_channel=1 is a machine channel"):
+        load(DaemonConfig, None, ["midi.thru=true", "midi.thru_channel=1", "midi.channels=[1]"])
+    with pytest.raises(ConfigError, match="click_channel=0 is a machine channel"):
+        load(DaemonConfig, None, ["beat.click_channel=0"])
 
 
 def test_thru_passes_the_human_on_its_channel_and_a_barge_in_keeps_it():

@@ -161,12 +161,22 @@ class MidiConfig:
     # An input identical to something we sent within this window is our own echo.
     echo_window_s: float = 0.1
     queue_size: int = 4096  # MIDI callback -> performer thread; overflow is counted
-    # Output channel per machine part (part 0 continues the human, part 1 its own part),
-    # 0-based: MIDI channels 2 and 3, away from channel 1 where most keyboards play.
-    channels: tuple[int, ...] = (1, 2)
+    # Output channel per machine part (part 0 continues the human, part 1 its own part), 0-based.
+    # Empty: chosen by machine_channels (channel 1, where a synth or DAW track listens by default).
+    channels: tuple[int, ...] = ()
     # --thru: the human's notes go to the output too, on this channel (0-based: MIDI channel 1).
     thru: bool = False
     thru_channel: int = 0
+
+    @property
+    def machine_channels(self) -> tuple[int, ...]:
+        """The channels the machine plays on: `channels` where set; else MIDI channel 1 (every part),
+        or with --thru the two channels after the human's (the human keeps channel 1 by default)."""
+        if self.channels:
+            return self.channels
+        if self.thru:
+            return tuple(c for c in range(16) if c != self.thru_channel)[:2]
+        return (0,)
 
 
 @dataclass(frozen=True)

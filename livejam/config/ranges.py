@@ -91,9 +91,17 @@ def check_ranges(cfg: Any) -> None:
         if bad:
             span = f"{'[' if lo_in else '('}{lo}, {hi}{']' if hi_in else ')'}"
             raise ConfigError(f"{name}={v!r} is out of range: expected a value in {span}")
-    channels = cfg.midi.channels
-    if not channels or len(channels) > 16 or any(not 0 <= c <= 15 for c in channels):
-        raise ConfigError(f"midi.channels={list(channels)!r}: expected 1-16 MIDI channels, each 0..15")
+    channels = cfg.midi.channels  # empty: chosen by machine_channels
+    if len(channels) > 16 or any(not 0 <= c <= 15 for c in channels):
+        raise ConfigError(f"midi.channels={list(channels)!r}: expected 1-16 MIDI channels, each 0..15 "
+                          "(or [] for the default)")
+    if cfg.midi.thru and cfg.midi.thru_channel in cfg.midi.machine_channels:
+        raise ConfigError(f"midi.thru_channel={cfg.midi.thru_channel} is a machine channel "
+                          f"(midi.channels={list(cfg.midi.machine_channels)}): the human and the machine "
+                          "would end each other's notes")
+    if cfg.beat.click_channel in cfg.midi.machine_channels:
+        raise ConfigError(f"beat.click_channel={cfg.beat.click_channel} is a machine channel "
+                          f"(midi.channels={list(cfg.midi.machine_channels)})")
     latency = cfg.sound.latency  # sounddevice's: a name or seconds
     if (latency not in ("low", "high") if isinstance(latency, str) else
             isinstance(latency, bool) or not (math.isfinite(latency) and 0.0 < latency <= 10.0)):

@@ -63,7 +63,7 @@ def build_addons(config: DaemonConfig) -> list:
 
         # Opened in its start(), after the MIDI ports: a JACK client opening while the audio
         # callback waits for the GIL stalled a synchronous JACK server's graph here.
-        addons.append(SoundOut(config.sound, config.midi.channels))
+        addons.append(SoundOut(config.sound, config.midi.machine_channels))
     if config.osc.listen:
         from livejam.stage.osc import OscControl
 

@@ -33,7 +33,7 @@ class SoundCounters:
 class SoundOut:
     """Daemon add-on: the human's notes (on_human) and the machine's (on_sent) into the synth."""
 
-    def __init__(self, config, machine_channels: tuple[int, ...] = (1, 2)):
+    def __init__(self, config, machine_channels: tuple[int, ...] = (0,)):
         self.config = config  # a SoundConfig
         self.machine_channels = machine_channels
         self.counters = SoundCounters()
