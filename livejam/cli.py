@@ -164,6 +164,9 @@ def _add_run(sub) -> None:
     p.add_argument("--in", dest="input", metavar="NAME", help="input port name substring (default: virtual 'livejam in')")
     p.add_argument("--out", dest="output", metavar="NAME",
                    help="output port name substring (default: virtual 'livejam out')")
+    p.add_argument("--json", action="store_true",
+                   help="at exit, print every counter as JSON (a line starting `livejam: counters `) after the "
+                        "one-line summary")
     p.add_argument("--exit-on-port-loss", action="store_true",
                    help="a --in/--out port missing at start is an error (exit status 2) and one that vanishes "
                         "ends the session (status 1); default: wait for it and reconnect when it comes back")
@@ -236,6 +239,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from livejam.stage import addons as stage
 
     config = _config(args, extra + stage.overrides(args))
+    if config.beat.count_in_bars and config.beat.bpm is None:  # no tempo to click it at: say so, play on
+        print("livejam: warning: --count-in needs livejam's own tempo (--bpm N): no count-in", file=sys.stderr,
+              flush=True)
     if config.beat.link:  # from --link or a config file: no package, one line before any port opens
         from livejam.beat.link import LinkUnavailable, check_available
 
@@ -267,13 +273,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     daemon = Daemon(config, performer=performer, record_path=args.record, on_ready=ready, addons=addons)
     try:
         result = daemon.run()
-        print(f"livejam: stopped ({result.reason})", flush=True)
-        if result.recording:
-            print(f"livejam: recorded to {result.recording}", flush=True)
-        print("livejam: counters " + json.dumps(result.summary, sort_keys=True), flush=True)
-        for addon in addons:
-            if hasattr(addon, "summary"):
-                print(f"livejam: {type(addon).__name__} " + json.dumps(addon.summary(), sort_keys=True), flush=True)
+        from livejam.summary import exit_line
+
+        print(f"livejam: {exit_line(result.summary, result.recording)}", flush=True)
+        counters = ["counters " + json.dumps(result.summary, sort_keys=True)]
+        counters += [f"{type(a).__name__} " + json.dumps(a.summary(), sort_keys=True)
+                     for a in addons if hasattr(a, "summary")]
+        for line in counters:  # for scripts (--json) and the log (-v), not for the musician's eyes
+            if args.json:
+                print(f"livejam: {line}", flush=True)
+            else:
+                log.info("%s", line)
     finally:
         for addon in addons:  # the daemon closes those it started; closing twice is harmless
             addon.close()
@@ -366,10 +376,18 @@ SUBCOMMANDS: tuple[Callable, ...] = (_add_ports, _add_run, _add_simulate, _add_e
                                     _add_roll, _add_teach)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line saying what was wrong (argparse names the valid choices) and where
+    to read more, not the whole usage first. Every subcommand's parser is of this class too."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from livejam import version
 
-    parser = argparse.ArgumentParser(prog="livejam", description="Real-time MIDI co-performer")
+    parser = OneLineParser(prog="livejam", description="Real-time MIDI co-performer")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
     parser.add_argument("--version", action="version", version=f"livejam {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -100,6 +100,7 @@ class Daemon:
         self._stopping = False  # the performer thread ends at its next item, backlog or not
         self._old_handlers: dict = {}
         self._left_behind = False  # a close passed its deadline: its thread still runs
+        self.started = self.ended = 0.0  # monotonic seconds: the session's length in the summary
 
     def event(self, text: str) -> None:
         """A one-line session event (an output port lost or found, ...): shown by the add-ons that show
@@ -167,6 +168,7 @@ class Daemon:
             heartbeat = None
         worker = None
         self._old_handlers = self._install_signals()
+        self.started = time.monotonic()
         old_switch = sys.getswitchinterval()
         sys.setswitchinterval(cfg.scheduler.gil_switch_interval_s)
         self.discarded = 0
@@ -196,8 +198,9 @@ class Daemon:
             log.exception("daemon failed")
         finally:
             self._shutdown(clock, inq, worker, dispatcher, scheduler, inp, out, heartbeat, recorder, record_path)
+            self.ended = time.monotonic()
             sys.setswitchinterval(old_switch)
-        ok_reasons = ("stopped",) + STOP_SIGNALS
+        ok_reasons = ("stopped", "quit") + STOP_SIGNALS
         rc = 0 if self.error is None and self.reason in ok_reasons else 1
         summary = self._summary(scheduler, normaliser, inq, dispatcher)
         hard = inp.left_open or (worker is not None and worker.is_alive()) or out.dead or self._left_behind
@@ -360,6 +363,7 @@ class Daemon:
         inc = normaliser.counters
         return {
             "reason": self.reason,
+            "seconds": round(self.ended - self.started, 3),
             "error": repr(self.error) if self.error else None,
             "input": {"received": inc.received, "invalid": inc.invalid, "ignored": inc.ignored,
                       "echoes": inc.echoes, "queue_overflow": inq.overflow, "by_kind": inc.by_kind,

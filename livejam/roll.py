@@ -13,6 +13,8 @@ is imported only when a picture is drawn.
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -206,6 +208,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.start is not None and args.end is not None and args.end <= args.start:
+        print(f"livejam roll: --end {args.end:g} is not after --start {args.start:g}", file=sys.stderr)
+        return 2
+    if any(v is not None and not (math.isfinite(v) and v >= 0) for v in (args.start, args.end)):
+        print("livejam roll: --start and --end are seconds from the file's start (0 or more)", file=sys.stderr)
+        return 2
     try:
         path = render_file(args.midi, args.out, args.chords, args.grid_from, args.start, args.end, args.grid)
     except PlotUnavailable as e:

@@ -33,7 +33,7 @@ class DaemonProcess(subprocess.Popen):
 
 
 def start_daemon(*args: str, cwd: Path = ROOT) -> tuple[DaemonProcess, list[str]]:
-    proc = DaemonProcess(livejam_cmd("run", *args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = DaemonProcess(livejam_cmd("run", "--json", *args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          text=True, env=dict(os.environ))
     lines: list[str] = []
     ready = threading.Event()
@@ -219,13 +219,18 @@ def neural_model(tiny_model) -> Path:
     return DEFAULT_MODEL if DEFAULT_MODEL.exists() else tiny_model
 
 
-@pytest.mark.parametrize("mode, channel", [("call", 1), ("duet", 2)])
-def test_neural_engine_answers_and_accompanies_over_jack(jack_server, neural_model, mode, channel):
+@pytest.mark.parametrize("mode, channels, channel", [("call", [], 0), ("duet", [], 0), ("call", [1, 2], 1),
+                                                     ("duet", [1, 2], 2)])
+def test_neural_engine_answers_and_accompanies_over_jack(jack_server, neural_model, mode, channels, channel):
+    """On MIDI channel 1 by default (issue 19 #2); with two channels set, call continues part 0 on the
+    first and duet plays part 1 on the second."""
     # density 0, not the sparser default: several notes come before the player's stop
     proc, lines = start_daemon("--engine", "neural", "--model", str(neural_model), "--mode", mode, "--seed", "3",
-                               "--no-record", "--temperature", "0.8", "--density", "0")
+                               "--no-record", "--temperature", "0.8", "--density", "0",
+                               "--set", f"midi.channels={channels}")
     try:
-        result = play(proc, "--signal", "SIGTERM")
+        result = play(proc, "--signal", "SIGTERM", *(["--panic-channels", ",".join(map(str, channels))] if channels
+                                                      else []))
         rc = proc.wait(60)
     finally:
         if proc.poll() is None:
@@ -234,7 +239,7 @@ def test_neural_engine_answers_and_accompanies_over_jack(jack_server, neural_mod
     assert rc == 0, out
     note_ons = [m for m in result["received"] if m[0] & 0xF0 == 0x90 and m[2] > 0]
     assert len(note_ons) >= 2, out
-    assert {m[0] & 0x0F for m in note_ons} == {channel}  # call continues part 0, duet plays part 1
+    assert {m[0] & 0x0F for m in note_ons} == {channel}
     assert unmatched_note_ons(result["received"]) == [] and result["panicked"]
     counters = json.loads(out.split("livejam: counters ", 1)[1].splitlines()[0])
     assert counters["sounding_at_exit"] == 0
@@ -293,7 +298,7 @@ def test_a_chord_chart_over_jack_the_machine_plays_its_tones(jack_server, neural
             proc.kill()
     out = "".join(lines)
     assert rc == 0, out
-    played = [m[1] for m in result["received"] if m[0] & 0xF0 == 0x90 and m[2] > 0 and m[0] & 0x0F == 2]
+    played = [m[1] for m in result["received"] if m[0] & 0xF0 == 0x90 and m[2] > 0 and m[0] & 0x0F == 0]
     assert len(played) >= 4, out
     tones = {0, 4, 7} | {5, 9, 0}  # C major, F major
     assert sum(p % 12 in tones for p in played) >= 0.75 * len(played), played

@@ -175,3 +175,12 @@ def test_order_seed_and_per_sequence_pick_the_same_events_for_both_models(tiny_m
     assert r["events"] == 20 and r["sequences"] == 2
     r2 = ev.evaluate(tiny_model, [seqs[order[0]][:11], seqs[order[1]][:11]])  # start marker + 10 events each
     assert r2["model_nll"] == r["model_nll"] and r2["markov_nll"] == r["markov_nll"]
+
+
+def test_eval_of_a_path_that_is_not_there_is_one_line_and_exit_2(tmp_path, capsys):
+    """Issue 19 #9: `eval --data no-such-dir` said only "no events to score"."""
+    from livejam.cli import main
+
+    assert main(["eval", "--data", str(tmp_path / "no-such-dir")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"livejam eval: {tmp_path / 'no-such-dir'}: no such file or folder"]

@@ -96,7 +96,7 @@ def test_settings_out_of_range_are_refused_at_load(override):
 
 
 @pytest.mark.parametrize("args, word", [(["--temperature", "-1"], "temperature"), (["--temperature", "5"], "temperature"),
-                                        (["--top-p", "5"], "top_p"), (["--key", "H:major"], "key"),
+                                        (["--top-p", "5"], "top_p"), (["--density", "10"], "density"), (["--key", "H:major"], "key"),
                                         (["--key", "C:klingon"], "scale"),
                                         (["--max-polyphony", "0"], "max_polyphony"),
                                         (["--set", "midi.channels=[16]"], "channels"), (["--config", "."], "config")])

@@ -106,9 +106,12 @@ def test_status_and_errors_go_back_to_the_client(running):
         assert "/livejam/status/temperature" in replies and "/livejam/status/lateness_p99_ms" in replies
         send("/livejam/harmony", "lots")  # not a number: says so
         send("/livejam/nonsense", 1)
-        errors = [receive(), receive()]
-        assert [a for a, _ in errors] == ["/livejam/error"] * 2 and osc.errors == 2
+        send("/livejam/temperature", 9.0)  # out of the knob's range: refused, not clamped (issue 19 #9)
+        send("/livejam/density", 2.0)  # the knob's top: taken
+        errors = [receive(), receive(), receive()]
+        assert [a for a, _ in errors] == ["/livejam/error"] * 3 and osc.errors == 3
         assert "harmony" in errors[0][1][0] and "unknown control" in errors[1][1][0]
+        assert errors[2][1][0] == "temperature: 9 is out of range: expected 0.05..1.5"
     finally:
         sock.close()
 

@@ -61,3 +61,15 @@ def test_simulate_png_draws_the_same(tmp_path):
                  "--tail", "2", "--png", str(png)]) == 0
     assert png.read_bytes()[:8] == PNG_MAGIC
     assert render_file(out, tmp_path / "again.png").exists()
+
+
+@pytest.mark.parametrize("span, says", [(["--start", "30", "--end", "10"], "not after --start"),
+                                        (["--start", "-1"], "0 or more"), (["--end", "nan"], "0 or more")])
+def test_a_bad_time_span_is_one_line_and_exit_2(tmp_path, capsys, span, says):
+    """Issue 19 #9: roll --start 30 --end 10 was accepted without a word."""
+    mid = tmp_path / "s.mid"
+    write_midi(mid, [("human", [Note(0.0, 0.5, 60, 90)])])
+    assert main(["roll", str(mid), "--out", str(tmp_path / "r.png"), *span]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and says in err
+    assert not (tmp_path / "r.png").exists()

@@ -58,7 +58,7 @@ RANGES: dict[tuple[str, str], tuple[float | None, float | None, bool, bool]] = {
     ("neural", "dt_temperature"): (0.0, TEMPERATURE_MAX, True, True),
     ("neural", "top_p"): (0.0, 1.0, False, True),
     ("neural", "min_p"): (0.0, 1.0, True, False),
-    ("neural", "density"): (-10.0, 10.0, True, True),
+    ("neural", "density"): (-4.0, 4.0, True, True),  # the CC and OSC span -2..2; 4 already floods
     ("neural", "min_note_ms"): (0.0, 10_000.0, True, True),
     ("neural", "pitch_span"): (1, 127, True, True),
     ("neural", "duet_idle_stop_s"): (0.0, 3600.0, False, True),

@@ -373,6 +373,10 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     try:
+        # a path the user typed that is not there is a usage error (a folder's unreadable files are skipped)
+        for path in args.data or ():
+            if not Path(path).exists():
+                raise FileNotFoundError(f"{path}: no such file or folder")
         data = np.load(args.tokens, mmap_mode="r") if args.tokens else args.data
         fit = None
         if args.markov_fit:

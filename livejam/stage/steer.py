@@ -26,7 +26,13 @@ class SteerError(ValueError):
     """A control that does not exist, is not mapped, or a value out of range: one line."""
 
 
-def _scale(x: float, lo: float, hi: float) -> int:
+def _scale(name: str, x: float, lo: float, hi: float, top: float | None = None) -> int:
+    """`x` on the CC scale lo..hi (0..127); a value outside lo..top (top: hi, or the knob's last
+    value where the scale's 127 falls short of it) is refused, the sender gets /livejam/error,
+    rather than being quietly clamped to the end of the knob."""
+    top = hi if top is None else top
+    if not lo <= x <= top:
+        raise SteerError(f"{name}: {x:g} is out of range: expected {lo:g}..{top:g}")
     return max(0, min(127, round((x - lo) / (hi - lo) * 127)))
 
 
@@ -48,15 +54,15 @@ class Steer:
             self._chart(values)
             return 0
         if name == "temperature":  # 0.05 .. 1.5
-            number, value = self.cc.temperature, _scale(self._number(name, values), 0.05, 1.5)
+            number, value = self.cc.temperature, _scale(name, self._number(name, values), 0.05, 1.5)
         elif name == "density":  # -2 .. +2
-            number, value = self.cc.density, _scale(self._number(name, values), -2.0, 2.0 - 4.0 / 128)
+            number, value = self.cc.density, _scale(name, self._number(name, values), -2.0, 2.0 - 4.0 / 128, top=2.0)
         elif name in ("range", "pitch_range", "pitch_centre"):
             nums = [self._as_float(name, v) for v in values]
             if len(nums) not in (1, 2):
                 raise SteerError(f"{name}: expected CENTRE or LO HI (MIDI notes)")
             centre = nums[0] if len(nums) == 1 else (nums[0] + nums[1]) / 2
-            number, value = self.cc.pitch_centre, _scale(centre, 30.0, 90.0)
+            number, value = self.cc.pitch_centre, _scale(name, centre, 30.0, 90.0)
         elif name == "mode":
             mode = str(values[0]).lower() if values else ""
             if mode not in ("call", "duet", "0", "1", "0.0", "1.0"):
@@ -67,9 +73,9 @@ class Steer:
         elif name == "end_phrase":
             number, value = self.phrase_end_cc, 127
         elif name == "harmony":  # 0 (off) .. 1 (strong lean to the chord's tones)
-            number, value = self.cc.harmony, _scale(self._number(name, values), 0.0, 1.0)
+            number, value = self.cc.harmony, _scale(name, self._number(name, values), 0.0, 1.0)
         elif name == "grid":  # 0 (off) .. 1 (strong lean of onsets to the 16th grid)
-            number, value = self.cc.grid, _scale(self._number(name, values), 0.0, 1.0)
+            number, value = self.cc.grid, _scale(name, self._number(name, values), 0.0, 1.0)
         else:
             raise SteerError(f"unknown control {name!r}; known: {', '.join(CONTROLS)}")
         if number < 0:

@@ -152,7 +152,7 @@ class StatusAddon:
             elif key == "p":
                 self.steer.set("panic")
             elif key == "q":
-                self.session.daemon.request_stop("stopped")
+                self.session.daemon.request_stop("quit")
         except SteerError as e:
             self.events.append(str(e))
 

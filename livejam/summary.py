@@ -1,0 +1,38 @@
+"""The exit summary of `livejam run`: one line a person reads at a glance; the whole counters
+(`DaemonResult.summary`) as JSON behind --json (scripts, tests) and in the log (-v)."""
+from __future__ import annotations
+
+
+def exit_line(summary: dict, recording=None) -> str:
+    """e.g. `stopped (SIGINT) after 3 min 12 s: heard 412 notes, sent 388; nothing left sounding; recorded to X`.
+    Only what went wrong is named beside that (late notes dropped, input lost or refused, notes the
+    watchdog ended), each with what it means."""
+    reason = summary.get("reason", "stopped")
+    head = f"stopped ({reason})"
+    if summary.get("seconds") is not None:
+        head += f" after {_duration(summary['seconds'])}"
+    inp = summary.get("input", {})
+    heard = inp.get("by_kind", {}).get("note_on", 0)
+    sent = summary.get("ledger", {}).get("note_ons", 0)
+    parts = [f"{head}: heard {heard} note{'s' * (heard != 1)}, sent {sent}"]
+    sched = summary.get("scheduler", {})
+    trouble = [(sched.get("dropped_late", 0), "dropped too late to play"),
+               (sched.get("watchdog_offs", 0), "held too long, ended by the watchdog"),
+               (inp.get("queue_overflow", 0), "input messages lost (queue full)"),
+               (inp.get("invalid", 0), "malformed input messages ignored")]
+    parts += [f"{n} {what}" for n, what in trouble if n]
+    sounding = summary.get("sounding_at_exit", 0)
+    parts.append("nothing left sounding" if sounding == 0 else f"{sounding} notes still sounding")
+    if recording:
+        parts.append(f"recorded to {recording}")
+    return "; ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
