@@ -33,15 +33,19 @@ MARGIN = 0.1
 class KeyFollower:
     def __init__(self):
         self.pitches: deque[int] = deque(maxlen=WINDOW)
+        self._hist = np.zeros(12)  # pitch-class counts of `pitches`, kept as they come and go
 
     @property
     def heard_pcs(self) -> tuple[int, ...] | None:
         """The pitch classes heard (in the window), sorted; None before any note."""
-        return tuple(sorted({p % 12 for p in self.pitches})) or None
+        return tuple(int(pc) for pc in np.flatnonzero(self._hist)) or None
 
     def hear(self, pitch: int, key: str | None) -> str | None:
         """A human note-on; returns a new key when the estimate confidently moved away from `key`, else None."""
+        if len(self.pitches) == WINDOW:
+            self._hist[self.pitches[0] % 12] -= 1
         self.pitches.append(pitch)
+        self._hist[pitch % 12] += 1
         return self._estimate(key, MARGIN if key else 0.0)
 
     def phrase_end(self, key: str | None) -> str | None:
@@ -49,20 +53,18 @@ class KeyFollower:
         return self._estimate(key, 0.0)
 
     def _estimate(self, key: str | None, margin: float) -> str | None:
-        from livejam.engine.keys import KEY_NAMES, key_correlations, pitch_class_histogram, scale_share
+        """On every note-on (~30 us: the window's histogram is kept up to date, the 24 keys are one product each)."""
+        from livejam.engine.keys import KEY_NAMES, key_correlations, scale_shares
 
-        hist = pitch_class_histogram(self.pitches)
-        if np.count_nonzero(hist) < MIN_PCS:
+        if np.count_nonzero(self._hist) < MIN_PCS:
             return None
-        r = key_correlations(hist)
+        r = key_correlations(self._hist)
+        fit = np.flatnonzero((r > MIN_R) & (scale_shares(self._hist) >= SCALE_SHARE))
+        if not len(fit):
+            return None
+        best = int(fit[np.argmax(r[fit])])  # the best-correlated key whose scale holds the notes
         held = r[KEY_NAMES.index(key)] if key in KEY_NAMES else -np.inf
-        for i in np.argsort(-r, kind="stable"):  # the best-correlated key whose scale holds the notes
-            if r[i] <= MIN_R:
-                return None
-            if scale_share(hist, KEY_NAMES[i]) >= SCALE_SHARE:
-                new = KEY_NAMES[i]
-                if new == key or r[i] - held <= margin:
-                    return None
-                log.info("key estimated from the human: %s (r=%.2f)", new, r[i])
-                return new
-        return None
+        if KEY_NAMES[best] == key or r[best] - held <= margin:
+            return None
+        log.info("key estimated from the human: %s (r=%.2f)", KEY_NAMES[best], r[best])
+        return KEY_NAMES[best]
