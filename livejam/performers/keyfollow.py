@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 WINDOW = 64  # note-ons the estimate looks at
 MIN_R = 0.5  # correlation an estimate needs to be taken
 # A single C correlates 0.68 with C major: the correlation alone is no confidence from a few notes.
-# Five pitch classes fit at most two major scales a fifth apart (and their relative minors).
+# Five pitch classes fit at most three major scales (a pentatonic: C D E G A is in C, F and G major)
+# and their relative minors, among which the profiles' weight on tonic and fifth decides; four
+# fit up to four, and the machine had better keep to what it heard.
 MIN_PCS = 5
 # The profiles weigh the tonic and fifth; on short phrases the best of them can leave out what the
 # human played (E E F G G F E D correlates best with E minor, which has no F): a key whose scale
