@@ -154,3 +154,18 @@ def test_before_a_key_the_answer_plays_only_the_pitch_classes_heard(model):
 def test_an_off_or_given_key_is_not_followed(model, key):
     p, _ = first_answer(model, C_TUNE, seed=0, key=key)
     assert p.constraints.key == (key or None) and p.constraints.pitch_classes is None
+
+
+def test_a_modulation_is_followed_at_the_calls_end_and_answered_in_the_new_key(model):
+    # G major fits better than C major after 24 of its notes, but by less than the mid-phrase margin
+    # (see above): the key moves when the call ends, before the answer's first note
+    first = call(C_MAJOR_SCALE * 2, step=0.25)
+    start = 8.0  # the first answer is going on: the second call barges in
+    second = [(start + t, msg) for t, msg in call(G_MAJOR_SCALE * 3, step=0.25)]
+    in_key = key_pitch_classes("G:major")
+    for seed in range(5):
+        p = NeuralPerformer(PerformerConfig(min_answer_s=8.0), NeuralConfig(mode="call", key="auto"), model, seed=seed)
+        run = run_virtual(first + second, p, tail_s=10.0)
+        assert p.counters["answers"] == 2 and p.constraints.key == "G:major"
+        call_end = second[-1][0]
+        assert all(in_key[n.pitch % 12] for n in run.machine_notes() if n.velocity > 0 and n.time > call_end)
