@@ -2,7 +2,8 @@
 
 The performer tests use the tiny random model (tests/conftest.py): it plays any pitch, so an
 answer stays in the call's key or pitch classes only where the lock holds. Before the lock ran at
-phrase ends, 14 of these 20 seeds answered the 7-note C-major call with notes outside C major.
+phrase ends, 19 of these 20 seeds answered the 7-note C-major call with notes outside C major
+(and all 20 answered the 3-pitch-class call outside its pitch classes).
 """
 from __future__ import annotations
 
