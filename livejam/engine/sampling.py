@@ -56,6 +56,9 @@ class Constraints:
     parts: tuple[int, ...] | None = None  # allowed parts (None: every playable part)
     pitch_range: tuple[int, int] = (0, 127)  # inclusive, for note-ons
     key: str | None = None  # e.g. "C:minor": note-ons in the scale only
+    # note-ons in these pitch classes only (None: any); `--key auto` sets the ones heard while it
+    # knows no key yet, so the machine plays nothing its listening does not support
+    pitch_classes: tuple[int, ...] | None = None
     max_polyphony: int | None = None  # sounding notes per part; when full, only note-offs
     consistent: bool = True  # note-on only for a silent pitch, note-off only for a sounding one
     min_note_ms: float = 0.0  # a note may not end earlier than this
@@ -138,7 +141,7 @@ def sample_logits(logits: np.ndarray, allowed: np.ndarray | None, temperature: f
 
 @lru_cache(maxsize=64)
 def _static_masks(vocab: Vocab, parts: tuple[int, ...] | None, pitch_range: tuple[int, int], key: str | None,
-                  density: float, min_dt_bin: int):
+                  density: float, min_dt_bin: int, pitch_classes: tuple[int, ...] | None = None):
     """Masks and biases that depend only on the constraints (cached per constraint set)."""
     playable = np.zeros(vocab.part_size, bool)
     playable[:vocab.n_parts] = True
@@ -161,7 +164,8 @@ def _static_masks(vocab: Vocab, parts: tuple[int, ...] | None, pitch_range: tupl
             in_key = key_pitch_mask(key, vocab.n_pitch)
         except ValueError as e:
             log.warning("ignoring key constraint: %s", e)
-    return playable, allowed_parts, ticks, min_dt, dt_bias, in_range, in_key
+    heard = None if pitch_classes is None else np.isin(pitches % 12, pitch_classes)
+    return playable, allowed_parts, ticks, min_dt, dt_bias, in_range, in_key, heard
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
@@ -234,8 +238,9 @@ class EventSampler:
         chords, its committed prediction), else from the chord head; the tempo column is left 0
         for the caller, who knows the tempo."""
         v = self.vocab
-        playable, allowed_parts, ticks, min_dt, dt_bias, in_range, in_key = _static_masks(
-            v, c.parts, tuple(c.pitch_range), c.key, float(c.density), int(c.min_dt_bin))
+        playable, allowed_parts, ticks, min_dt, dt_bias, in_range, in_key, in_pcs = _static_masks(
+            v, c.parts, tuple(c.pitch_range), c.key, float(c.density), int(c.min_dt_bin),
+            None if c.pitch_classes is None else tuple(c.pitch_classes))
         row = np.zeros(len(COLUMNS), np.int64)
         # each head is conditioned on the row's fields sampled before it: cond = row[COND_COLUMNS], its
         # first COND_COUNTS[head] entries (the rest are still 0 and unread)
@@ -282,11 +287,13 @@ class EventSampler:
             # a sounding pitch can always be ended, whatever the range/key
             masks.append(("range", None if in_range is None else in_range | snd))
             masks.append(("key", None if in_key is None else in_key | snd))
+            masks.append(("pitch_classes", None if in_pcs is None else in_pcs | snd))
         else:
             if c.max_polyphony is not None and c.max_polyphony <= 0:
                 self.fallbacks["polyphony"] += 1
             masks.append(("range", in_range))
             masks.append(("key", in_key))
+            masks.append(("pitch_classes", in_pcs))
         lean = None
         if c.harmony > 0.0 and (chord != NO_CHORD or c.lean_pcs):
             if c.lean_pcs:  # the caller's own stable tones (a cadence) instead of the chord's

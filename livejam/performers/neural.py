@@ -83,7 +83,7 @@ class NeuralPerformer(FollowsChords):
         self.notes = MachineNotes(lambda note: self._emit(note), neural.min_note_ms / 1000.0)  # what sounds
         self.answer_end: float | None = None  # call mode: answering until then
         self.last_human: float | None = None  # duet mode: time of the human's last note
-        self.key_follower = KeyFollower()  # for key = "auto"
+        self.key_follower = KeyFollower()  # for key = "auto": the key, and before it the pitch classes heard
         self._behind = False  # the last heard message waited > BEHIND_S: catch up before sampling
         self.step_ms: deque[float] = deque(maxlen=4096)  # feed + sample latency, for the counters
         self.clock_follower = None  # the beat clock, given by the dispatcher (grid_beats snaps to it)
@@ -108,9 +108,8 @@ class NeuralPerformer(FollowsChords):
             if self.mode == "call" and self.answer_end is not None:
                 self._stop(now, cancel=True)  # barge-in
             self.last_human = note.time
-            key = self.key_follower.hear(note.pitch, self.constraints.key)
-            if key is not None and self.neural.key == "auto":
-                self.constraints = replace(self.constraints, key=key)
+            if self.neural.key == "auto":
+                self._follow_key(self.key_follower.hear(note.pitch, self.constraints.key))
         self.phrasing.hear(note.pitch, note.velocity)
         self.human_voices.hear(note.pitch, note.velocity, note.time)
         coder = self._coder(note.time)
@@ -244,9 +243,18 @@ class NeuralPerformer(FollowsChords):
         return self.last_human is not None and now - self.last_human <= self.neural.duet_idle_stop_s
 
     def _start_answer(self, now: float, phrase=None) -> None:
+        if self.neural.key == "auto":  # the call is all heard: answer it in its key
+            self._follow_key(self.key_follower.phrase_end(self.constraints.key))
         self.answer_end = self.phrasing.answer(now, phrase)  # as long as the call, in its voices
         self.pending = None
         self.counters["answers"] += 1
+
+    def _follow_key(self, key: str | None) -> None:
+        """`--key auto`: lock to a newly estimated key; while none is known, to the pitch classes heard."""
+        if key is not None:
+            self.constraints = replace(self.constraints, key=key, pitch_classes=None)
+        elif self.constraints.key is None:
+            self.constraints = replace(self.constraints, pitch_classes=self.key_follower.heard_pcs)
 
     def _advance(self, now: float) -> None:
         horizon = now + self.config.lookahead_s
