@@ -28,27 +28,24 @@ $(VENV)/.installed-dev: $(VENV)/.installed-run
 	$(PY) -m pip install --progress-bar on -e '.[train,dev]'
 	touch $@
 
-# Debian jackd2 (jackd, jack_wait): the MIDI transport on machines without an ALSA sequencer.
+# System packages (tools/sysdeps.sh): installed where that is possible (root with apt-get: Debian, Ubuntu,
+# CI); elsewhere one line says what to install. The tests need both; playing needs JACK only where no
+# other MIDI system works (ALSA sequencer, CoreMIDI), and the sound libraries only for --sound.
 jack:
-	@command -v jackd >/dev/null && command -v jack_wait >/dev/null || { \
-	  echo "installing jackd2 (apt-get)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends jackd2; }
+	@sh tools/sysdeps.sh jack
 
-# Debian packages for --sound (pyfluidsynth's libfluidsynth, sounddevice's PortAudio, a small General MIDI
-# soundfont: /usr/share/sounds/sf2/TimGM6mb.sf2) and the tests that render through the same synth.
 sound:
-	@{ ldconfig -p | grep -q libfluidsynth && ldconfig -p | grep -q libportaudio && \
-	  test -e /usr/share/sounds/sf2/TimGM6mb.sf2; } || { \
-	  echo "installing libfluidsynth3 libportaudio2 timgm6mb-soundfont (apt-get)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    libfluidsynth3 libportaudio2 timgm6mb-soundfont; }
+	@sh tools/sysdeps.sh sound
 
-# If no MIDI system is usable, start a dummy-driver JACK server for the session and stop it (by PID) after.
-run: setup jack sound
+# Play: with a working MIDI system (ALSA sequencer, CoreMIDI, a running JACK) livejam starts at once;
+# otherwise a dummy-driver JACK server is started for the session and stopped (by PID) after it.
+run: setup
+	@case " $(ARGS) " in *" --sound"*) sh tools/sysdeps.sh sound || echo "(livejam plays on; --sound stays off)";; esac
 	@if $(PY) -m livejam.cli ports >/dev/null 2>&1; then \
 	  exec $(PY) -m livejam.cli run $(ARGS); \
 	fi; \
-	echo "no usable MIDI system: starting a JACK server (dummy driver, 64 frames)"; \
+	sh tools/sysdeps.sh jack || exit 1; \
+	echo "no running MIDI system: starting a JACK server (dummy driver, 64 frames)"; \
 	JACK_NO_START_SERVER=1 jackd -S -d dummy -r 48000 -p 64 >/tmp/livejam-jackd.log 2>&1 & jpid=$$!; \
 	trap 'kill $$jpid 2>/dev/null; wait $$jpid 2>/dev/null' EXIT INT TERM; \
 	jack_wait -w -t 20 >/dev/null 2>&1 || { echo "jackd did not start: see /tmp/livejam-jackd.log"; exit 1; }; \

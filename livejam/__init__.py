@@ -1,4 +1,4 @@
-"""livejam: a real-time MIDI co-performer (see README.md; the layout is described there)."""
+"""livejam: a real-time MIDI co-performer (README.md for players; the layout: docs/architecture.md)."""
 import contextlib
 import os
 import sys

@@ -332,7 +332,7 @@ def make_realtime(priority: int) -> bool:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))  # 0: this thread (Linux)
     except OSError as e:
         log.info("real-time priority not allowed (%s); the scheduler runs at normal priority "
-                 "(allow it with an rtprio limit, as for JACK: README, Latency)", e.strerror)
+                 "(allow it with an rtprio limit, as for JACK: docs/latency.md)", e.strerror)
         return False
     try:
         import ctypes
