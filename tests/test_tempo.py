@@ -291,21 +291,21 @@ def cli_args(**kw) -> argparse.Namespace:
     ({"bpm": 96.0, "no_clock_out": True}, ["beat.bpm=96.0", "beat.clock_out=false"]),
 ])
 def test_cli_tempo_options_become_beat_settings(kw, expected):
-    from livejam.cli import _tempo_overrides
+    from livejam.options import tempo_overrides
     from livejam.config import DaemonConfig, load
 
-    out = _tempo_overrides(cli_args(**kw))
+    out = tempo_overrides(cli_args(**kw))
     assert out == expected
     load(DaemonConfig, None, out)  # and they load
 
 
 @pytest.mark.parametrize("kw", [{"tempo": "fixed"}, {"tempo": "free", "bpm": 90.0}, {"tempo": "free", "link": True}])
 def test_cli_tempo_options_refuse_contradictions(kw):
-    from livejam.cli import _tempo_overrides
+    from livejam.options import tempo_overrides
     from livejam.config import ConfigError
 
     with pytest.raises(ConfigError):
-        _tempo_overrides(cli_args(**kw))
+        tempo_overrides(cli_args(**kw))
 
 
 # --- the Dispatcher feeds the follower ------------------------------------------------

@@ -7,7 +7,8 @@ import os
 import queue
 from pathlib import Path
 
-from livejam.cli import _config, build_parser
+from livejam.cli import build_parser
+from livejam.options import config_from_args
 from livejam.config import DaemonConfig, load
 from livejam.learn import merge_into
 from livejam.config import ControlMap
@@ -23,14 +24,14 @@ def test_user_dirs_follow_xdg():
 
 def test_run_loads_the_user_config_without_config_flag(tmp_path):
     args = build_parser().parse_args(["run"])
-    assert _config(args).neural.temperature == DaemonConfig().neural.temperature  # no file: defaults
+    assert config_from_args(args).neural.temperature == DaemonConfig().neural.temperature  # no file: defaults
     user_config_file().parent.mkdir(parents=True)
     user_config_file().write_text("[neural]\ntemperature = 0.5\n")
-    assert _config(build_parser().parse_args(["run"])).neural.temperature == 0.5
+    assert config_from_args(build_parser().parse_args(["run"])).neural.temperature == 0.5
     other = tmp_path / "other.toml"
     other.write_text("[neural]\ntemperature = 0.3\n")
-    assert _config(build_parser().parse_args(["run", "--config", str(other)])).neural.temperature == 0.3
-    assert _config(build_parser().parse_args(["run", "--config", ""])).neural.temperature == 0.7
+    assert config_from_args(build_parser().parse_args(["run", "--config", str(other)])).neural.temperature == 0.3
+    assert config_from_args(build_parser().parse_args(["run", "--config", ""])).neural.temperature == 0.7
 
 
 def test_learn_replaces_only_its_table():
@@ -42,7 +43,7 @@ def test_learn_replaces_only_its_table():
     assert load(DaemonConfig, _write(merge_into("", ControlMap()))).neural.controls == ControlMap()
 
 
-def test_learn_command_writes_the_user_config(monkeypatch):
+def test_learn_command_writes_the_userconfig_from_args(monkeypatch):
     import livejam.learn as learn
 
     q: queue.SimpleQueue = queue.SimpleQueue()
