@@ -138,6 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError(str(e)) from None
 
     from livejam.dispatch import performer_name
+    from livejam.lines import connect_lines, exit_line
     from livejam.midi.ports import select_backend
 
     if config.record.enabled and args.record:
@@ -156,12 +157,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         for addon in addons:  # sound (its latency, or why there is none), OSC address
             if getattr(addon, "line", ""):
                 print(f"livejam: {addon.line}", flush=True)
+        for line in connect_lines(config, inp, out):
+            print(f"livejam: {line}", flush=True)
 
     daemon = Daemon(config, performer=performer, record_path=args.record, on_ready=ready, addons=addons)
     try:
         result = daemon.run()
-        from livejam.summary import exit_line
-
         print(f"livejam: {exit_line(result.summary, result.recording)}", flush=True)
         counters = ["counters " + json.dumps(result.summary, sort_keys=True)]
         counters += [f"{type(a).__name__} " + json.dumps(a.summary(), sort_keys=True)

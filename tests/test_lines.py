@@ -1,9 +1,11 @@
-"""The exit summary (issue 19 #9): one line a person can read, the counters behind --json."""
+"""The lines a person reads: what to connect at start (issue 19 #2), one line at exit with the counters
+behind --json (issue 19 #9), usage errors in one line."""
 from __future__ import annotations
 
 import subprocess
 
-from livejam.summary import exit_line
+from livejam.config import DaemonConfig, load
+from livejam.lines import connect_lines, exit_line
 from tests.conftest import ROOT, livejam_cmd
 
 
@@ -38,3 +40,14 @@ def test_usage_errors_are_one_line_with_the_valid_values():
     [line] = proc.stderr.strip().splitlines()
     assert line.startswith("livejam run: error: argument --mode: invalid choice: 'nope'")
     assert "call" in line and "duet" in line and line.endswith("(see livejam run --help)")
+
+
+def test_the_start_says_what_to_connect_to_the_virtual_ports():
+    lines = connect_lines(DaemonConfig(), "livejam in:in", "livejam out:out")
+    assert lines == ["play: connect your keyboard (or a DAW's MIDI out) to 'livejam in:in'; `livejam ports` lists them",
+                     "hear: connect a synth or a DAW track to 'livejam out:out' (it plays on MIDI channel 1), "
+                     "or add --sound"]
+    with_thru = load(DaemonConfig, None, ["midi.thru=true", "sound.enabled=true"])
+    assert "channel 2" in connect_lines(with_thru, "i", "o")[1] and "built-in synth" in connect_lines(with_thru, "i", "o")[1]
+    named = load(DaemonConfig, None, ['midi.input="Keys"', 'midi.output="FLUID"'])
+    assert connect_lines(named, "Keys:out", "FLUID:in") == []  # livejam connects named ports itself

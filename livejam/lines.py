@@ -1,6 +1,21 @@
-"""The exit summary of `livejam run`: one line a person reads at a glance; the whole counters
-(`DaemonResult.summary`) as JSON behind --json (scripts, tests) and in the log (-v)."""
+"""The lines of `livejam run` a person reads: at start, what to connect where; at exit, one line that
+sums the session up (the whole counters, `DaemonResult.summary`, go behind --json and into the log)."""
 from __future__ import annotations
+
+
+def connect_lines(config, inp: str, out: str) -> list[str]:
+    """What to connect, for the virtual ports livejam opened (a port named with --in/--out is
+    connected by livejam itself and needs no advice)."""
+    lines = []
+    if not config.midi.input:
+        lines.append(f"play: connect your keyboard (or a DAW's MIDI out) to '{inp}'; `livejam ports` lists them")
+    if not config.midi.output:
+        channel = config.midi.machine_channels[0] + 1
+        hear = (f"hear: the built-in synth plays it; a synth or DAW track on '{out}' (channel {channel}) too"
+                if config.sound.enabled else
+                f"hear: connect a synth or a DAW track to '{out}' (it plays on MIDI channel {channel}), or add --sound")
+        lines.append(hear)
+    return lines
 
 
 def exit_line(summary: dict, recording=None) -> str:
