@@ -211,7 +211,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from livejam.simulate import simulate_file
 
     config = config_from_args(args)
+    from livejam.recording import check_writable
     from livejam.simulate import beat_source
+
+    for option, path in (("--out", args.out), ("--png", args.png)):  # now, not after the whole run
+        if path:
+            check_writable(path, option)
 
     beats = beat_source(args.human, args.beats, args.free)
     summary = simulate_file(args.human, args.out, args.human_track, config,

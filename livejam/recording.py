@@ -182,11 +182,14 @@ class RecordPathError(ValueError):
     """The recording cannot be written where asked (one-line message)."""
 
 
-def check_writable(path: str | Path) -> None:
-    """Raise RecordPathError unless a file can be written at `path` (creating its folder)."""
+def check_writable(path: str | Path, option: str = "--record") -> None:
+    """Raise RecordPathError unless a file can be written at `path` (creating its folder): checked
+    before a session or a simulation, not after it."""
     path = Path(path).expanduser()
     if path.is_dir():
-        raise RecordPathError(f"--record {path}: is a directory")
+        raise RecordPathError(f"{option} {path}: is a directory")
+    if path.exists() and not path.is_file():  # /dev/full, a FIFO: the sibling probe below would pass
+        raise RecordPathError(f"{option} {path}: not a regular file")
     probe = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,7 +198,7 @@ def check_writable(path: str | Path) -> None:
             f.flush()
             os.fsync(f.fileno())
     except OSError as e:
-        raise RecordPathError(f"cannot record to {path}: {e.strerror or e}") from None
+        raise RecordPathError(f"{option} {path}: cannot write there: {e.strerror or e}") from None
     finally:
         try:
             probe.unlink()

@@ -13,6 +13,7 @@ is imported only when a picture is drawn.
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import sys
 from dataclasses import dataclass
@@ -175,8 +176,11 @@ def draw_roll(tracks: Sequence[tuple[str, Sequence[Note]]], out: str | Path, gri
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
+    picture = io.BytesIO()
+    fig.savefig(picture, format=out.suffix.lstrip(".").lower() or "png")
     plt.close(fig)
+    with open(out, "wb") as f:  # written and closed here, so a full disk is an OSError, not "wrote"
+        f.write(picture.getvalue())
     return out
 
 
@@ -218,6 +222,9 @@ def run(args: argparse.Namespace) -> int:
         path = render_file(args.midi, args.out, args.chords, args.grid_from, args.start, args.end, args.grid)
     except PlotUnavailable as e:
         print(f"livejam: {e}")
+        return 2
+    except OSError as e:
+        print(f"livejam roll: cannot write {args.out}: {e.strerror or e}", file=sys.stderr)
         return 2
     print(f"livejam: wrote {path}")
     return 0

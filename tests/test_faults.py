@@ -2,6 +2,7 @@
 the start-up panic, the recording path, setting range checks."""
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 
@@ -58,11 +59,29 @@ def test_startup_panic_on_an_existing_port_ends_every_note_on_every_channel():
     assert ccs == [(0, 64), (0, 123), (1, 64), (1, 123)]
 
 
-@pytest.mark.parametrize("bad", ["/proc/x.mid", "DIR"])
+@pytest.mark.parametrize("bad", ["/proc/x.mid", "DIR", "/dev/full", "FIFO"])
 def test_record_path_is_checked_at_start(tmp_path, bad):
-    path = tmp_path if bad == "DIR" else bad
+    """/dev/full and a FIFO passed (issue 21 #9): the probe wrote a sibling file beside them."""
+    path = {"DIR": tmp_path, "FIFO": tmp_path / "fifo"}.get(bad, bad)
+    if bad == "FIFO":
+        os.mkfifo(path)
     with pytest.raises(RecordPathError):
         check_writable(path)
+
+
+def test_simulate_checks_its_outputs_before_the_run_and_roll_says_a_full_disk(tmp_path, capsys):
+    """Issue 21 #11: `roll --out /dev/full` and `simulate --png /dev/full` printed "wrote" with status 0."""
+    pytest.importorskip("matplotlib")
+    from livejam.cli import main
+
+    human = _human_file(tmp_path / "h.mid")
+    assert main(["simulate", "--human", str(human), "--out", str(tmp_path / "o.mid"), "--png", "/dev/full",
+                 "--performer", "markov"]) == 2
+    assert not (tmp_path / "o.mid").exists()  # refused before the run
+    assert "--png /dev/full: not a regular file" in capsys.readouterr().err
+    assert main(["roll", str(human), "--out", "/dev/full"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["livejam roll: cannot write /dev/full: No space left on device"]
 
 
 def test_recording_is_replaced_atomically(tmp_path):
