@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import queue
 import time
 from pathlib import Path
 from typing import Callable
 
+from livejam.config import ConfigError, ControlMap
 from livejam.midi.spec import parse
-from livejam.config import ControlMap
 
 DESCRIPTIONS = {
     "temperature": "a knob for the temperature (how adventurous)",
@@ -64,7 +65,23 @@ def to_toml(mapping: ControlMap) -> str:
 
 
 def merge_into(existing: str, mapping: ControlMap) -> str:
-    """`existing` TOML text with its [neural.controls] table replaced by `mapping` (other tables kept)."""
+    """`existing` TOML text with its live controls replaced by `mapping`, everything else kept.
+
+    The [neural.controls] table is swapped as text, which keeps the user's comments; where the file
+    holds the controls another way (dotted keys under [neural], an inline table) that text would be
+    invalid TOML, so the result is checked by parsing it, and otherwise the file is written anew from
+    its parsed settings (valid by construction, comments lost). Raises ConfigError for a file that
+    is not valid TOML now: it is left as it is."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(existing)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"the config file is not valid TOML ({e}): fix it first; nothing was written") from None
+    neural = data.setdefault("neural", {})
+    if not isinstance(neural, dict):
+        raise ConfigError("the config file's `neural` is not a table: fix it first; nothing was written")
+    neural["controls"] = {f.name: getattr(mapping, f.name) for f in dataclasses.fields(ControlMap)}
     kept, skipping = [], False
     for line in existing.splitlines():
         stripped = line.strip()
@@ -75,7 +92,29 @@ def merge_into(existing: str, mapping: ControlMap) -> str:
         if not skipping:
             kept.append(line)
     head = "\n".join(kept).rstrip()
-    return (head + "\n\n" if head else "") + to_toml(mapping)
+    text = (head + "\n\n" if head else "") + to_toml(mapping)
+    try:
+        if tomllib.loads(text) == data:
+            return text
+    except tomllib.TOMLDecodeError:
+        pass
+    import tomli_w
+
+    return to_toml_header() + tomli_w.dumps(data)
+
+
+def to_toml_header() -> str:
+    return "# livejam settings (rewritten by `livejam learn`, which sets [neural.controls])\n"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """The whole file or the old one, never half: a sibling written and fsynced, then renamed over."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def cc_numbers(q: "queue.SimpleQueue") -> Callable[[float], int | None]:
@@ -107,6 +146,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from livejam.midi.ports import MidiInput, select_backend
 
+    from livejam.config import user_config_file
+
+    out = Path(args.out).expanduser() if args.out else user_config_file()
+    existing = out.read_text() if out.is_file() else ""
+    merge_into(existing, ControlMap())  # a file that cannot take the result: say so before the knobs are turned
     api = select_backend(args.backend)
     q: queue.SimpleQueue = queue.SimpleQueue()
     inp = MidiInput(api, lambda event, data=None: q.put(event[0]), args.input or "", client="livejam learn")
@@ -115,11 +159,8 @@ def run(args: argparse.Namespace) -> int:
         mapping = learn_mapping(cc_numbers(q), args.timeout)
     finally:
         inp.close()
-    from livejam.config import user_config_file
-
-    out = Path(args.out).expanduser() if args.out else user_config_file()
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(merge_into(out.read_text() if out.exists() else "", mapping))
+    write_atomically(out, merge_into(existing, mapping))
     if args.out:
         print(f"wrote {out}: use it with `livejam run --config {out}`")
     else:

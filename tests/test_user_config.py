@@ -100,3 +100,25 @@ def _write(text: str) -> Path:
     path = Path(os.environ["XDG_CONFIG_HOME"]).parent / f"t{_N[0]}.toml"
     path.write_text(text)
     return path
+
+
+def test_a_config_path_that_is_no_file_is_one_line(tmp_path):
+    """Issue 21 #10: a folder, a FIFO or a symlink loop was silently ignored (or blocked the start), a
+    deeply nested file gave a RecursionError traceback."""
+    import os
+
+    import pytest
+
+    from livejam.config import ConfigError
+
+    fifo, loop, deep = tmp_path / "fifo", tmp_path / "loop", tmp_path / "deep.toml"
+    os.mkfifo(fifo)
+    loop.symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(loop)
+    deep.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    for path, says in ((tmp_path, "not a regular file"), (fifo, "not a regular file"), (loop, "cannot be read"),
+                       (deep, "nested too deeply")):
+        with pytest.raises(ConfigError, match=says):
+            load(DaemonConfig, path)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load(DaemonConfig, None, ["a=" + "[" * 5000 + "]" * 5000])

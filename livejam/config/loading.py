@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+MAX_CONFIG_BYTES = 1 << 20  # a config is a page of settings; anything bigger is not one
 
 
 class ConfigError(ValueError):
@@ -122,6 +123,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw  # a bare word: take it as a string
+    except RecursionError:
+        raise ConfigError(f"override {key.strip()}: the value is nested too deeply") from None
     return key.strip().split("."), value
 
 
@@ -141,14 +144,7 @@ def load(cls: type[T], path: str | Path | None = None, overrides: list[str] | tu
     """Load `cls` from an optional TOML file, then apply `key=value` overrides."""
     data: dict[str, Any] = {}
     if path is not None:
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
-            raise ConfigError(f"config file {path} cannot be read: {type(e).__name__}") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+        data = _read_toml(Path(path))
     base = to_dict(cls())
     for key, value in data.items():
         base = merge(base, [key], value) if not isinstance(value, dict) else _deep(base, [key], value)
@@ -156,6 +152,28 @@ def load(cls: type[T], path: str | Path | None = None, overrides: list[str] | tu
         keys, value = parse_override(text)
         base = merge(base, keys, value)
     return from_dict(cls, base)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """A config file's TOML, or ConfigError in one line: not there, not a regular file (a FIFO would
+    block the start, a folder or a symlink loop was once ignored), too big, unreadable, invalid,
+    or nested past what the parser's recursion takes."""
+    try:
+        info = path.stat()
+        if not path.is_file():
+            raise ConfigError(f"config file {path} is not a regular file")
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {path} is {info.st_size} bytes: more than {MAX_CONFIG_BYTES}")
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        why = getattr(e, "strerror", None) or type(e).__name__
+        raise ConfigError(f"config file {path} cannot be read: {why}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path} is nested too deeply") from None
 
 
 def _deep(base: dict[str, Any], path: list[str], table: dict[str, Any]) -> dict[str, Any]:
