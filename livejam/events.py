@@ -59,6 +59,17 @@ class Vocab:
     tempo_min_bpm: float = 40.0
     tempo_max_bpm: float = 240.0
 
+    def __post_init__(self):
+        # read from a model's metadata: a bad value must fail here, with the model's name, not as a
+        # math domain error at the first tempo
+        counts = ("n_parts", "ticks_per_beat", "max_dt_ticks", "n_chord", "n_pitch", "n_vel", "max_bar_ticks",
+                  "n_tempo")
+        bad = [f"{name}={getattr(self, name)!r}" for name in counts if not getattr(self, name) >= 1]
+        if not 0 < self.tempo_min_bpm < self.tempo_max_bpm < math.inf:
+            bad.append(f"tempo bounds {self.tempo_min_bpm!r}..{self.tempo_max_bpm!r}")
+        if bad:
+            raise ValueError("vocabulary out of range: " + ", ".join(bad))
+
     @property
     def bos_part(self) -> int:
         return self.n_parts

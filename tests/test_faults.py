@@ -306,3 +306,22 @@ def test_new_surfaces_settings_are_range_checked(override, tmp_path, capsys):
                                       "sound.gain=1.5", "sound.samplerate=44100"])
 def test_sane_settings_still_load(override):
     load(DaemonConfig, None, [override])
+
+
+def test_a_model_whose_vocabulary_is_out_of_range_names_the_file(tmp_path, tiny_model):
+    """Issue 21 #11: a negative tempo bound in the metadata failed with `math domain error`, no file name."""
+    import json
+
+    onnx = pytest.importorskip("onnx")
+    from livejam.engine.session import ModelError, load_model
+
+    model = onnx.load(str(tiny_model))
+    for prop in model.metadata_props:
+        if prop.key == "livejam.config":
+            cfg = json.loads(prop.value)
+            cfg["vocab"]["tempo_min_bpm"] = -40.0
+            prop.value = json.dumps(cfg)
+    path = tmp_path / "negative.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(ModelError, match="negative.onnx.*tempo bounds -40.0"):
+        load_model(path)
