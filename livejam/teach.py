@@ -19,11 +19,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     try:
         from tools.teach import main, missing_extra
-    except ImportError:
-        main, missing_extra = None, lambda: "the clone's tools/ (run it in the livejam clone)"
+    except ImportError:  # a pip install has no tools/: teaching lives in the clone
+        print("livejam: teach runs the training tools of a livejam clone: in the clone, "
+              "pip install -e '.[train]' and run livejam teach there", file=sys.stderr)
+        return 2
     missing = missing_extra()
-    if missing or main is None:
-        print(f"livejam: teach needs the training extra ({missing} is missing): pip install 'livejam[train]'",
+    if missing:
+        print(f"livejam: teach needs the training extra ({missing} is missing): pip install -e '.[train]'",
               file=sys.stderr)
         return 2
     return main(args.args)
