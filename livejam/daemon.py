@@ -149,7 +149,8 @@ class Daemon:
 
         scheduler = Scheduler(clock, sink, channels=cfg.midi.channels, late_drop_s=cfg.scheduler.late_drop_s,
                               watchdog_s=cfg.scheduler.watchdog_s, realtime_priority=cfg.scheduler.realtime_priority,
-                              thru_channel=cfg.midi.thru_channel if cfg.midi.thru else None)
+                              thru_channel=cfg.midi.thru_channel if cfg.midi.thru else None,
+                              thru_timeout_s=cfg.performer.held_key_timeout_s)
         inq = InputQueue(cfg.midi.queue_size)
         normaliser = InputNormaliser(cfg.midi.ignore_sysex, cfg.midi.ignore_active_sensing, echo)
         beat, clock_out, clicks = self._beat_clock(clock.now())
