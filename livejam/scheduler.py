@@ -158,8 +158,9 @@ class Scheduler:
     def reset_output(self, all_notes: bool = True) -> None:
         """The output's connections changed (a synth vanished, came back, was plugged back):
         end every sounding note, the machine's and the human's passed through, and with
-        `all_notes` send a note-off for every note on their channels, since offs sent while
-        disconnected never reached the synth. Queued events stay: the performance goes on."""
+        `all_notes` send a note-off for every note on their channels and the stale ones, since
+        offs sent while disconnected never reached the synth (and a synth that was away may hold
+        what an earlier session left). Queued events stay: the performance goes on."""
         with self._cond:
             self._resolve_requested = True
             self._reset_requested = True
@@ -348,18 +349,19 @@ class Scheduler:
             for port, msg in self.ledger.resolve(port=None if reset else self.port):
                 self._send(port, msg, now)
         if all_notes:
-            ports = [(self.port, c) for c in self.channels]
-            if self.thru_channel is not None:
-                ports.append((self.thru_port, self.thru_channel))
-            for port, channel in ports:
+            for port, channel in self._every_channel():
                 for note in range(128):
                     self._send(port, note_off(channel, note), now)
-        if clear:  # as `thru_port`, like the start-up panic's stale channels (see panic)
-            channels = set(self.channels) | set(self.stale_channels)
-            if self.thru_channel is not None:
-                channels.add(self.thru_channel)
-            for msg in self.ledger.clear_silent(sorted(channels)):
+        if clear:  # for the new synth only: as `thru_port`, like the start-up panic's stale channels
+            for msg in self.ledger.clear_silent([channel for _, channel in self._every_channel()]):
                 self._send(self.thru_port, msg, now)
+
+    def _every_channel(self) -> list[tuple[int, int]]:
+        """(port, channel) of each channel livejam plays or an earlier session may have played on:
+        the machine's as `port`, the others as `thru_port` (see panic)."""
+        out = [(self.port, c) for c in self.channels]
+        others = set(self.stale_channels) | ({self.thru_channel} if self.thru_channel is not None else set())
+        return out + [(self.thru_port, c) for c in sorted(others - set(self.channels))]
 
     def _watchdog(self, now: float) -> None:
         keys = self.ledger.held_since(now - self.watchdog_s + 1e-9, self.port)
