@@ -337,3 +337,15 @@ def test_a_synth_that_connects_is_cleared_but_the_notes_sounding_play_on():
     sent.clear()
     sched.run_until(2.0)
     assert [(t, m.channel, m.a) for t, _, m in sent] == [(1.0, 1, 60), (1.0, 0, 64)]  # ended in their time
+
+
+def test_a_synth_back_after_a_loss_gets_every_note_off_on_the_stale_channels_too():
+    from livejam.clock import VirtualClock
+    from livejam.scheduler import Scheduler
+
+    sent = []
+    sched = Scheduler(VirtualClock(0.0), lambda port, msg, t: sent.append((port, msg)), channels=(1, 2),
+                      stale_channels=(0, 9))
+    sched.reset_output(all_notes=True)  # the keeper found the synth again: it may hold an earlier session's notes
+    offs = {(port, m.channel, m.a) for port, m in sent if m.kind == "note_off"}
+    assert offs == {(0, c, n) for c in (1, 2) for n in range(128)} | {(1, c, n) for c in (0, 9) for n in range(128)}
