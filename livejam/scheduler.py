@@ -367,7 +367,7 @@ class Scheduler:
         keys = self.ledger.held_since(now - self.watchdog_s + 1e-9, self.port)
         if self.thru_channel is not None:
             keys += self.ledger.held_since(now - self.thru_timeout_s + 1e-9, self.thru_port)
-        for port, msg in self.ledger.resolve(keys) if keys else ():
+        for port, msg in self.ledger.resolve(keys):
             if port == self.thru_port:
                 self.counters.thru_timeouts += 1
             else:
