@@ -139,10 +139,11 @@ class Daemon:
         sent_taps = tuple(a.on_sent for a in self.addons if hasattr(a, "on_sent"))
 
         def sink(port: int, msg: Message, t: float) -> None:
-            echo.sent(msg, t)  # before sending: the echo may come back before send() returns
+            if port != scheduler.aside_port:  # blanket clearing: see Scheduler.aside_port
+                echo.sent(msg, t)  # before sending: the echo may come back before send() returns
             # `out` is opened below, after the scheduler its keeper resets; nothing is sent before
             out.send(msg)
-            if port == 0:  # port 1 is the human's notes passed through: recorded as heard
+            if port == 0:  # 1: the human's notes passed through, recorded as heard; 2: clearing
                 recorder.record_machine(msg, t)
             for tap in sent_taps:
                 tap(port, msg, t)

@@ -87,6 +87,10 @@ class Scheduler:
         self.channels = channels
         self.port = port
         self.thru_port = port + 1  # the ledger's key for the human's notes passed through
+        # the sink's label for blanket clearing (a note-off for every note, the stale channels): for
+        # a synth only, so neither recorded nor played inside, and not remembered as an echo (a
+        # human's note-off identical to one of them must not be taken for it and dropped)
+        self.aside_port = port + 2
         self.thru_channel = thru_channel
         self.thru_timeout_s = thru_timeout_s
         # channels an earlier session may have left notes on though this one may not play there
@@ -213,9 +217,7 @@ class Scheduler:
         channel: what a crashed session left on a synth; with `startup`, on `stale_channels`
         too: an earlier session may have played there). Only call when the thread is not running."""
         assert self._thread is None, "panic() belongs to the ledger's owner thread"
-        # the stale channels go out as port `thru_port`: not the machine's notes, so neither
-        # recorded nor played by a built-in synth (which no earlier session reached)
-        also = {self.thru_port: set(self.stale_channels)} if startup else None
+        also = {self.aside_port: set(self.stale_channels)} if startup else None
         for port, msg in self.ledger.panic(all_notes, also):
             self._send(port, msg, self.clock.now())
 
@@ -349,19 +351,17 @@ class Scheduler:
             for port, msg in self.ledger.resolve(port=None if reset else self.port):
                 self._send(port, msg, now)
         if all_notes:
-            for port, channel in self._every_channel():
+            for channel in self._every_channel():
                 for note in range(128):
-                    self._send(port, note_off(channel, note), now)
-        if clear:  # for the new synth only: as `thru_port`, like the start-up panic's stale channels
-            for msg in self.ledger.clear_silent([channel for _, channel in self._every_channel()]):
-                self._send(self.thru_port, msg, now)
+                    self._send(self.aside_port, note_off(channel, note), now)
+        if clear:
+            for msg in self.ledger.clear_silent(self._every_channel()):
+                self._send(self.aside_port, msg, now)
 
-    def _every_channel(self) -> list[tuple[int, int]]:
-        """(port, channel) of each channel livejam plays or an earlier session may have played on:
-        the machine's as `port`, the others as `thru_port` (see panic)."""
-        out = [(self.port, c) for c in self.channels]
-        others = set(self.stale_channels) | ({self.thru_channel} if self.thru_channel is not None else set())
-        return out + [(self.thru_port, c) for c in sorted(others - set(self.channels))]
+    def _every_channel(self) -> list[int]:
+        """Each channel livejam plays or an earlier session may have played on."""
+        thru = {self.thru_channel} if self.thru_channel is not None else set()
+        return list(self.channels) + sorted((set(self.stale_channels) | thru) - set(self.channels))
 
     def _watchdog(self, now: float) -> None:
         keys = self.ledger.held_since(now - self.watchdog_s + 1e-9, self.port)

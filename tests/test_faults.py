@@ -301,7 +301,7 @@ def test_startup_panic_covers_the_thru_and_click_channels_whatever_the_options()
                       stale_channels=(0, 9))
     sched.panic(all_notes=True, startup=True)
     offs = {(port, m.channel, m.a) for port, m in sent if m.kind == "note_off"}
-    assert offs == {(0, c, n) for c in (1, 2) for n in range(128)} | {(1, c, n) for c in (0, 9) for n in range(128)}
+    assert offs == {(0, c, n) for c in (1, 2) for n in range(128)} | {(2, c, n) for c in (0, 9) for n in range(128)}
     assert len(offs) == sum(m.kind == "note_off" for _, m in sent)  # none twice
     assert {(m.channel, m.a) for _, m in sent if m.kind == "control_change"} == {(c, cc) for c in (0, 1, 2, 9)
                                                                                  for cc in (64, 123)}
@@ -330,7 +330,7 @@ def test_a_synth_that_connects_is_cleared_but_the_notes_sounding_play_on():
     sched.clear_for_listener()
     offs = {(m.channel, m.a) for _, port, m in sent if m.kind == "note_off"}
     assert offs == {(c, n) for c in (0, 1, 2, 9) for n in range(128)} - {(1, 60), (0, 64)}
-    assert {port for _, port, _ in sent} == {1}  # not the machine's: not recorded, not sounded inside
+    assert {port for _, port, _ in sent} == {2}  # clearing: not recorded, not sounded inside, no echo
     assert {(m.channel, m.a, m.b) for _, _, m in sent if m.kind == "control_change"} == {(c, 64, 0) for c in
                                                                                          (0, 1, 2, 9)}
     assert sched.ledger.sounding() == [(0, 1, 60), (1, 0, 64)]
@@ -348,4 +348,4 @@ def test_a_synth_back_after_a_loss_gets_every_note_off_on_the_stale_channels_too
                       stale_channels=(0, 9))
     sched.reset_output(all_notes=True)  # the keeper found the synth again: it may hold an earlier session's notes
     offs = {(port, m.channel, m.a) for port, m in sent if m.kind == "note_off"}
-    assert offs == {(0, c, n) for c in (1, 2) for n in range(128)} | {(1, c, n) for c in (0, 9) for n in range(128)}
+    assert offs == {(2, c, n) for c in (0, 1, 2, 9) for n in range(128)}  # clearing (Scheduler.aside_port)
