@@ -203,7 +203,7 @@ def test_a_session_killed_with_thru_leaves_nothing_on_a_synth_connected_to_the_n
         proc, lines = start_daemon("--performer", "echo", "--no-record")
         procs.append(proc)
         connect(ears[1], "livejam out")  # the synth connected after the start-up panic went out
-        wait_line(lines, r"output connected to .*: notes an earlier session left on it ended", proc)
+        wait_line(lines, r"output connected to .*: cleared of notes an earlier session may have left", proc)
         assert wait_for(lambda: unmatched_note_ons(list(heard)) == [], 30), (heard, lines)
         proc.terminate()
         assert proc.wait(60) == 0, "".join(lines)

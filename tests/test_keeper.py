@@ -196,7 +196,8 @@ def test_a_synth_connected_to_the_virtual_output_gets_the_startup_panic_again():
     assert k.listening_now() is False and calls == []  # nobody there: the start-up panic reaches nobody
     jack.conn = {"fluid:in"}  # the user connects a synth (qjackctl)
     k.poll()
-    assert calls == [("joined",), ("line", "output connected to fluid:in: notes an earlier session left on it ended")]
+    assert calls == [("joined",),
+                     ("line", "output connected to fluid:in: cleared of notes an earlier session may have left")]
     calls.clear()
     k.poll()
     assert calls == []  # once per connection

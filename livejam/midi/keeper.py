@@ -239,7 +239,7 @@ class Keeper:
         if joined:  # it may hold notes a killed session left: the start-up panic never reached it
             self.listener_joined()
             self.on_event(f"output connected to {', '.join(sorted(joined))}: "
-                          "notes an earlier session left on it ended")
+                          "cleared of notes an earlier session may have left")
 
 
 def open_jack(api: int, client: str):
