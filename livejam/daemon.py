@@ -140,17 +140,21 @@ class Daemon:
         sent_taps = tuple(a.on_sent for a in self.addons if hasattr(a, "on_sent"))
 
         def sink(port: int, msg: Message, t: float) -> None:
-            echo.sent(msg, t)  # before sending: the echo may come back before send() returns
+            if port != scheduler.aside_port:  # blanket clearing: see Scheduler.aside_port
+                echo.sent(msg, t)  # before sending: the echo may come back before send() returns
             # `out` is opened below, after the scheduler its keeper resets; nothing is sent before
             out.send(msg)
-            if port == 0:  # port 1 is the human's notes passed through: recorded as heard
+            if port == 0:  # 1: the human's notes passed through, recorded as heard; 2: clearing
                 recorder.record_machine(msg, t)
             for tap in sent_taps:
                 tap(port, msg, t)
 
         scheduler = Scheduler(clock, sink, channels=cfg.midi.machine_channels, late_drop_s=cfg.scheduler.late_drop_s,
                               watchdog_s=cfg.scheduler.watchdog_s, realtime_priority=cfg.scheduler.realtime_priority,
-                              thru_channel=cfg.midi.thru_channel if cfg.midi.thru else None)
+                              thru_channel=cfg.midi.thru_channel if cfg.midi.thru else None,
+                              thru_timeout_s=cfg.performer.held_key_timeout_s,
+                              # a session killed with --thru or a count-in, restarted without
+                              stale_channels=(cfg.midi.thru_channel, cfg.beat.click_channel))
         inq = InputQueue(cfg.midi.queue_size)
         normaliser = InputNormaliser(cfg.midi.ignore_sysex, cfg.midi.ignore_active_sensing, echo)
         beat, clock_out, clicks = self._beat_clock(clock.now())
@@ -160,7 +164,7 @@ class Daemon:
         # input messages queue up until the performer thread starts: nothing is lost
         inp, out, keeper = open_ports(api, cfg.midi, inq.callback, on_event=self.event,
                                       reset_output=scheduler.reset_output,
-                                      input_lost=inq.input_lost)
+                                      input_lost=inq.input_lost, listener_joined=scheduler.clear_for_listener)
         try:
             heartbeat = InputHeartbeat(api, inp.own_port, client=f"{cfg.midi.client_name} heartbeat")
         except Exception as e:  # MidiUnavailable, or rtmidi's own error types
@@ -173,9 +177,10 @@ class Daemon:
         sys.setswitchinterval(cfg.scheduler.gil_switch_interval_s)
         self.discarded = 0
         try:
-            # clear whatever a previous crash left sounding; an existing port (a
-            # synth) may hold notes from it: explicit note-offs for every note
-            scheduler.panic(all_notes=out.existing)
+            # clear whatever a previous crash left sounding, on its channels whatever ours are;
+            # a synth listening (an existing port, a connection) may hold notes from it:
+            # explicit note-offs for every note. One that connects later: listener_joined
+            scheduler.panic(all_notes=keeper.listening_now() or out.existing, startup=True)
             scheduler.submit_raw(clicks)
             scheduler.start()
             worker = threading.Thread(target=self._performer_loop, args=(dispatcher, inq, clock),

@@ -16,7 +16,12 @@ Policy:
 MIDI thru: notes of part THRU_PART (the human's, passed through) go out on
 `thru_channel` and are kept in the ledger under their own port key
 (`port + 1`), so panic ends them too, while a barge-in (`cancel`) and the
-watchdog touch only the machine's notes (a held chord of the human's stays).
+machine's watchdog leave them (a held chord of the human's stays). Every note
+sent has an owner that ends it: a thru note held longer than `thru_timeout_s`
+is taken as one whose note-off a flood lost upstream and is ended (its late
+note-off, if it comes, is refused by the ledger: never a second one); a
+note-on for a thru key still sounding means its note-off was lost: the old
+note ends, the new one sounds and its timeout counts from then.
 
 Priority: where the system allows it (Linux, root or an rtprio limit, as JACK
 itself asks for), the thread runs SCHED_FIFO with 1 ns timer slack: a busy
@@ -58,6 +63,8 @@ class SchedulerCounters:
     dropped_late: int = 0  # note-ons dropped for lateness
     cancelled: int = 0  # queued events dropped by barge-in
     watchdog_offs: int = 0
+    thru_timeouts: int = 0  # human notes passed through, ended after thru_timeout_s (note-off lost or late)
+    thru_restruck: int = 0  # thru notes ended by a new note-on of their key (their note-off was lost)
     past_submissions: int = 0  # handed over with a time already passed
     realtime: bool = False  # the thread got SCHED_FIFO
     timed: int = 0  # values ever appended to `lateness` (readers find the new ones by difference)
@@ -72,14 +79,24 @@ class SchedulerCounters:
 class Scheduler:
     def __init__(self, clock, sink: Sink, ledger: NoteLedger | None = None, *, channels: tuple[int, ...] = (0, 1),
                  port: int = 0, late_drop_s: float = 0.030, watchdog_s: float = 8.0, late_s: float = 0.001,
-                 thru_channel: int | None = None, realtime_priority: int = 0):
+                 thru_channel: int | None = None, thru_timeout_s: float = 10.0,
+                 stale_channels: tuple[int, ...] = (), realtime_priority: int = 0):
         self.clock = clock
         self.realtime_priority = realtime_priority  # SCHED_FIFO priority of the thread; 0 = normal
         self.sink = sink
         self.channels = channels
         self.port = port
         self.thru_port = port + 1  # the ledger's key for the human's notes passed through
+        # the sink's label for blanket clearing (a note-off for every note, the stale channels): for
+        # a synth only, so neither recorded nor played inside, and not remembered as an echo (a
+        # human's note-off identical to one of them must not be taken for it and dropped)
+        self.aside_port = port + 2
         self.thru_channel = thru_channel
+        self.thru_timeout_s = thru_timeout_s
+        # channels an earlier session may have left notes on though this one may not play there
+        # (thru, clicks: a session killed with --thru, restarted without): the start-up panic and
+        # the clear for a synth that connects cover them too
+        self.stale_channels = tuple(stale_channels)
         initial = {port: set(channels)}
         if thru_channel is not None:
             initial[self.thru_port] = {thru_channel}
@@ -92,9 +109,11 @@ class Scheduler:
         self._heap: list[tuple[float, int, int, TimedNote | Message]] = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
-        self._resolve_requested = False
+        self._resolve_requested = False  # any of the requests below: the thread wakes for them
+        self._cancel_requested = False
         self._all_notes_requested = False
         self._reset_requested = False
+        self._clear_requested = False
         self._stopping = False
         self._thread: threading.Thread | None = None
 
@@ -135,7 +154,7 @@ class Scheduler:
             self.counters.cancelled += len(self._heap) - len(keep)
             self._heap[:] = keep
             heapq.heapify(self._heap)
-            self._resolve_requested = True
+            self._resolve_requested = self._cancel_requested = True
             self._cond.notify()
         if self._thread is None:  # virtual mode: the caller's thread owns the ledger
             self._do_resolve()
@@ -143,12 +162,24 @@ class Scheduler:
     def reset_output(self, all_notes: bool = True) -> None:
         """The output's connections changed (a synth vanished, came back, was plugged back):
         end every sounding note, the machine's and the human's passed through, and with
-        `all_notes` send a note-off for every note on their channels, since offs sent while
-        disconnected never reached the synth. Queued events stay: the performance goes on."""
+        `all_notes` send a note-off for every note on their channels and the stale ones, since
+        offs sent while disconnected never reached the synth (and a synth that was away may hold
+        what an earlier session left). Queued events stay: the performance goes on."""
         with self._cond:
             self._resolve_requested = True
             self._reset_requested = True
             self._all_notes_requested = self._all_notes_requested or all_notes
+            self._cond.notify()
+        if self._thread is None:
+            self._do_resolve()
+
+    def clear_for_listener(self) -> None:
+        """A synth connected to the output: it may hold notes a killed session left on it (that
+        session's start-up panic, and ours, went out before it listened). The start-up panic again,
+        but for the notes sounding now: a note-off for every other note on every channel livejam
+        may use, and sustain off. The notes sounding play on (their offs reach the new synth too)."""
+        with self._cond:
+            self._resolve_requested = self._clear_requested = True
             self._cond.notify()
         if self._thread is None:
             self._do_resolve()
@@ -181,11 +212,13 @@ class Scheduler:
                 log.error("scheduler thread did not stop within %.1f s", timeout)
             self._thread = None
 
-    def panic(self, all_notes: bool = False) -> None:
+    def panic(self, all_notes: bool = False, startup: bool = False) -> None:
         """Send the ledger's panic (with `all_notes`, a note-off for every note on every
-        channel: what a crashed session left on a synth). Only call when the thread is not running."""
+        channel: what a crashed session left on a synth; with `startup`, on `stale_channels`
+        too: an earlier session may have played there). Only call when the thread is not running."""
         assert self._thread is None, "panic() belongs to the ledger's owner thread"
-        for port, msg in self.ledger.panic(all_notes):
+        also = {self.aside_port: set(self.stale_channels)} if startup else None
+        for port, msg in self.ledger.panic(all_notes, also):
             self._send(port, msg, self.clock.now())
 
     def _run(self) -> None:
@@ -251,7 +284,10 @@ class Scheduler:
     def _next_time_locked(self) -> float:
         nxt = self._heap[0][0] if self._heap else float("inf")
         # the ledger is only touched by its owner thread, which is the caller here
-        return min(nxt, self.ledger.oldest_on(self.port) + self.watchdog_s)
+        nxt = min(nxt, self.ledger.oldest_on(self.port) + self.watchdog_s)
+        if self.thru_channel is not None:
+            nxt = min(nxt, self.ledger.oldest_on(self.thru_port) + self.thru_timeout_s)
+        return nxt
 
     def _channel(self, part: int) -> int:
         return self.channels[part] if 0 <= part < len(self.channels) else self.channels[-1]
@@ -272,6 +308,11 @@ class Scheduler:
             if lateness > self.late_drop_s:
                 self.counters.dropped_late += 1
                 return
+            if port == self.thru_port and self.ledger.sounds((port, channel, n.pitch)):
+                # a key struck while its note sounds: its note-off was lost upstream
+                self.ledger.note_off(port, channel, n.pitch)
+                self.counters.thru_restruck += 1
+                self._send(port, note_off(channel, n.pitch), now)
             if not self.ledger.note_on(port, channel, n.pitch, n.time):
                 return
             msg = note_on(channel, n.pitch, min(127, n.velocity))
@@ -302,24 +343,36 @@ class Scheduler:
     def _do_resolve(self) -> None:
         now = self.clock.now()
         with self._cond:
+            cancel, self._cancel_requested = self._cancel_requested, False
             reset, self._reset_requested = self._reset_requested, False
             all_notes, self._all_notes_requested = self._all_notes_requested, False
-        for port, msg in self.ledger.resolve(port=None if reset else self.port):
-            self._send(port, msg, now)
+            clear, self._clear_requested = self._clear_requested, False
+        if cancel or reset:
+            for port, msg in self.ledger.resolve(port=None if reset else self.port):
+                self._send(port, msg, now)
         if all_notes:
-            ports = [(self.port, c) for c in self.channels]
-            if self.thru_channel is not None:
-                ports.append((self.thru_port, self.thru_channel))
-            for port, channel in ports:
+            for channel in self._every_channel():
                 for note in range(128):
-                    self._send(port, note_off(channel, note), now)
+                    self._send(self.aside_port, note_off(channel, note), now)
+        if clear:
+            for msg in self.ledger.clear_silent(self._every_channel()):
+                self._send(self.aside_port, msg, now)
+
+    def _every_channel(self) -> list[int]:
+        """Each channel livejam plays or an earlier session may have played on."""
+        thru = {self.thru_channel} if self.thru_channel is not None else set()
+        return list(self.channels) + sorted((set(self.stale_channels) | thru) - set(self.channels))
 
     def _watchdog(self, now: float) -> None:
         keys = self.ledger.held_since(now - self.watchdog_s + 1e-9, self.port)
-        if keys:
-            for port, msg in self.ledger.resolve(keys):
+        if self.thru_channel is not None:
+            keys += self.ledger.held_since(now - self.thru_timeout_s + 1e-9, self.thru_port)
+        for port, msg in self.ledger.resolve(keys):
+            if port == self.thru_port:
+                self.counters.thru_timeouts += 1
+            else:
                 self.counters.watchdog_offs += 1
-                self._send(port, msg, now)
+            self._send(port, msg, now)
 
 
 def make_realtime(priority: int) -> bool:

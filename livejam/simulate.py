@@ -74,7 +74,8 @@ def run_virtual(events: Sequence[tuple[float, Sequence[int]]], performer, config
     scheduler = Scheduler(clock, lambda port, msg, t: (run.thru if port else run.sent).append((t, msg)),
                           channels=config.midi.machine_channels, late_drop_s=config.scheduler.late_drop_s,
                           watchdog_s=config.scheduler.watchdog_s,
-                          thru_channel=config.midi.thru_channel if config.midi.thru else None)
+                          thru_channel=config.midi.thru_channel if config.midi.thru else None,
+                          thru_timeout_s=config.performer.held_key_timeout_s)
     normaliser = InputNormaliser(config.midi.ignore_sysex, config.midi.ignore_active_sensing)
     dispatcher = Dispatcher(performer, scheduler, normaliser, thru=config.midi.thru)
     events = sorted(events, key=lambda e: e[0])  # stable: equal times keep their order

@@ -325,3 +325,65 @@ def test_a_model_whose_vocabulary_is_out_of_range_names_the_file(tmp_path, tiny_
     onnx.save(model, str(path))
     with pytest.raises(ModelError, match="negative.onnx.*tempo bounds -40.0"):
         load_model(path)
+
+
+def test_startup_panic_covers_the_thru_and_click_channels_whatever_the_options():
+    """Issue 21 #9: a session killed with --thru (or a count-in) and restarted without it left those
+    notes stuck for good: the start-up panic covers those channels too, the shutdown panic does not
+    (channel 1 is where the keyboard plays: no all-notes-off there without --thru)."""
+    from livejam.clock import VirtualClock
+    from livejam.scheduler import Scheduler
+
+    sent = []
+    sched = Scheduler(VirtualClock(0.0), lambda port, msg, t: sent.append((port, msg)), channels=(1, 2),
+                      stale_channels=(0, 9))
+    sched.panic(all_notes=True, startup=True)
+    offs = {(port, m.channel, m.a) for port, m in sent if m.kind == "note_off"}
+    assert offs == {(0, c, n) for c in (1, 2) for n in range(128)} | {(2, c, n) for c in (0, 9) for n in range(128)}
+    assert len(offs) == sum(m.kind == "note_off" for _, m in sent)  # none twice
+    assert {(m.channel, m.a) for _, m in sent if m.kind == "control_change"} == {(c, cc) for c in (0, 1, 2, 9)
+                                                                                 for cc in (64, 123)}
+    sent.clear()
+    sched.panic()
+    assert {m.channel for _, m in sent} == {1, 2}
+    sent.clear()
+    with_thru = Scheduler(VirtualClock(0.0), lambda port, msg, t: sent.append((port, msg)), channels=(1, 2),
+                          thru_channel=0, stale_channels=(0, 9))
+    with_thru.panic(all_notes=True, startup=True)
+    assert sum(m.kind == "note_off" for _, m in sent) == 4 * 128  # the thru channel cleared once
+
+
+def test_a_synth_that_connects_is_cleared_but_the_notes_sounding_play_on():
+    from livejam.clock import VirtualClock
+    from livejam.events import TimedNote
+    from livejam.scheduler import THRU_PART, Scheduler
+
+    sent = []
+    sched = Scheduler(VirtualClock(0.0), lambda port, msg, t: sent.append((t, port, msg)), channels=(1, 2),
+                      thru_channel=0, stale_channels=(0, 9))
+    sched.submit([TimedNote(0.1, 0, 60, 90), TimedNote(0.1, THRU_PART, 64, 90), TimedNote(1.0, 0, 60, 0),
+                  TimedNote(1.0, THRU_PART, 64, 0)])
+    sched.run_until(0.5)
+    sent.clear()
+    sched.clear_for_listener()
+    offs = {(m.channel, m.a) for _, port, m in sent if m.kind == "note_off"}
+    assert offs == {(c, n) for c in (0, 1, 2, 9) for n in range(128)} - {(1, 60), (0, 64)}
+    assert {port for _, port, _ in sent} == {2}  # clearing: not recorded, not sounded inside, no echo
+    assert {(m.channel, m.a, m.b) for _, _, m in sent if m.kind == "control_change"} == {(c, 64, 0) for c in
+                                                                                         (0, 1, 2, 9)}
+    assert sched.ledger.sounding() == [(0, 1, 60), (1, 0, 64)]
+    sent.clear()
+    sched.run_until(2.0)
+    assert [(t, m.channel, m.a) for t, _, m in sent] == [(1.0, 1, 60), (1.0, 0, 64)]  # ended in their time
+
+
+def test_a_synth_back_after_a_loss_gets_every_note_off_on_the_stale_channels_too():
+    from livejam.clock import VirtualClock
+    from livejam.scheduler import Scheduler
+
+    sent = []
+    sched = Scheduler(VirtualClock(0.0), lambda port, msg, t: sent.append((port, msg)), channels=(1, 2),
+                      stale_channels=(0, 9))
+    sched.reset_output(all_notes=True)  # the keeper found the synth again: it may hold an earlier session's notes
+    offs = {(port, m.channel, m.a) for port, m in sent if m.kind == "note_off"}
+    assert offs == {(2, c, n) for c in (0, 1, 2, 9) for n in range(128)}  # clearing (Scheduler.aside_port)

@@ -12,11 +12,11 @@ import time
 
 import pytest
 
-from livejam.config import MidiConfig
+from livejam.config import BeatConfig, MidiConfig
 
 from tests.conftest import ROOT, livejam_cmd
 from tests.jack_player import wait_for
-from tests.test_e2e_jack import input_total, run_player, start_daemon, unmatched_note_ons
+from tests.test_e2e_jack import input_total, run_player, start_daemon, unmatched_note_ons, wait_line
 
 pytestmark = pytest.mark.jack
 
@@ -167,8 +167,52 @@ def test_startup_panic_on_an_existing_port_ends_every_note(jack_server):
         if synth.poll() is None:
             synth.kill()
     offs = {(m[0] & 0x0F, m[1]) for m in got if m[0] & 0xF0 == 0x80 or (m[0] & 0xF0 == 0x90 and m[2] == 0)}
-    assert offs >= {(c, n) for c in MidiConfig().machine_channels for n in range(128)}
-    assert {(m[0] & 0x0F) for m in got if m[0] & 0xF0 == 0xB0 and m[1] == 123} == set(MidiConfig().machine_channels)
+    # the thru and click channels too, though this session plays neither (issue 21 #9)
+    channels = set(MidiConfig().machine_channels) | {MidiConfig().thru_channel, BeatConfig().click_channel}
+    assert offs >= {(c, n) for c in channels for n in range(128)}
+    assert {(m[0] & 0x0F) for m in got if m[0] & 0xF0 == 0xB0 and m[1] == 123} == channels
+
+
+def test_a_session_killed_with_thru_leaves_nothing_on_a_synth_connected_to_the_next(jack_server):
+    """Issue 21 #9: SIGKILL with --thru and a key down; the next session (without --thru, on a
+    virtual output: its start-up panic reaches nobody) clears the synth when it is connected."""
+    import rtmidi
+
+    heard: list[list[int]] = []
+    ears = [rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="kill test ears") for _ in range(2)]  # one per session
+    for port in ears:
+        port.set_callback(lambda event, data: heard.append(list(event[0])))
+    keys = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="kill test keys")
+    thru, machine = MidiConfig().thru_channel, MidiConfig(thru=True).machine_channels[0]
+    procs = []
+
+    def connect(port, name):
+        port.open_port(next(i for i, p in enumerate(port.get_ports()) if name in p))
+
+    try:
+        proc, lines = start_daemon("--performer", "echo", "--thru", "--no-record")
+        procs.append(proc)
+        connect(ears[0], "livejam out")
+        connect(keys, "livejam in")
+        keys.send_message([0x90, 62, 100])  # held when the session is killed
+        sounding = {(0x90 | thru, 62), (0x90 | machine, 62)}  # passed through and echoed
+        assert wait_for(lambda: {(m[0], m[1]) for m in list(heard) if m[2]} >= sounding, 30), (heard, lines)
+        proc.kill()
+        proc.wait(60)
+        assert wait_for(lambda: not any("livejam out" in p for p in ears[1].get_ports()), 30)
+        proc, lines = start_daemon("--performer", "echo", "--no-record")
+        procs.append(proc)
+        connect(ears[1], "livejam out")  # the synth connected after the start-up panic went out
+        wait_line(lines, r"output connected to .*: cleared of notes an earlier session may have left", proc)
+        assert wait_for(lambda: unmatched_note_ons(list(heard)) == [], 30), (heard, lines)
+        proc.terminate()
+        assert proc.wait(60) == 0, "".join(lines)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        for port in (*ears, keys):
+            port.close_port()
 
 
 def test_disconnect_and_reconnect_leave_no_note_stuck(jack_server):

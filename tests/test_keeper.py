@@ -80,7 +80,7 @@ def keeper_with(out_link, in_link=None, exit_on_loss=False, jack=None):
     out, inp = FakePort("synth"), FakePort("keys" if in_link else "", "livejam in:in")
     k = Keeper(inp, out, jack, own=OWN, exit_on_loss=exit_on_loss, on_event=lambda t: calls.append(("line", t)),
                reset_output=lambda all_notes: calls.append(("reset", all_notes)),
-               input_lost=lambda: calls.append(("input lost",)))
+               input_lost=lambda: calls.append(("input lost",)), listener_joined=lambda: calls.append(("joined",)))
     k.keepers[0][0].link = out_link
     if in_link:
         k.keepers[1][0].link = in_link
@@ -134,9 +134,10 @@ def test_a_reconnection_by_hand_ends_the_notes_the_keepers_own_does_not_twice():
     jack.conn = {"synth:in"}
     calls.clear()
     k.poll()
-    jack.conn = {"synth:in", "other:in"}  # a second synth, connected by hand: new, nothing to end
+    jack.conn = {"synth:in", "other:in"}  # a second synth, connected by hand: new, nothing of ours to end
     k.poll()
-    assert calls == []
+    assert [c for c in calls if c[0] == "reset"] == []
+    calls.clear()
     jack.conn = {"synth:in"}
     k.poll()
     jack.conn = {"synth:in", "other:in"}  # ... disconnected and connected again: it missed note-offs
@@ -176,3 +177,49 @@ def test_input_loss_lets_go_of_the_held_keys():
     sched.run_until(1.0)
     assert sched.ledger.sounding() == [] and d.held == set()
     assert d.performer.close(1.0) == []  # the echo let go too
+
+
+def virtual_keeper(jack):
+    calls: list = []
+    k = Keeper(FakePort("", "livejam in:in"), FakePort(""), jack, own=OWN, exit_on_loss=False,
+               on_event=lambda t: calls.append(("line", t)), reset_output=lambda all_notes: calls.append(("reset",)),
+               input_lost=lambda: calls.append(("input lost",)), listener_joined=lambda: calls.append(("joined",)))
+    return k, calls
+
+
+def test_a_synth_connected_to_the_virtual_output_gets_the_startup_panic_again():
+    """Issue 21 #9: a killed session's notes sounded through the next one, whose start-up panic went
+    out on a virtual port nobody listened to yet: each synth connected later is cleared as it comes."""
+    jack = FakeJack()
+    k, calls = virtual_keeper(jack)
+    k.start()
+    assert k.listening_now() is False and calls == []  # nobody there: the start-up panic reaches nobody
+    jack.conn = {"fluid:in"}  # the user connects a synth (qjackctl)
+    k.poll()
+    assert calls == [("joined",),
+                     ("line", "output connected to fluid:in: cleared of notes an earlier session may have left")]
+    calls.clear()
+    k.poll()
+    assert calls == []  # once per connection
+    jack.conn = {"fluid:in", "hw:in"}  # a second synth
+    k.poll()
+    assert calls[0] == ("joined",) and "hw:in" in calls[1][1] and "fluid:in" not in calls[1][1]
+    calls.clear()
+    jack.conn = {"hw:in"}
+    k.poll()
+    jack.conn = {"hw:in", "fluid:in"}  # connected again: it missed our note-offs, every note ends (as before)
+    k.poll()
+    assert calls == [("reset",), ("line", "output reconnected to fluid:in: every note ended")]
+
+
+def test_a_synth_listening_at_start_gets_the_full_startup_panic_and_is_not_cleared_twice():
+    jack = FakeJack()
+    k, calls = virtual_keeper(jack)
+    k.start()
+    jack.conn = {"fluid:in"}  # connected by a session manager before the start-up panic
+    assert k.listening_now() is True  # the start-up panic sends a note-off for every note
+    k.poll()
+    assert calls == []
+    assert Keeper(FakePort("", "livejam in:in"), FakePort(""), None, own=OWN, exit_on_loss=False,
+                  on_event=print, reset_output=print, input_lost=print,
+                  listener_joined=print).listening_now() is True  # without JACK nobody can tell: assume one

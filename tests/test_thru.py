@@ -69,3 +69,63 @@ def test_panic_ends_thru_notes_too_and_the_watchdog_leaves_them():
     assert (1, 0, 40) in offs and sched.ledger.sounding() == []
     ccs = {(m.channel, m.a) for _, m in sent if m.kind == "control_change"}
     assert {(0, 123), (1, 123), (2, 123)} <= ccs
+
+
+def thru_sched(timeout=2.0, watchdog=1.0):
+    clock = VirtualClock()
+    sent = []
+    sched = Scheduler(clock, lambda port, msg, t: sent.append((t, port, msg)), channels=(1, 2), thru_channel=0,
+                      watchdog_s=watchdog, thru_timeout_s=timeout)
+    return sched, sent
+
+
+def thru_notes(sent):
+    return [(t, m.kind, m.a) for t, port, m in sent if port == 1 and m.kind in ("note_on", "note_off")]
+
+
+def test_a_thru_note_whose_note_off_was_lost_ends_after_the_timeout():
+    """Issue 21 #3: a flood dropped the human's note-off upstream; the note passed through ends
+    `thru_timeout_s` after its note-on, not at the end of the session."""
+    sched, sent = thru_sched(timeout=2.0, watchdog=1.0)
+    sched.submit([TimedNote(0.5, THRU_PART, 40, 100), TimedNote(1.0, THRU_PART, 45, 100)])  # no note-offs ever
+    sched.run_until(2.4)
+    assert sched.ledger.sounding() == [(1, 0, 40), (1, 0, 45)]  # the machine's watchdog (1 s) leaves them
+    sched.run_until(10.0)
+    assert thru_notes(sent) == [(0.5, "note_on", 40), (1.0, "note_on", 45), (2.5, "note_off", 40),
+                                (3.0, "note_off", 45)]
+    assert sched.ledger.sounding() == [] and sched.counters.thru_timeouts == 2
+    assert sched.counters.watchdog_offs == 0
+
+
+def test_a_real_note_off_ends_a_thru_note_and_a_late_one_is_not_sent_twice():
+    sched, sent = thru_sched(timeout=2.0)
+    sched.submit([TimedNote(0.0, THRU_PART, 60, 100), TimedNote(0.5, THRU_PART, 60, 0),  # a short note
+                  TimedNote(1.0, THRU_PART, 62, 100), TimedNote(4.0, THRU_PART, 62, 0)])  # held past the timeout
+    sched.run_until(6.0)
+    assert thru_notes(sent) == [(0.0, "note_on", 60), (0.5, "note_off", 60), (1.0, "note_on", 62),
+                                (3.0, "note_off", 62)]  # the player's late note-off at 4 s is dropped
+    assert sched.counters.thru_timeouts == 1 and sched.ledger.counters.refused_off == 1
+    sched.submit([TimedNote(6.5, THRU_PART, 62, 90), TimedNote(7.0, THRU_PART, 62, 0)])  # played again: as usual
+    sched.run_until(8.0)
+    assert thru_notes(sent)[-2:] == [(6.5, "note_on", 62), (7.0, "note_off", 62)]
+
+
+def test_a_key_struck_again_after_a_lost_note_off_sounds_anew_with_a_fresh_timeout():
+    sched, sent = thru_sched(timeout=2.0)
+    # 64's note-off at ~1 s was lost; the player strikes it again at 1.5 s and holds it to 3.0 s
+    sched.submit([TimedNote(0.0, THRU_PART, 64, 100), TimedNote(1.5, THRU_PART, 64, 80),
+                  TimedNote(3.0, THRU_PART, 64, 0)])
+    sched.run_until(6.0)
+    assert thru_notes(sent) == [(0.0, "note_on", 64), (1.5, "note_off", 64), (1.5, "note_on", 64),
+                                (3.0, "note_off", 64)]  # not cut at 2.0 s (the first strike's timeout)
+    assert sched.counters.thru_restruck == 1 and sched.counters.thru_timeouts == 0
+    assert sched.ledger.counters.refused_on == 0 and sched.ledger.sounding() == []
+
+
+def test_the_thru_timeout_is_the_held_key_timeout_in_a_session():
+    cfg = load(DaemonConfig, None, ["midi.thru=true", "performer.held_key_timeout_s=3"])
+    # 60's note-off lost in a flood; the session goes on long after
+    run = run_virtual([(1.0, [0x90, 60, 100]), (1.2, [0x90, 62, 100]), (1.4, [0x80, 62, 0])],
+                      FakeCallResponse(), cfg, tail_s=10.0)
+    assert (4.0, "note_off", 0, 60) in notes(run.thru)
+    assert run.summary["scheduler"]["thru_timeouts"] == 1 and run.summary["sounding_before_panic"] == 0

@@ -82,7 +82,9 @@ class PerformerConfig:
     # Wake-up interval when nothing is pending (keeps the engine loop alive).
     idle_wakeup_s: float = 0.25
     # Keys "held" this long with no other input are taken as lost note-offs,
-    # so a dropped message cannot stop phrases from ever ending.
+    # so a dropped message cannot stop phrases from ever ending; and a note passed
+    # through (--thru) sounding this long is ended (a flood lost its note-off upstream):
+    # the same judgement of how long a human holds a key, so one setting.
     held_key_timeout_s: float = 10.0
 
 

@@ -20,7 +20,16 @@ rtmidi's port by name (RtmidiLink).
 
 The main thread polls (`Keeper.poll`, the daemon's health check); the owner's
 callbacks react: `reset_output(all_notes)` ends the notes the output carried,
-`input_lost()` lets go of the keys the human held (input lost or disconnected by hand).
+`input_lost()` lets go of the keys the human held (input lost or disconnected by hand),
+`listener_joined()` clears a synth newly connected to the output (by hand or by a
+session manager) of what an earlier session left on it: a session killed with SIGKILL
+ended nothing, and the next one's start-up panic went out before that synth listened.
+
+Seeing who listens needs JACK (libjack's connection graph, midi/jack.py): rtmidi says
+what ports exist, not what is connected to ours, so on ALSA, CoreMIDI and WinMM a synth
+connected to livejam's virtual output is not noticed. There the start-up panic sends a
+note-off for every note on every channel whatever is connected (`listening_now`), which
+reaches every synth connected by then; one connected later is not cleared.
 """
 from __future__ import annotations
 
@@ -153,9 +162,10 @@ class Keeper:
 
     def __init__(self, inp, out, jack, *, own: tuple[str, ...], exit_on_loss: bool,
                  on_event: Callable[[str], None], reset_output: Callable[[bool], None],
-                 input_lost: Callable[[], None]):
+                 input_lost: Callable[[], None], listener_joined: Callable[[], None]):
         self.out, self.jack, self.exit_on_loss = out, jack, exit_on_loss
         self.on_event, self.reset_output, self.input_lost = on_event, reset_output, input_lost
+        self.listener_joined = listener_joined
         self.keepers: list[tuple[PortKeeper, object]] = []
         for kind, port in (("output", out), ("input", inp)):
             if port.wanted:
@@ -175,6 +185,17 @@ class Keeper:
                 raise MidiUnavailable(keeper.missing())
             else:
                 self.on_event(keeper.waiting())
+
+    def listening_now(self) -> bool:
+        """Whether a synth may hear the output now, asked just before the start-up panic: if so
+        it sends a note-off for every note. The connections there now get that panic, so they
+        do not count as new later. Without JACK nobody can tell: True."""
+        if self.jack is None:
+            return True
+        now = self.jack.connections(self.out.own_port)
+        self._connected = now
+        self._ever |= now
+        return bool(now)
 
     def poll(self) -> str | None:
         """One health check; a stop reason when a port vanished and exit_on_loss, else None."""
@@ -207,13 +228,18 @@ class Keeper:
 
     def _watch(self) -> None:
         now = self.jack.connections(self.out.own_port)
-        back = (now - self._connected) & (self._ever - self._made)
+        arrived = now - self._connected - self._made  # the keeper's own were reset as it made them
+        back, joined = arrived & self._ever, arrived - self._ever
         self._made -= now  # seen connected: from now on a reconnection of it is by hand
         self._ever |= now
         self._connected = now
         if back:  # it missed the note-offs sent while it was away
             self.reset_output(True)
             self.on_event(f"output reconnected to {', '.join(sorted(back))}: every note ended")
+        if joined:  # it may hold notes a killed session left: the start-up panic never reached it
+            self.listener_joined()
+            self.on_event(f"output connected to {', '.join(sorted(joined))}: "
+                          "cleared of notes an earlier session may have left")
 
 
 def open_jack(api: int, client: str):
@@ -234,7 +260,8 @@ def _own_name(expected: str, new: frozenset[str]) -> str:
 
 def open_ports(api: int, cfg, callback: Callable, **reactions) -> tuple:
     """livejam's input and output (MidiConfig `cfg`) and the Keeper of their named ports,
-    connected to what is there (`reactions`: Keeper's on_event, reset_output, input_lost).
+    connected to what is there (`reactions`: Keeper's on_event, reset_output, input_lost,
+    listener_joined).
     Raises MidiUnavailable before anything plays (a port missing with exit_on_port_loss)."""
     from livejam.midi.ports import MidiInput, MidiOutput
 

@@ -51,6 +51,9 @@ class NoteLedger:
         self.counters.note_offs += 1
         return True
 
+    def sounds(self, key: Key) -> bool:
+        return key in self._on
+
     def sounding(self) -> list[Key]:
         return sorted(self._on)
 
@@ -76,18 +79,36 @@ class NoteLedger:
             out.append((port, note_off(channel, note)))
         return out
 
-    def panic(self, all_notes: bool = False) -> list[tuple[int, Message]]:
+    def panic(self, all_notes: bool = False, also: dict[int, set[int]] | None = None) -> list[tuple[int, Message]]:
         """Everything panic sends: note-offs for sounding notes, then sustain off
         and all-notes-off on every channel used (explicit offs first, because
         some synths ignore CC123 and sustain would keep released notes ringing).
         `all_notes`: a note-off for each of the 128 notes on every channel used,
         whatever the ledger knows: the start-up panic on a synth that a crashed
-        session (whose ledger died with it) may have left sounding."""
+        session (whose ledger died with it) may have left sounding. `also`: port -> more
+        channels to clear this once (those an earlier session may have used); a channel
+        already cleared on another port is not cleared twice."""
         out = self.resolve()
-        for port in sorted(self._channels):
-            for channel in sorted(self._channels[port]):
+        channels = {p: set(c) for p, c in self._channels.items()}
+        done = set().union(*channels.values())
+        for port, more in (also or {}).items():
+            channels.setdefault(port, set()).update(set(more) - done)
+        for port in sorted(channels):
+            for channel in sorted(channels[port]):
                 if all_notes:
                     out.extend((port, note_off(channel, note)) for note in range(128))
                 out.append((port, control_change(channel, CC_SUSTAIN, 0)))
                 out.append((port, control_change(channel, CC_ALL_NOTES_OFF, 0)))
+        return out
+
+    def clear_silent(self, channels: list[int]) -> list[Message]:
+        """For a synth that just connected: a note-off for every note on `channels` that no
+        sounding key holds (those play on: the new synth never heard their note-on, and their
+        note-off, when it comes, ends a leftover of that key too), then sustain off. No
+        all-notes-off: it would cut the notes sounding on the synths already listening."""
+        held = {(channel, note) for _, channel, note in self._on}
+        out = []
+        for channel in channels:
+            out.extend(note_off(channel, note) for note in range(128) if (channel, note) not in held)
+            out.append(control_change(channel, CC_SUSTAIN, 0))
         return out

@@ -86,7 +86,7 @@ class SoundOut:
             self.synth.queue.put(HUMAN, NOTE_ON if note.velocity > 0 else NOTE_OFF, note.pitch, note.velocity)
 
     def on_sent(self, port: int, msg, t: float) -> None:
-        if self.synth is None or port != 0:  # port 1 is --thru: the human is heard through on_human
+        if self.synth is None or port != 0:  # 1: --thru, the human is heard through on_human; 2: clearing
             return
         try:
             channel = MACHINE + self.machine_channels.index(msg.channel)
