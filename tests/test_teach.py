@@ -158,4 +158,4 @@ def test_livejam_teach_says_it_needs_the_training_extra(monkeypatch, capsys):
         monkeypatch.setattr(tools.teach, "missing_extra", lambda: "torch")
     rc = cli.main(["teach", "sessions", "--out", "my.onnx"])
     err = capsys.readouterr().err
-    assert rc == 2 and err.count("\n") == 1 and "pip install 'livejam[train]'" in err
+    assert rc == 2 and err.count("\n") == 1 and "pip install -e '.[train]'" in err
