@@ -8,7 +8,7 @@ the rtmidi callback lost and duplicated messages) and stopped by PID. It keeps
 jackd's default client timeout: with -t 5000 (jackd 1.9.21) a server wedged in
 about 1 start in 10 (its log: "SuspendRefNum error ... engine may now behave
 abnormally"), the daemon then never became ready or never exited, and a test
-hung for minutes (see the comment above test_paced_stream_over_jack_loses_nothing).
+hung for minutes (see the comment above test_paced_stream_over_jack_loses_nothing_uncounted).
 """
 from __future__ import annotations
 
