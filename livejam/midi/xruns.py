@@ -66,6 +66,7 @@ class XrunWatch:
                 jack.jack_client_close(handle)
                 raise RuntimeError("libjack refused the xrun callback")
         except Exception as e:  # MidiUnavailable (no libjack, no client), OSError, a libjack without the call
-            log.info("JACK xruns not counted (%s): input JACK skipped reads as unknown", e)
+            # a warning, shown by default: on JACK this is the one trace of input lost in transport
+            log.warning("JACK xruns not counted (%s): input JACK may drop shows as xruns unknown", e)
             return cls()
         return watch
