@@ -75,6 +75,15 @@ def _own_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
 
 
+def checkout_env() -> dict:
+    """This process's environment with this checkout first on the import path. A script run from
+    tests/ (the player) or a command run from another folder imports livejam from sys.path, which
+    otherwise is wherever the virtual environment was installed from: another checkout's livejam
+    (a worktree's tests run by the main checkout's venv played against a daemon of other settings)."""
+    path = [str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(path))
+
+
 def livejam_cmd(*args: str) -> list[str]:
     """The CLI run from this checkout, with the interpreter running the tests."""
     return [sys.executable, "-m", "livejam.cli", *args]

@@ -14,7 +14,7 @@ from pathlib import Path
 import mido
 import pytest
 
-from tests.conftest import ROOT, livejam_cmd
+from tests.conftest import ROOT, checkout_env, livejam_cmd
 
 pytestmark = pytest.mark.jack
 
@@ -34,7 +34,7 @@ class DaemonProcess(subprocess.Popen):
 
 def start_daemon(*args: str, cwd: Path = ROOT) -> tuple[DaemonProcess, list[str]]:
     proc = DaemonProcess(livejam_cmd("run", *args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True, env=dict(os.environ))
+                         text=True, env=checkout_env())
     lines: list[str] = []
     ready = threading.Event()
 
@@ -71,7 +71,7 @@ def wait_line(lines: list[str], pattern: str, proc: subprocess.Popen, timeout: f
 
 def play(proc: subprocess.Popen, *args: str) -> dict:
     player = subprocess.run([sys.executable, str(ROOT / "tests" / "jack_player.py"), "--daemon-pid", str(proc.pid),
-                             *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+                             *args], cwd=ROOT, capture_output=True, text=True, timeout=120, env=checkout_env())
     assert player.returncode == 0, player.stderr
     return json.loads(player.stdout.strip().splitlines()[-1])
 
