@@ -37,6 +37,7 @@ from livejam.midi.normalise import EchoFilter, InputNormaliser
 from livejam.midi.keeper import open_ports
 from livejam.midi.ports import InputHeartbeat, InputQueue, api_name, select_backend, transport_alive
 from livejam.midi.spec import Message
+from livejam.midi.xruns import XrunWatch
 from livejam.recording import Recorder, check_writable, default_path
 from livejam.scheduler import Scheduler
 from livejam.stopping import STOP_SIGNALS, LeftBehind, install_stop_signals, restore_signals, with_deadline
@@ -76,6 +77,7 @@ class Session:
     inq: InputQueue
     normaliser: InputNormaliser
     daemon: "Daemon"
+    xruns: XrunWatch = field(default_factory=XrunWatch)  # JACK's skipped periods: input that never came
 
 
 class Daemon:
@@ -101,6 +103,7 @@ class Daemon:
         self._old_handlers: dict = {}
         self._left_behind = False  # a close passed its deadline: its thread still runs
         self.started = self.ended = 0.0  # monotonic seconds: the session's length in the summary
+        self.xruns = XrunWatch()  # reads "unknown" until run() watches JACK
 
     def event(self, text: str) -> None:
         """A one-line session event (an output port lost or found, ...): shown by the add-ons that show
@@ -170,6 +173,7 @@ class Daemon:
         except Exception as e:  # MidiUnavailable, or rtmidi's own error types
             log.info("no input heartbeat (%s): an unterminated SysEx may deafen the input", e)
             heartbeat = None
+        self.xruns = XrunWatch.open(api, f"{cfg.midi.client_name} xruns")
         worker = None
         self._old_handlers = self._install_signals()
         self.started = time.monotonic()
@@ -186,7 +190,7 @@ class Daemon:
             worker = threading.Thread(target=self._performer_loop, args=(dispatcher, inq, clock),
                                       name="livejam-performer", daemon=True)
             worker.start()
-            session = Session(cfg, clock, scheduler, dispatcher, recorder, inq, normaliser, self)
+            session = Session(cfg, clock, scheduler, dispatcher, recorder, inq, normaliser, self, self.xruns)
             for addon in self.addons:  # optional: one failing must not end the session
                 try:
                     if hasattr(addon, "start"):
@@ -375,6 +379,7 @@ class Daemon:
                       "arrived": inq.arrived, "after_close": inq.after_close,
                       "discarded_at_stop": getattr(self, "discarded", 0), "heartbeats": inc.heartbeats,
                       "unterminated_sysex": inc.unterminated_sysex, "recovered": inc.recovered,
+                      "xruns": self.xruns.value,
                       "clock_rate_limited": dict(dispatcher.beat.dropped)},
             "scheduler": scheduler.counters.summary(),
             "ledger": dict(scheduler.ledger.counters.__dict__),

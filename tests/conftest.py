@@ -8,7 +8,7 @@ the rtmidi callback lost and duplicated messages) and stopped by PID. It keeps
 jackd's default client timeout: with -t 5000 (jackd 1.9.21) a server wedged in
 about 1 start in 10 (its log: "SuspendRefNum error ... engine may now behave
 abnormally"), the daemon then never became ready or never exited, and a test
-hung for minutes (see the comment above test_paced_stream_over_jack_loses_nothing).
+hung for minutes (see the comment above test_paced_stream_over_jack_loses_nothing_uncounted).
 """
 from __future__ import annotations
 
@@ -73,6 +73,15 @@ def _own_user_dirs(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("xdg")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+
+
+def checkout_env() -> dict:
+    """This process's environment with this checkout first on the import path. A script run from
+    tests/ (the player) or a command run from another folder imports livejam from sys.path, which
+    otherwise is wherever the virtual environment was installed from: another checkout's livejam
+    (a worktree's tests run by the main checkout's venv played against a daemon of other settings)."""
+    path = [str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(path))
 
 
 def livejam_cmd(*args: str) -> list[str]:

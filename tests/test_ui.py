@@ -51,7 +51,7 @@ def test_screen_renders_roll_controls_and_stats():
     console = Console(record=True, width=110, color_system=None)
     console.print(render(StatusReader(s).read(), width=60))
     text = console.export_text()
-    for word in ("mode", "tempo free time", "lateness p50", "p99", "counters", "C5", "E4", "█ you",
+    for word in ("mode", "tempo free time", "lateness p50", "p99", "counters", "overflow 0", "xruns unknown", "C5", "E4", "█ you",
                  "▒ livejam", "[p] panic"):
         assert word in text, (word, text)
     assert text.count("█") >= 10 and text.count("▒") > 3  # the human's notes and the machine's held one

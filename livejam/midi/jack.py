@@ -15,6 +15,10 @@ from livejam import quiet_stderr
 from livejam.midi.ports import MidiUnavailable
 
 _EEXIST = 17  # jack_connect's answer when the two ports are connected already
+_NO_START_SERVER = 0x01  # jack_client_open's JackNoStartServer option
+# int (*JackXRunCallback)(void *arg)
+XRUN_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
+_LIB: ctypes.CDLL | None = None
 
 
 def _loaded_libjack() -> str | None:
@@ -31,20 +35,14 @@ def _loaded_libjack() -> str | None:
     return None
 
 
-class JackConnections:
-    """A client of its own with no ports, never activated, so it has no process
-    callback: connections are read from the server's shared graph and changed by
-    requests to the server (jack_connect needs the two ports' owners active, not
-    this client). Used to notice a disconnect/reconnect on stage (the note-offs
-    sent while a synth was disconnected never reached it) and to connect a kept
-    port to its target.
-    """
-
-    def __init__(self, client: str = "livejam watch"):
-        lib = _loaded_libjack() or ctypes.util.find_library("jack")
-        if not lib:
+def libjack() -> ctypes.CDLL:
+    """The libjack python-rtmidi loaded (else the system's), its functions' signatures set; one per process."""
+    global _LIB
+    if _LIB is None:
+        path = _loaded_libjack() or ctypes.util.find_library("jack")
+        if not path:
             raise MidiUnavailable("libjack not found")
-        self._jack = jack = ctypes.CDLL(lib)
+        jack = ctypes.CDLL(path)
         jack.jack_client_open.restype = ctypes.c_void_p
         jack.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
         jack.jack_port_by_name.restype = ctypes.c_void_p
@@ -57,11 +55,39 @@ class JackConnections:
         jack.jack_connect.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
         jack.jack_free.argtypes = [ctypes.c_void_p]
         jack.jack_client_close.argtypes = [ctypes.c_void_p]
-        status = ctypes.c_int(0)
-        with quiet_stderr():
-            self._client = jack.jack_client_open(client.encode(), 0x01, ctypes.byref(status))  # JackNoStartServer
-        if not self._client:
-            raise MidiUnavailable(f"cannot watch JACK connections (status {status.value:#x})")
+        jack.jack_set_xrun_callback.restype = ctypes.c_int
+        jack.jack_set_xrun_callback.argtypes = [ctypes.c_void_p, XRUN_CALLBACK, ctypes.c_void_p]
+        jack.jack_activate.restype = ctypes.c_int
+        jack.jack_activate.argtypes = [ctypes.c_void_p]
+        _LIB = jack
+    return _LIB
+
+
+def open_client(jack, name: str):
+    """A JACK client handle (never starting a server), or MidiUnavailable with libjack's status."""
+    status = ctypes.c_int(0)
+    with quiet_stderr():
+        client = jack.jack_client_open(name.encode(), _NO_START_SERVER, ctypes.byref(status))
+    if not client:
+        raise MidiUnavailable(f"cannot open JACK client {name!r} (status {status.value:#x})")
+    return client
+
+
+class JackConnections:
+    """A client of its own with no ports, never activated, so it has no process
+    callback: connections are read from the server's shared graph and changed by
+    requests to the server (jack_connect needs the two ports' owners active, not
+    this client). Used to notice a disconnect/reconnect on stage (the note-offs
+    sent while a synth was disconnected never reached it) and to connect a kept
+    port to its target.
+    """
+
+    def __init__(self, client: str = "livejam watch"):
+        self._jack = libjack()
+        try:
+            self._client = open_client(self._jack, client)
+        except MidiUnavailable as e:
+            raise MidiUnavailable(f"cannot watch JACK connections ({e})") from None
 
     def exists(self, port: str) -> bool:
         """True while a port of this full name ("client:port") is registered."""

@@ -1,5 +1,6 @@
 """The plain status lines (`--plain`, or stdout not a terminal): one line per change of mode,
-controls, tempo or chord. Pure, and without rich: a base install (`pip install livejam`) has them."""
+controls, tempo, chord or JACK's xrun count. Pure, and without rich: a base install
+(`pip install livejam`) has them."""
 from __future__ import annotations
 
 from livejam.stage.ui.status import Snapshot
@@ -10,7 +11,7 @@ def fmt(v, unit: str = "") -> str:
 
 
 def changes(before: Snapshot | None, now: Snapshot) -> list[str]:
-    """One line per thing that changed (the plain log): mode, controls, key, tempo, chord."""
+    """One line per thing that changed (the plain log): mode, controls, key, tempo, chord, xruns."""
     if before is None:
         return [f"mode {now.mode}; " + ", ".join(f"{k} {v}" for k, v in now.controls.items())
                 + (f"; chord {now.chord} ({now.chord_source})" if now.chord_source else "")]
@@ -24,4 +25,8 @@ def changes(before: Snapshot | None, now: Snapshot) -> list[str]:
         out.append(f"tempo {fmt(before.bpm)} -> {fmt(now.bpm)} BPM")
     if (now.chord, now.chord_source) != (before.chord, before.chord_source):
         out.append(f"chord {now.chord} ({now.chord_source or 'none'})")
+    xruns = now.counters.get("xruns")
+    if isinstance(xruns, int) and xruns != before.counters.get("xruns"):
+        # the one trace of input JACK may have dropped before livejam's callback (livejam/midi/xruns.py)
+        out.append(f"JACK xruns {before.counters.get('xruns')} -> {xruns}: input may have been lost")
     return out

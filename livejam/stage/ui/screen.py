@@ -97,7 +97,9 @@ def render(snap: Snapshot, extra: str = "", width: int = 64, span_s: float = 8.0
               f"lateness p50 {_fmt(lat['p50'], ' ms')} p99 {_fmt(lat['p99'], ' ms')}", f"({lat['n']} events)"),
         _line("counters", f"in {k['in']} heard {k['heard']} played {k['played']}",
               f"sent {k['sent']} late {k['late']} dropped {k['dropped']}",
-              f"cancels {k['cancels']} watchdog {k['watchdog']} overflow {k['overflow']} sounding {k['sounding']}"),
+              f"cancels {k['cancels']} watchdog {k['watchdog']} sounding {k['sounding']}"),
+        # input lost before the performer: the queue's overflow, and JACK's skipped periods (midi/xruns.py)
+        _line("", f"overflow {k['overflow']}", f"xruns {k['xruns']}"),
     ]
     if snap.sound is not None:
         bars = round(min(1.0, snap.sound["level"] * 2) * 20)  # a note at full velocity peaks near 0.5

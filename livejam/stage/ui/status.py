@@ -150,7 +150,7 @@ class StatusReader:
         return {"in": inc.received, "heard": perf.get("heard", 0), "played": perf.get("played", 0),
                 "sent": sched.sent, "late": sched.late, "dropped": sched.dropped_late,
                 "cancels": s.dispatcher.cancels, "watchdog": sched.watchdog_offs, "overflow": s.inq.overflow,
-                "sounding": len(s.scheduler.ledger.sounding())}
+                "xruns": s.xruns.value, "sounding": len(s.scheduler.ledger.sounding())}
 
     def _roll(self, t: float) -> list[RollNote]:
         """Notes of the last `roll_s` seconds from the recorder's append-only lists (machine by channel)."""
