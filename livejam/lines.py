@@ -35,6 +35,9 @@ def exit_line(summary: dict, recording=None) -> str:
                (sched.get("watchdog_offs", 0), "held too long, ended by the watchdog"),
                (inp.get("queue_overflow", 0), "input messages lost (queue full)"),
                (inp.get("invalid", 0), "malformed input messages ignored")]
+    xruns = inp.get("xruns")
+    if isinstance(xruns, int):  # "unknown" off JACK
+        trouble.append((xruns, "JACK xruns (input may have been lost)"))
     parts += [f"{n} {what}" for n, what in trouble if n]
     sounding = summary.get("sounding_at_exit", 0)
     parts.append("nothing left sounding" if sounding == 0 else f"{sounding} notes still sounding")

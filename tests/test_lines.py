@@ -31,6 +31,9 @@ def test_only_what_went_wrong_is_named():
     assert line.startswith("stopped (SIGINT) after 5 s: heard 0 notes, sent 388; ")
     assert "3 dropped too late to play" in line and "7 input messages lost (queue full)" in line
     assert "watchdog" not in line and "malformed" not in line and "1 notes still sounding" in line
+    assert "xruns" not in line
+    assert "2 JACK xruns (input may have been lost)" in exit_line(summary(input={"by_kind": {}, "xruns": 2}))
+    assert "xruns" not in exit_line(summary(input={"by_kind": {}, "xruns": "unknown"}))
 
 
 def test_usage_errors_are_one_line_with_the_valid_values():
