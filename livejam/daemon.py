@@ -157,7 +157,7 @@ class Daemon:
                               thru_channel=cfg.midi.thru_channel if cfg.midi.thru else None,
                               thru_timeout_s=cfg.performer.held_key_timeout_s,
                               # a session killed with --thru or a count-in, restarted without
-                              stale_channels=(cfg.midi.thru_channel, cfg.beat.click_channel))
+                              stale_channels=(*cfg.midi.any_session_channels, cfg.beat.click_channel))
         inq = InputQueue(cfg.midi.queue_size)
         normaliser = InputNormaliser(cfg.midi.ignore_sysex, cfg.midi.ignore_active_sensing, echo)
         beat, clock_out, clicks = self._beat_clock(clock.now())

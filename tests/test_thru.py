@@ -129,3 +129,11 @@ def test_the_thru_timeout_is_the_held_key_timeout_in_a_session():
                       FakeCallResponse(), cfg, tail_s=10.0)
     assert (4.0, "note_off", 0, 60) in notes(run.thru)
     assert run.summary["scheduler"]["thru_timeouts"] == 1 and run.summary["sounding_before_panic"] == 0
+
+
+def test_the_start_up_panic_covers_the_channels_of_a_session_with_other_options():
+    """A session killed with --thru played the machine on channels 2 and 3, one without on 1: the next
+    start clears all of them and the thru channel, whatever its own options."""
+    assert DaemonConfig().midi.any_session_channels == (0, 1, 2)
+    assert load(DaemonConfig, None, ["midi.thru=true"]).midi.any_session_channels == (0, 1, 2)
+    assert load(DaemonConfig, None, ["midi.channels=[5]", "midi.thru_channel=3"]).midi.any_session_channels == (3, 5)

@@ -5,7 +5,7 @@ every other module may import it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -179,6 +179,14 @@ class MidiConfig:
         if self.thru:
             return tuple(c for c in range(16) if c != self.thru_channel)[:2]
         return (0,)
+
+    @property
+    def any_session_channels(self) -> tuple[int, ...]:
+        """Every channel a session of these settings may have played on, with --thru or without (the
+        machine moves with it) and the thru channel: what the start-up panic clears, since a killed
+        session may have run with other options."""
+        both = {*replace(self, thru=False).machine_channels, *replace(self, thru=True).machine_channels}
+        return tuple(sorted(both | {self.thru_channel}))
 
 
 @dataclass(frozen=True)
