@@ -116,8 +116,11 @@ class FakePort:
 
 
 class FakeJack:
+    """Connections of livejam's output (`conn`) and of its input (`ins`, ports named ...:in)."""
+
     def __init__(self):
         self.conn: set[str] = set()
+        self.ins: set[str] = set()
 
     def connections(self, port):
-        return frozenset(self.conn)
+        return frozenset(self.ins if port.endswith(":in") else self.conn)

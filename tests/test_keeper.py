@@ -209,7 +209,8 @@ def test_a_synth_connected_to_the_virtual_output_gets_the_startup_panic_again():
     k.poll()
     jack.conn = {"hw:in", "fluid:in"}  # connected again: it missed our note-offs, every note ends (as before)
     k.poll()
-    assert calls == [("reset",), ("line", "output reconnected to fluid:in: every note ended")]
+    assert calls == [("line", "output disconnected: fluid:in"),
+                     ("reset",), ("line", "output reconnected to fluid:in: every note ended")]
 
 
 def test_a_synth_listening_at_start_gets_the_full_startup_panic_and_is_not_cleared_twice():
@@ -223,3 +224,25 @@ def test_a_synth_listening_at_start_gets_the_full_startup_panic_and_is_not_clear
     assert Keeper(FakePort("", "livejam in:in"), FakePort(""), None, own=OWN, exit_on_loss=False,
                   on_event=print, reset_output=print, input_lost=print,
                   listener_joined=print).listening_now() is True  # without JACK nobody can tell: assume one
+
+
+def test_the_player_is_told_who_plays_into_livejam_and_who_hears_it():
+    """Issue 19 #2: after start nothing said whether anything was connected. On JACK each change of the
+    virtual ports' connections is one line (livejam's own heartbeat is no player)."""
+    jack = FakeJack()
+    k, calls = virtual_keeper(jack)
+    k.start()
+    jack.ins = {"livejam heartbeat:out", "system:midi_capture_1"}
+    k.poll()
+    assert calls == [("line", "input connected: system:midi_capture_1 (livejam hears it)")]
+    calls.clear()
+    jack.ins = {"livejam heartbeat:out"}
+    k.poll()
+    assert calls == [("line", "input disconnected: system:midi_capture_1")]
+    calls.clear()
+    jack.conn = {"fluid:in"}
+    k.poll()
+    calls.clear()
+    jack.conn = set()
+    k.poll()
+    assert calls == [("line", "output disconnected: fluid:in (nothing hears livejam now)")]

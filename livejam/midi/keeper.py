@@ -173,6 +173,10 @@ class Keeper:
                 self.keepers.append((PortKeeper(kind, port.wanted, link, own), port))
         self._connected = jack.connections(out.own_port) if jack is not None else frozenset()
         self._ever = set(self._connected)
+        # livejam's own virtual input: who plays into it, said as it changes (a named input's
+        # keeper says its own lines); livejam's own ports (the heartbeat) are not a player
+        self.inp, self.own = inp, own
+        self._players = self._playing_in()
         self._made: set[str] = set()  # connections the keeper made: not reconnections by hand
 
     def start(self) -> None:
@@ -226,8 +230,27 @@ class Keeper:
         if keeper.kind == "output":
             self._made.add(keeper.target)
 
+    def _playing_in(self) -> frozenset[str]:
+        if self.jack is None or self.inp.wanted:
+            return frozenset()
+        return frozenset(p for p in self.jack.connections(self.inp.own_port) if not p.startswith(self.own))
+
+    def _watch_players(self) -> None:
+        """One line when a keyboard (or a DAW) is connected to livejam's input or taken away: the
+        player sees that livejam hears them, or why it no longer does."""
+        now = self._playing_in()
+        if now - self._players:
+            self.on_event(f"input connected: {', '.join(sorted(now - self._players))} (livejam hears it)")
+        if self._players - now:
+            self.on_event(f"input disconnected: {', '.join(sorted(self._players - now))}")
+        self._players = now
+
     def _watch(self) -> None:
+        self._watch_players()
         now = self.jack.connections(self.out.own_port)
+        if not self.out.wanted and self._connected - now:  # a named output's keeper says its own
+            left = ", ".join(sorted(self._connected - now))
+            self.on_event(f"output disconnected: {left}" + ("" if now else " (nothing hears livejam now)"))
         arrived = now - self._connected - self._made  # the keeper's own were reset as it made them
         back, joined = arrived & self._ever, arrived - self._ever
         self._made -= now  # seen connected: from now on a reconnection of it is by hand
