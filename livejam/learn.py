@@ -22,16 +22,9 @@ from pathlib import Path
 from typing import Callable
 
 from livejam.config import ConfigError, ControlMap
+from livejam.config.controls import CONTROLS
 from livejam.midi.spec import parse
 
-DESCRIPTIONS = {
-    "temperature": "a knob for the temperature (how adventurous)",
-    "density": "a knob for the density (sparser <-> denser)",
-    "pitch_centre": "a knob for the pitch range centre",
-    "mode": "a button/switch for the mode (call <-> duet)",
-    "reset": "a button that resets the model's context",
-    "panic": "a button for panic (all machine notes off)",
-}
 
 
 def learn_mapping(next_cc: Callable[[float], int | None], timeout_s: float,
@@ -43,8 +36,8 @@ def learn_mapping(next_cc: Callable[[float], int | None], timeout_s: float,
     """
     defaults = defaults or ControlMap()
     learnt: dict[str, int] = {}
-    for f in dataclasses.fields(ControlMap):
-        prompt(f"move {DESCRIPTIONS.get(f.name, f.name)} (or wait {timeout_s:.0f} s to keep CC {getattr(defaults, f.name)})")
+    for control in CONTROLS:  # its name is its ControlMap field
+        prompt(f"move {control.learn} (or wait {timeout_s:.0f} s to keep CC {getattr(defaults, control.name)})")
         deadline = time.monotonic() + timeout_s
         number = None
         while (left := deadline - time.monotonic()) > 0:
@@ -52,8 +45,8 @@ def learn_mapping(next_cc: Callable[[float], int | None], timeout_s: float,
             if cc is not None and cc not in learnt.values():
                 number = cc
                 break
-        learnt[f.name] = number if number is not None else getattr(defaults, f.name)
-        prompt(f"  {f.name} = CC {learnt[f.name]}" + ("" if number is not None else " (default)"))
+        learnt[control.name] = number if number is not None else getattr(defaults, control.name)
+        prompt(f"  {control.name} = CC {learnt[control.name]}" + ("" if number is not None else " (default)"))
     return ControlMap(**learnt)
 
 

@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-GROUND = {"livejam", "livejam.config", "livejam.config.loading", "livejam.config.ranges"}
+GROUND = {"livejam", "livejam.config", "livejam.config.controls", "livejam.config.loading", "livejam.config.ranges"}
 MIDI = {"livejam.midi", "livejam.midi.spec", "livejam.midi.ledger", "livejam.midi.normalise", "livejam.midi.ports",
         "livejam.midi.keeper", "livejam.midi.jack", "livejam.midi.xruns"}
 EVENTS = {"livejam.events", "livejam.beatmap", "livejam.harmony", "livejam.chart"}

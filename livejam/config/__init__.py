@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 # the loader, re-exported: `from livejam.config import load, DaemonConfig` is the usual import
+from livejam.config.controls import ControlMap  # noqa: F401  (the live controls' table makes it)
 from livejam.config.loading import ConfigError, from_dict, load, merge, parse_override, to_dict  # noqa: F401
 from livejam.config.ranges import TEMPERATURE_MAX, check_ranges  # noqa: F401
 
@@ -86,20 +87,6 @@ class PerformerConfig:
     # through (--thru) sounding this long is ended (a flood lost its note-off upstream):
     # the same judgement of how long a human holds a key, so one setting.
     held_key_timeout_s: float = 10.0
-
-
-@dataclass(frozen=True)
-class ControlMap:
-    """CC number of each live control (-1: not mapped). Defaults: the first knobs of common controllers."""
-
-    temperature: int = 21  # 0..127 -> temperature 0.05..1.5
-    density: int = 22  # 0..127 -> density -2 (sparser) .. +2 (denser); 64 = as the model likes
-    pitch_centre: int = 23  # 0..127 -> centre of the machine's pitch range, MIDI note 30..90
-    mode: int = 24  # < 64 call, >= 64 duet
-    reset: int = 25  # >= 64: forget the context
-    panic: int = 26  # >= 64: end every machine note now
-    harmony: int = 27  # 0..127 -> harmony 0 (off) .. 1 (strong lean to the chord's tones)
-    grid: int = 28  # 0..127 -> grid 0 (off) .. 1 (strong lean of onsets to the 16th grid)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ loop. Settings are named by (section, key) so the components' modules stay free 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -91,6 +92,10 @@ def check_ranges(cfg: Any) -> None:
         if bad:
             span = f"{'[' if lo_in else '('}{lo}, {hi}{']' if hi_in else ')'}"
             raise ConfigError(f"{name}={v!r} is out of range: expected a value in {span}")
+    for f in dataclasses.fields(cfg.neural.controls):  # the controls table's CC numbers
+        cc = getattr(cfg.neural.controls, f.name)
+        if not -1 <= cc <= 127:
+            raise ConfigError(f"neural.controls.{f.name}={cc}: expected a CC number 0..127, or -1 for none")
     channels = cfg.midi.channels  # empty: chosen by machine_channels
     if len(channels) > 16 or any(not 0 <= c <= 15 for c in channels):
         raise ConfigError(f"midi.channels={list(channels)!r}: expected 1-16 MIDI channels, each 0..15 "

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from livejam.config import ControlMap, NeuralConfig, PerformerConfig
+from livejam.config.controls import KNOBS
 from livejam.engine.sampling import Constraints
 from livejam.performers.base import ALL_OFF_CCS
 
@@ -38,16 +39,14 @@ def action(controls: ControlMap, phrase_end_cc: int, number: int, value: int) ->
 
 
 def turn(c: Constraints, controls: ControlMap, number: int, value: int, pitch_span: int) -> Constraints | None:
-    """The constraints after knob `number` moved to `value` (0..127); None if it is no sampling knob."""
-    if number == controls.temperature:
-        return replace(c, temperature=0.05 + 1.45 * value / 127)
-    if number == controls.density:
-        return replace(c, density=(value - 64) / 32)  # 64 = as the model likes
-    if number == controls.harmony:
-        return replace(c, harmony=value / 127)
-    if number == controls.grid:
-        return replace(c, grid=value / 127)
-    if number == controls.pitch_centre:
-        centre = 30 + round(60 * value / 127)
-        return replace(c, pitch_range=(max(0, centre - pitch_span), min(127, centre + pitch_span)))
+    """The constraints after knob `number` moved to `value` (0..127); None if it is no sampling knob.
+    The scales are the controls table's (livejam/config/controls.py); most knobs set the Constraints
+    field of their name, the pitch centre moves the range around it."""
+    for knob in KNOBS:
+        if number != getattr(controls, knob.name):
+            continue
+        if knob.name == "pitch_centre":
+            centre = round(knob.value(value))
+            return replace(c, pitch_range=(max(0, centre - pitch_span), min(127, centre + pitch_span)))
+        return replace(c, **{knob.name: knob.value(value)})
     return None

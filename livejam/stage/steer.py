@@ -5,9 +5,9 @@ same path as a knob on the keyboard: a control change enqueued on the input
 queue, which the performer thread (the only owner of the performer's state)
 reads. The sender's thread only computes three bytes and enqueues; it never
 touches the performer. The CC numbers are the session's `[neural.controls]`
-(`livejam learn` writes them), the value scales the inverse of
-NeuralPerformer.control's, so a value set here reads back the same there
-(to the CC's 7-bit resolution).
+(`livejam learn` writes them), the value scales those of the controls table
+(livejam/config/controls.py), so a value set here reads back the same there (to
+the CC's 7-bit resolution).
 
 One control is no knob: `chords` (a chord chart's text or file, "" for none) is parsed on
 the sender's thread (a bad chart is a SteerError; the chart in use stays) and travels on
@@ -18,22 +18,15 @@ from __future__ import annotations
 from typing import Callable
 
 from livejam.config import DaemonConfig
+from livejam.config.controls import BY_NAME, CONTROLS
 
-CONTROLS = ("temperature", "density", "range", "mode", "reset", "panic", "end_phrase", "harmony", "grid", "chords")
+# the table's controls, then those that are not one CC of their own (a pitch range given as LO HI,
+# the phrase-end CC of the performer's settings, a chord chart)
+NAMES = tuple(c.name for c in CONTROLS) + ("range", "end_phrase", "chords")
 
 
 class SteerError(ValueError):
     """A control that does not exist, is not mapped, or a value out of range: one line."""
-
-
-def _scale(name: str, x: float, lo: float, hi: float, top: float | None = None) -> int:
-    """`x` on the CC scale lo..hi (0..127); a value outside lo..top (top: hi, or the knob's last
-    value where the scale's 127 falls short of it) is refused, the sender gets /livejam/error,
-    rather than being quietly clamped to the end of the knob."""
-    top = hi if top is None else top
-    if not lo <= x <= top:
-        raise SteerError(f"{name}: {x:g} is out of range: expected {lo:g}..{top:g}")
-    return max(0, min(127, round((x - lo) / (hi - lo) * 127)))
 
 
 class Steer:
@@ -53,31 +46,25 @@ class Steer:
         if name == "chords":
             self._chart(values)
             return 0
-        if name == "temperature":  # 0.05 .. 1.5
-            number, value = self.cc.temperature, _scale(name, self._number(name, values), 0.05, 1.5)
-        elif name == "density":  # -2 .. +2
-            number, value = self.cc.density, _scale(name, self._number(name, values), -2.0, 2.0 - 4.0 / 128, top=2.0)
+        if name == "end_phrase":
+            number, value = self.phrase_end_cc, 127
         elif name in ("range", "pitch_range", "pitch_centre"):
             nums = [self._as_float(name, v) for v in values]
             if len(nums) not in (1, 2):
                 raise SteerError(f"{name}: expected CENTRE or LO HI (MIDI notes)")
             centre = nums[0] if len(nums) == 1 else (nums[0] + nums[1]) / 2
-            number, value = self.cc.pitch_centre, _scale(name, centre, 30.0, 90.0)
+            number, value = self.cc.pitch_centre, self._knob_cc(BY_NAME["pitch_centre"], centre)
         elif name == "mode":
             mode = str(values[0]).lower() if values else ""
             if mode not in ("call", "duet", "0", "1", "0.0", "1.0"):
                 raise SteerError("mode: expected call or duet (or 0/1)")
             number, value = self.cc.mode, 127 if mode in ("duet", "1", "1.0") else 0
-        elif name in ("reset", "panic"):
+        elif name in BY_NAME and BY_NAME[name].kind == "knob":
+            number, value = getattr(self.cc, name), self._knob_cc(BY_NAME[name], self._number(name, values))
+        elif name in BY_NAME:  # a trigger: reset, panic
             number, value = getattr(self.cc, name), 127
-        elif name == "end_phrase":
-            number, value = self.phrase_end_cc, 127
-        elif name == "harmony":  # 0 (off) .. 1 (strong lean to the chord's tones)
-            number, value = self.cc.harmony, _scale(name, self._number(name, values), 0.0, 1.0)
-        elif name == "grid":  # 0 (off) .. 1 (strong lean of onsets to the 16th grid)
-            number, value = self.cc.grid, _scale(name, self._number(name, values), 0.0, 1.0)
         else:
-            raise SteerError(f"unknown control {name!r}; known: {', '.join(CONTROLS)}")
+            raise SteerError(f"unknown control {name!r}; known: {', '.join(NAMES)}")
         if number < 0:
             raise SteerError(f"{name}: no CC mapped to it (set [neural.controls] or run `livejam learn`)")
         self.put([self.status, number, value])
@@ -96,6 +83,13 @@ class Steer:
             raise SteerError(f"chords: {e}") from None
         self.put(ChartChange(chart))
         self.sent += 1
+
+    @staticmethod
+    def _knob_cc(knob, value: float) -> int:
+        try:
+            return knob.cc(value)
+        except ValueError as e:
+            raise SteerError(str(e)) from None
 
     def _number(self, name: str, values) -> float:
         if len(values) != 1:

@@ -16,12 +16,13 @@ import sys
 import threading
 from collections import deque
 
+from livejam.config.controls import BY_NAME, CONTROLS, KNOBS
 from livejam.stage.steer import Steer, SteerError
 from livejam.stage.ui.status import StatusReader
 
 log = logging.getLogger(__name__)
 
-TEMPERATURE_STEP, DENSITY_STEP, HARMONY_STEP, GRID_STEP = 0.1, 0.25, 0.1, 0.1
+TRIGGER_KEYS = {c.keys: c.name for c in CONTROLS if c.kind == "trigger" and c.keys}
 
 
 class _EventHandler(logging.Handler):
@@ -132,25 +133,22 @@ class StatusAddon:
             self._unmute(muted)
 
     def _key(self, key: str) -> None:
+        """A key pressed: the controls table's keys (a knob's down/up, a switch, a trigger), end of
+        phrase, quit. A knob's key stops at the knob's ends rather than asking past them."""
         perf = self.session.dispatcher.performer
         c = getattr(perf, "constraints", None)
+        knob = next((k for k in KNOBS if k.keys and key in k.keys), None)
         try:
-            if key == "m":
+            if key == BY_NAME["mode"].keys:
                 self.steer.set("mode", "call" if getattr(perf, "mode", "call") == "duet" else "duet")
-            elif key in "tT" and c is not None:
-                self.steer.set("temperature", c.temperature + (TEMPERATURE_STEP if key == "T" else -TEMPERATURE_STEP))
-            elif key in "dD" and c is not None:
-                self.steer.set("density", c.density + (DENSITY_STEP if key == "D" else -DENSITY_STEP))
-            elif key in "hH" and c is not None:  # steer clamps to 0..1
-                self.steer.set("harmony", c.harmony + (HARMONY_STEP if key == "H" else -HARMONY_STEP))
-            elif key in "gG" and c is not None:
-                self.steer.set("grid", c.grid + (GRID_STEP if key == "G" else -GRID_STEP))
+            elif knob is not None and c is not None:
+                top = knob.hi if knob.top is None else knob.top
+                moved = getattr(c, knob.name) + (knob.step if key == knob.keys[1] else -knob.step)
+                self.steer.set(knob.name, min(top, max(knob.lo, moved)))
             elif key == "e":
                 self.steer.set("end_phrase")
-            elif key == "r":
-                self.steer.set("reset")
-            elif key == "p":
-                self.steer.set("panic")
+            elif key in TRIGGER_KEYS:
+                self.steer.set(TRIGGER_KEYS[key])
             elif key == "q":
                 self.session.daemon.request_stop("quit")
         except SteerError as e:

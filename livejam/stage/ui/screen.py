@@ -6,14 +6,17 @@ from rich.console import Group
 from rich.panel import Panel
 from rich.text import Text
 
+from livejam.config.controls import BY_NAME, CONTROLS, KNOBS
 from livejam.stage.ui.plain import fmt as _fmt
 from livejam.stage.ui.status import HUMAN, Snapshot
 
 COLOURS = {HUMAN: "bold blue", "machine": "bold dark_orange", "both": "bold magenta"}
 GLYPHS = {HUMAN: "█", "machine": "▒", "both": "▓"}  # apart without colour too (captures, colour-blind eyes)
 NAMES = "C C# D D# E F F# G G# A A# B".split()
-KEYS = ("[m] mode  [t/T] temperature -/+  [d/D] density -/+  [h/H] harmony -/+  [g/G] grid -/+\n"
-        "[e] end phrase  [r] reset  [p] panic  [q] quit")
+# the keys' legend, from the controls table: the mode and the knobs, then the triggers
+KEYS = ("  ".join([f"[{BY_NAME['mode'].keys}] mode"] + [f"[{k.keys[0]}/{k.keys[1]}] {k.name} -/+" for k in KNOBS if k.keys])
+        + "\n" + "  ".join(["[e] end phrase"] + [f"[{c.keys}] {c.name}" for c in CONTROLS if c.kind == "trigger"]
+                            + ["[q] quit"]))
 
 
 def note_name(p: int) -> str:
