@@ -155,7 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"livejam: ready: in={inp} out={out} backend={backend} performer={playing}"
               + (f" config={used}" if used else ""), flush=True)
         for addon in addons:  # sound (its latency, or why there is none), OSC address
-            if getattr(addon, "line", ""):
+            if addon.line:
                 print(f"livejam: {addon.line}", flush=True)
         for line in connect_lines(config, inp, out):
             print(f"livejam: {line}", flush=True)
@@ -166,7 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"livejam: {exit_line(result.summary, result.recording)}", flush=True)
         counters = ["counters " + json.dumps(result.summary, sort_keys=True)]
         counters += [f"{type(a).__name__} " + json.dumps(a.summary(), sort_keys=True)
-                     for a in addons if hasattr(a, "summary")]
+                     for a in addons if a.summary() is not None]
         for line in counters:  # for scripts (--json) and the log (-v), not for the musician's eyes
             if args.json:
                 print(f"livejam: {line}", flush=True)

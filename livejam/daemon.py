@@ -40,6 +40,7 @@ from livejam.midi.spec import Message
 from livejam.midi.xruns import XrunWatch
 from livejam.recording import Recorder, check_writable, default_path
 from livejam.scheduler import Scheduler
+from livejam.session import AddOn, Session
 from livejam.stopping import STOP_SIGNALS, LeftBehind, install_stop_signals, restore_signals, with_deadline
 
 log = logging.getLogger(__name__)
@@ -65,21 +66,6 @@ class DaemonResult:
     hard_exit: bool = False
 
 
-@dataclass
-class Session:
-    """What a running session shows to its add-ons (sound, status screen, OSC): read, or enqueue into."""
-
-    config: DaemonConfig
-    clock: RealClock
-    scheduler: Scheduler
-    dispatcher: Dispatcher
-    recorder: Recorder
-    inq: InputQueue
-    normaliser: InputNormaliser
-    daemon: "Daemon"
-    xruns: XrunWatch = field(default_factory=XrunWatch)  # JACK's skipped periods: input that never came
-
-
 class Daemon:
     """Add-ons (livejam.stage.sound, livejam.stage.ui, livejam.stage.osc) are objects with any of: `start(session)`
     (after the scheduler starts), `on_human(note, now)` (performer thread), `on_sent(port, msg, t)`
@@ -87,7 +73,7 @@ class Daemon:
     final panic). Both taps must never block."""
 
     def __init__(self, config: DaemonConfig, performer=None, record_path: str | Path | None = None,
-                 on_ready=None, addons: tuple = ()):
+                 on_ready=None, addons: tuple[AddOn, ...] = ()):
         self.config = config
         self.addons = tuple(addons)
         self.performer = performer
@@ -110,7 +96,7 @@ class Daemon:
         events (the status screen, the plain log), else logged as a warning."""
         shown = False
         for addon in self.addons:
-            if hasattr(addon, "on_event"):
+            if addon.shows_events:
                 addon.on_event(text)
                 shown = True
         log.log(logging.INFO if shown else logging.WARNING, "%s", text)
@@ -140,7 +126,7 @@ class Daemon:
             record_path = Path(self.record_path or default_path(cfg.record.folder)).expanduser()
             check_writable(record_path)  # a bad path is an error now, not at the end of the session
         echo = EchoFilter(cfg.midi.echo_window_s)
-        sent_taps = tuple(a.on_sent for a in self.addons if hasattr(a, "on_sent"))
+        sent_taps = tuple(a.on_sent for a in self.addons if a.taps_sent)
 
         def sink(port: int, msg: Message, t: float) -> None:
             if port != scheduler.aside_port:  # blanket clearing: see Scheduler.aside_port
@@ -163,7 +149,7 @@ class Daemon:
         beat, clock_out, clicks = self._beat_clock(clock.now())
         recorder.beats, recorder.click_channel = beat, cfg.beat.click_channel
         dispatcher = Dispatcher(performer, scheduler, normaliser, recorder, beat, clock_out, thru=cfg.midi.thru,
-                                taps=tuple(a.on_human for a in self.addons if hasattr(a, "on_human")))
+                                taps=tuple(a.on_human for a in self.addons if a.taps_human))
         # input messages queue up until the performer thread starts: nothing is lost
         inp, out, keeper = open_ports(api, cfg.midi, inq.callback, on_event=self.event,
                                       reset_output=scheduler.reset_output,
@@ -193,8 +179,7 @@ class Daemon:
             session = Session(cfg, clock, scheduler, dispatcher, recorder, inq, normaliser, self, self.xruns)
             for addon in self.addons:  # optional: one failing must not end the session
                 try:
-                    if hasattr(addon, "start"):
-                        addon.start(session)
+                    addon.start(session)
                 except Exception as e:
                     log.error("%s did not start: %s: %s", type(addon).__name__, type(e).__name__, e)
             log.info("listening on %s, playing on %s (%s)", inp.port_name, out.port_name, api_name(api))
@@ -310,7 +295,7 @@ class Daemon:
         if dispatcher.beat.link is not None:
             steps.append(("leave Link", with_deadline(dispatcher.beat.link.close)))
         steps.append(("close output", out.close))
-        steps += [(f"close {type(a).__name__}", with_deadline(a.close)) for a in self.addons if hasattr(a, "close")]
+        steps += [(f"close {type(a).__name__}", with_deadline(a.close)) for a in self.addons]
         steps.append(("close input", inp.close))
         if heartbeat is not None:
             steps.append(("close heartbeat", heartbeat.close))

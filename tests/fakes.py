@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from livejam.clock import VirtualClock
 from livejam.config import DaemonConfig
-from livejam.daemon import Session
+from livejam.session import Session
 from livejam.dispatch import Dispatcher
 from livejam.events import TimedNote
 from livejam.midi.normalise import InputNormaliser

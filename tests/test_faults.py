@@ -202,15 +202,21 @@ def test_a_stuck_add_on_close_delays_the_shutdown_a_second_then_it_goes_on(tmp_p
 
     from livejam.midi.spec import note_off, note_on
 
-    class Stuck:
+    from livejam.session import AddOn
+
+    class Stuck(AddOn):
         def __init__(self):
             self.release = threading.Event()
 
         def close(self):
             self.release.wait()
 
+    class Closes(AddOn):
+        def close(self):
+            calls.append("closed")
+
     stuck, calls = Stuck(), []
-    noop = SimpleNamespace(close=lambda: calls.append("closed"))
+    noop = Closes()
     daemon = Daemon(DaemonConfig(), addons=(stuck, noop))
     recorder = Recorder(0.0)
     recorder.record_human(note_on(0, 60, 100), 1.0)

@@ -12,7 +12,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder  # noqa: E402
 from pythonosc.udp_client import SimpleUDPClient  # noqa: E402
 
 from livejam.config import ConfigError, DaemonConfig  # noqa: E402
-from livejam.daemon import Session  # noqa: E402
+from livejam.session import Session  # noqa: E402
 from livejam.dispatch import build_performer  # noqa: E402
 from livejam.stage.osc import OscControl, parse_listen  # noqa: E402
 from livejam.stage.addons import build_addons  # noqa: E402

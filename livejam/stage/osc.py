@@ -21,6 +21,7 @@ import sys
 import threading
 
 from livejam.config import ConfigError
+from livejam.session import AddOn
 from livejam.stage.steer import Steer, SteerError
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-class OscControl:
+class OscControl(AddOn):
     """Daemon add-on: a python-osc UDP server on its own thread."""
 
     def __init__(self, listen: str, config):

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 
 from livejam import quiet_stderr
+from livejam.session import AddOn
 from livejam.stage.sound.synth import CONTROL, HUMAN, MACHINE, NOTE_OFF, NOTE_ON, SoundUnavailable, Synth
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,10 @@ class SoundCounters:
 
 
 
-class SoundOut:
+class SoundOut(AddOn):
     """Daemon add-on: the human's notes (on_human) and the machine's (on_sent) into the synth."""
+
+    taps_human = taps_sent = True  # it plays both parts
 
     def __init__(self, config, machine_channels: tuple[int, ...] = (0,)):
         self.config = config  # a SoundConfig

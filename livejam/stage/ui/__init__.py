@@ -17,6 +17,7 @@ import threading
 from collections import deque
 
 from livejam.config.controls import BY_NAME, CONTROLS, KNOBS
+from livejam.session import AddOn
 from livejam.stage.steer import Steer, SteerError
 from livejam.stage.ui.status import StatusReader
 
@@ -36,7 +37,11 @@ class _EventHandler(logging.Handler):
         self.events.append(f"{record.levelname.lower()}: {record.getMessage()}")
 
 
-class StatusAddon:
+class StatusAddon(AddOn):
+    """The status screen (rich) or its plain lines; session events shown to the player."""
+
+    shows_events = True
+
     def __init__(self, config, mode: str = "screen", stream=None):
         self.config = config
         self.mode = mode  # screen | plain
