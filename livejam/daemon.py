@@ -370,5 +370,5 @@ class Daemon:
             "ledger": dict(scheduler.ledger.counters.__dict__),
             "sounding_at_exit": len(scheduler.ledger.sounding()),
             "cancels": dispatcher.cancels,
-            "performer": dict(getattr(dispatcher.performer, "counters", {}) or {}),
+            "performer": dict(dispatcher.performer.counters),
         }

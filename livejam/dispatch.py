@@ -52,13 +52,8 @@ def load_chart(spec: str) -> ChordChart | None:
 
 
 def give_chart(performer, chart: ChordChart | None) -> None:
-    """Hand the performer a chart (every performer has `set_chart`: performers.base.ChordSlots;
-    one from elsewhere without it plays on, chartless)."""
-    set_chart = getattr(performer, "set_chart", None)
-    if set_chart is not None:
-        set_chart(chart)
-    elif chart is not None:
-        log.warning("%s takes no chord chart: --chords ignored", type(performer).__name__)
+    """Hand the performer a chart (a performer that follows no chords keeps it: PerformerBase)."""
+    performer.set_chart(chart)
 
 
 def _build(config: DaemonConfig, strict: bool):
@@ -133,11 +128,10 @@ class Dispatcher:
         # tests give the performer a fixed BeatMap themselves) it only serves --grid
         self.beat = beat if beat is not None else BeatClock()
         self.clock_out = clock_out  # livejam is the master: the MIDI clock it sends
-        if hasattr(performer, "follow_clock"):  # tempo sync: the performer may snap to the beat clock's grid
-            performer.follow_clock(self.beat)
+        performer.follow_clock(self.beat)  # tempo sync: the performer may snap to the beat clock's grid
         # the performer counts its events in these beats, if it follows a clock that can renumber
         # (the neural one rebases on a new generation; the Markov one takes fixed maps only: simulate)
-        if beat is not None and getattr(performer, "follows_live_beats", False):
+        if beat is not None and performer.follows_live_beats:
             performer.set_beats(beat)
         self.cancels = 0
         self.held: set[tuple[int, int]] = set()  # the human's keys down: (channel, note)

@@ -120,7 +120,7 @@ def run_virtual(events: Sequence[tuple[float, Sequence[int]]], performer, config
         "cancels": dispatcher.cancels,
         "scheduler": scheduler.counters.summary(),
         "ledger": dict(scheduler.ledger.counters.__dict__),
-        "performer": dict(getattr(performer, "counters", {}) or {}),
+        "performer": dict(performer.counters),
         "end_time": clock.now(),
     }
     return run
@@ -172,8 +172,7 @@ def simulate_file(human: str | Path, out: str | Path, tracks: Sequence[str] = ()
     if tail_s is None:  # room for the answer to the last phrase
         tail_s = config.performer.max_answer_s + config.performer.phrase_end_silence_s + 1.0
     performer = performer or build_performer(config)
-    if hasattr(performer, "set_beats"):
-        performer.set_beats(beats)
+    performer.set_beats(beats)
     run = run_virtual(human_events(notes), performer, config, tail_s=tail_s)
     machine = timed_to_notes(run.machine_notes())
     write_midi(out, [("human", notes), ("machine", machine)])

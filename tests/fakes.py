@@ -16,12 +16,12 @@ from livejam.dispatch import Dispatcher
 from livejam.events import TimedNote
 from livejam.midi.normalise import InputNormaliser
 from livejam.midi.ports import InputQueue
-from livejam.performers.base import Cancel, ChordSlots
+from livejam.performers.base import Cancel, PerformerBase
 from livejam.recording import Recorder
 from livejam.scheduler import Scheduler
 
 
-class FakeCallResponse(ChordSlots):  # ChordSlots: keeps the chart it is given
+class FakeCallResponse(PerformerBase):  # keeps the chart it is given
     def __init__(self, silence_s: float = 0.5, lookahead_s: float = 0.01):
         self.silence_s = silence_s
         self.lookahead_s = lookahead_s

@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 
+from livejam.session import AddOn
 from livejam.stats import summary_ms
 
 CLIENT = "livejam-duet"
@@ -113,7 +114,7 @@ def play(seconds: float, bpm: float, seed: int) -> int:
     return 0
 
 
-class MinuteProbe:
+class MinuteProbe(AddOn):
     """A daemon add-on: every `period_s` it reads the scheduler's new lateness values and the RSS."""
 
     def __init__(self, period_s: float, end_s: float):

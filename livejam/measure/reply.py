@@ -32,12 +32,12 @@ from livejam.beatmap import FreeTime
 from livejam.engine import Constraints, Engine, EventSampler, NoteTracker
 from livejam.events import CHORD, DT, PART, PITCH, POS, VEL, EventCoder, TimedNote
 from livejam.stats import summary_ms
-from livejam.performers.base import HUMAN_PART, MACHINE_PART
+from livejam.performers.base import HUMAN_PART, MACHINE_PART, PerformerBase
 
 log = logging.getLogger(__name__)
 
 
-class ReplyPerformer:
+class ReplyPerformer(PerformerBase):
     """Performer protocol (hear/control/poll/next_wakeup/close); owns its Engine."""
 
     def __init__(self, engine: Engine, seed: int = 0, reply_range: tuple[int, int] = (84, 108)):

@@ -18,8 +18,8 @@ so the same performer runs on the real clock and on a virtual one):
 - `set_chart(chart)`: the user's chord chart (livejam.chart.ChordChart, None: no chart), at
   the start of a session and whenever /livejam/chords changes it; and two attributes the
   status display reads without locks: `chord` (the chord id it plays in, 0 = N) and
-  `chord_source` ("chart", "heard", "predicted", "listening" or ""). `ChordSlots` below is
-  the default for performers that follow no chords.
+  `chord_source` ("chart", "heard", "predicted", "listening" or ""). `PerformerBase` below
+  gives the defaults of these and of the other optional parts (beats, counters, constraints).
 
 A performer must not raise on odd input (note-offs without note-ons, repeated
 note-ons, unknown controllers): the daemon feeds it whatever the port delivers.
@@ -27,7 +27,9 @@ note-ons, unknown controllers): the daemon feeds it whatever the port delivers.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
 from livejam.events import TimedNote
@@ -61,16 +63,29 @@ class Performer(Protocol):
     def close(self, now: float) -> list[TimedNote]: ...
 
 
-class ChordSlots:
-    """The chord part of the protocol for a performer that follows no chords: it keeps the
-    chart it is given (so a later performer, or a test, can see it) and reports no chord."""
+class PerformerBase:
+    """The optional half of the performer protocol, with defaults, so the daemon, simulate and
+    the status display call and read without probing: a performer that follows no chords keeps
+    the chart it is given and reports no chord; one that keeps its own time ignores the live beat
+    clock; one without sampling constraints or step times shows none."""
 
     chart = None  # livejam.chart.ChordChart | None
     chord: int = 0  # livejam.harmony chord id the performer plays in; 0 = N
     chord_source: str = ""  # "chart", "heard", "predicted", "listening" or "" (none)
+    mode: str = "call"
+    follows_live_beats = False  # True: count its events in the live beat clock's beats (set_beats)
+    constraints = None  # the sampling constraints the knobs move (livejam.engine.Constraints), if any
+    step_ms: Sequence[float] = ()  # recent feed + sample times (ms), if it steps a model
+    counters: Mapping[str, int] = MappingProxyType({})  # its own counters (a performer sets a dict)
 
     def set_chart(self, chart) -> None:
         self.chart = chart
+
+    def follow_clock(self, beat) -> None:
+        """The live beat clock, for tempo sync (snapping to its grid); most performers keep their own time."""
+
+    def set_beats(self, beats) -> None:
+        """The beat map its events are counted in (simulate: the file's; live: the beat clock)."""
 
 
 def human_note(note: TimedNote, n_pitch: int) -> TimedNote | None:

@@ -23,6 +23,7 @@ import numpy as np
 
 from livejam.config import ChordConfig
 from livejam.harmony import NO_CHORD, QUALITIES, HeardChords, chord_id, chord_tones
+from livejam.performers.base import PerformerBase
 from livejam.performers.memory import ProgressionMemory
 
 # what each source means for the context rows the model reads: a given or heard chord is the
@@ -127,7 +128,7 @@ class ChordKeeper:
         return chord_tones(self.chord) if self.chord != NO_CHORD else frozenset()
 
 
-class FollowsChords:
+class FollowsChords(PerformerBase):
     """The chord part of the performer protocol (performers/base.py) for a performer that keeps a
     ChordKeeper in `self.chords` and one pending prediction in `self.pending`."""
 

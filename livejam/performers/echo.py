@@ -7,10 +7,10 @@ performer for end-to-end tests. Implements the Performer protocol.
 from __future__ import annotations
 
 from livejam.events import TimedNote
-from livejam.performers.base import ChordSlots
+from livejam.performers.base import PerformerBase
 
 
-class EchoPerformer(ChordSlots):
+class EchoPerformer(PerformerBase):
     def __init__(self, delay_s: float = 0.0, transpose: int = 0):
         self.delay_s = delay_s
         self.transpose = transpose

@@ -12,12 +12,12 @@ from livejam.beatmap import FreeTime
 from livejam.config import PerformerConfig
 from livejam.events import PITCH, VEL, EventCoder, TimedNote, Vocab
 from livejam.performers.continuator import MarkovContinuator
-from livejam.performers.base import ALL_OFF_CCS, ChordSlots, HUMAN_PART, Cancel, Phrase, PhraseDetector, human_note
+from livejam.performers.base import ALL_OFF_CCS, PerformerBase, HUMAN_PART, Cancel, Phrase, PhraseDetector, human_note
 
 log = logging.getLogger(__name__)
 
 
-class MarkovPerformer(ChordSlots):
+class MarkovPerformer(PerformerBase):
     """Call and response with a Markov continuator learning the human's phrases.
 
     It learns every valid human note (as event rows on the human's own timeline, in

@@ -141,11 +141,11 @@ class StatusAddon(AddOn):
         """A key pressed: the controls table's keys (a knob's down/up, a switch, a trigger), end of
         phrase, quit. A knob's key stops at the knob's ends rather than asking past them."""
         perf = self.session.dispatcher.performer
-        c = getattr(perf, "constraints", None)
+        c = perf.constraints
         knob = next((k for k in KNOBS if k.keys and key in k.keys), None)
         try:
             if key == BY_NAME["mode"].keys:
-                self.steer.set("mode", "call" if getattr(perf, "mode", "call") == "duet" else "duet")
+                self.steer.set("mode", "call" if perf.mode == "duet" else "duet")
             elif knob is not None and c is not None:
                 top = knob.hi if knob.top is None else knob.top
                 moved = getattr(c, knob.name) + (knob.step if key == knob.keys[1] else -knob.step)

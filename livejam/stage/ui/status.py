@@ -99,22 +99,19 @@ class StatusReader:
         for v in _tail(sched.lateness, min(timed - self._timed_seen, MAX_NEW)):
             self._late.append((now, v * 1000.0))
         self._timed_seen = timed
-        step_src = getattr(perf, "step_ms", None)  # the neural performer's feed/sample times (ms)
-        if step_src is not None:
-            items = list(step_src)
-            for v in _new_since(items, self._step_suffix):
-                self._step.append((now, v))
-            self._step_suffix = tuple(items[-8:])
+        items = list(perf.step_ms)  # the neural performer's feed/sample times (ms); () for the others
+        for v in _new_since(items, self._step_suffix):
+            self._step.append((now, v))
+        self._step_suffix = tuple(items[-8:])
         for window in (self._late, self._step):
             while window and window[0][0] < now - self.window_s:
                 window.popleft()
         return Snapshot(
-            t=t, mode=str(getattr(perf, "mode", "call")), engine=type(perf).__name__,
+            t=t, mode=str(perf.mode), engine=type(perf).__name__,
             controls=self._controls(perf), bpm=self._bpm(), beat=self._beat(),
             counters=self._counters(), lateness_ms=_pct([v for _, v in self._late]),
             step_ms=_pct([v for _, v in self._step]), notes=self._roll(t), events=list(self.events)[-5:],
-            sound=self._sound(), chord=chord_name(int(getattr(perf, "chord", 0) or 0)),
-            chord_source=str(getattr(perf, "chord_source", "") or ""))
+            sound=self._sound(), chord=chord_name(int(perf.chord or 0)), chord_source=str(perf.chord_source or ""))
 
     def _sound(self) -> dict | None:
         for addon in getattr(self.s.daemon, "addons", ()):
@@ -124,7 +121,7 @@ class StatusReader:
         return None
 
     def _controls(self, perf) -> dict:
-        c = getattr(perf, "constraints", None)
+        c = perf.constraints
         if c is None:  # the Markov continuator: its range is its config's
             cfg = getattr(perf, "config", None)
             return {"range": (cfg.pitch_low, cfg.pitch_high)} if hasattr(cfg, "pitch_low") else {}
@@ -146,7 +143,7 @@ class StatusReader:
     def _counters(self) -> dict:
         s = self.s
         inc, sched = s.normaliser.counters, s.scheduler.counters
-        perf = dict(getattr(s.dispatcher.performer, "counters", {}) or {})
+        perf = dict(s.dispatcher.performer.counters)
         return {"in": inc.received, "heard": perf.get("heard", 0), "played": perf.get("played", 0),
                 "sent": sched.sent, "late": sched.late, "dropped": sched.dropped_late,
                 "cancels": s.dispatcher.cancels, "watchdog": sched.watchdog_offs, "overflow": s.inq.overflow,
