@@ -40,7 +40,7 @@ from livejam.midi.spec import Message
 from livejam.midi.xruns import XrunWatch
 from livejam.recording import Recorder, check_writable, default_path
 from livejam.scheduler import Scheduler
-from livejam.session import AddOn, Session
+from livejam.session import AddOn, Session, build_normaliser, build_scheduler, counters
 from livejam.stopping import STOP_SIGNALS, LeftBehind, install_stop_signals, restore_signals, with_deadline
 
 log = logging.getLogger(__name__)
@@ -138,14 +138,9 @@ class Daemon:
             for tap in sent_taps:
                 tap(port, msg, t)
 
-        scheduler = Scheduler(clock, sink, channels=cfg.midi.machine_channels, late_drop_s=cfg.scheduler.late_drop_s,
-                              watchdog_s=cfg.scheduler.watchdog_s, realtime_priority=cfg.scheduler.realtime_priority,
-                              thru_channel=cfg.midi.thru_channel if cfg.midi.thru else None,
-                              thru_timeout_s=cfg.performer.held_key_timeout_s,
-                              # a session killed with --thru or a count-in, restarted without
-                              stale_channels=(*cfg.midi.any_session_channels, cfg.beat.click_channel))
+        scheduler = build_scheduler(cfg, clock, sink)
         inq = InputQueue(cfg.midi.queue_size)
-        normaliser = InputNormaliser(cfg.midi.ignore_sysex, cfg.midi.ignore_active_sensing, echo)
+        normaliser = build_normaliser(cfg, echo)
         beat, clock_out, clicks = self._beat_clock(clock.now())
         recorder.beats, recorder.click_channel = beat, cfg.beat.click_channel
         dispatcher = Dispatcher(performer, scheduler, normaliser, recorder, beat, clock_out, thru=cfg.midi.thru,
@@ -355,20 +350,12 @@ class Daemon:
     def _summary(self, scheduler: Scheduler, normaliser: InputNormaliser, inq: InputQueue,
                  dispatcher: Dispatcher) -> dict:
         inc = normaliser.counters
-        return {
-            "reason": self.reason,
-            "seconds": round(self.ended - self.started, 3),
-            "error": repr(self.error) if self.error else None,
-            "input": {"received": inc.received, "invalid": inc.invalid, "ignored": inc.ignored,
-                      "echoes": inc.echoes, "queue_overflow": inq.overflow, "by_kind": inc.by_kind,
-                      "arrived": inq.arrived, "after_close": inq.after_close,
-                      "discarded_at_stop": getattr(self, "discarded", 0), "heartbeats": inc.heartbeats,
-                      "unterminated_sysex": inc.unterminated_sysex, "recovered": inc.recovered,
-                      "xruns": self.xruns.value,
-                      "clock_rate_limited": dict(dispatcher.beat.dropped)},
-            "scheduler": scheduler.counters.summary(),
-            "ledger": dict(scheduler.ledger.counters.__dict__),
-            "sounding_at_exit": len(scheduler.ledger.sounding()),
-            "cancels": dispatcher.cancels,
-            "performer": dict(dispatcher.performer.counters),
-        }
+        out = counters(normaliser, scheduler, dispatcher)
+        out["input"].update({  # the live transport's own
+            "echoes": inc.echoes, "queue_overflow": inq.overflow, "arrived": inq.arrived, "after_close": inq.after_close,
+            "discarded_at_stop": getattr(self, "discarded", 0), "heartbeats": inc.heartbeats,
+            "unterminated_sysex": inc.unterminated_sysex, "recovered": inc.recovered, "xruns": self.xruns.value,
+            "clock_rate_limited": dict(dispatcher.beat.dropped)})
+        return {"reason": self.reason, "seconds": round(self.ended - self.started, 3),
+                "error": repr(self.error) if self.error else None, **out,
+                "sounding_at_exit": len(scheduler.ledger.sounding())}

@@ -20,9 +20,8 @@ from livejam.config import DaemonConfig
 from livejam.dispatch import Dispatcher, build_performer
 from livejam.events import Note, TimedNote, notes_to_timed, timed_to_notes
 from livejam.midi.files import read_midi_tracks, write_midi
-from livejam.midi.normalise import InputNormaliser
 from livejam.midi.spec import Message
-from livejam.scheduler import Scheduler
+from livejam.session import build_normaliser, build_scheduler, counters
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +70,8 @@ def run_virtual(events: Sequence[tuple[float, Sequence[int]]], performer, config
     config = config or DaemonConfig()
     clock = VirtualClock(start)
     run = VirtualRun()
-    scheduler = Scheduler(clock, lambda port, msg, t: (run.thru if port else run.sent).append((t, msg)),
-                          channels=config.midi.machine_channels, late_drop_s=config.scheduler.late_drop_s,
-                          watchdog_s=config.scheduler.watchdog_s,
-                          thru_channel=config.midi.thru_channel if config.midi.thru else None,
-                          thru_timeout_s=config.performer.held_key_timeout_s)
-    normaliser = InputNormaliser(config.midi.ignore_sysex, config.midi.ignore_active_sensing)
+    scheduler = build_scheduler(config, clock, lambda port, msg, t: (run.thru if port else run.sent).append((t, msg)))
+    normaliser = build_normaliser(config)
     dispatcher = Dispatcher(performer, scheduler, normaliser, thru=config.midi.thru)
     events = sorted(events, key=lambda e: e[0])  # stable: equal times keep their order
     end = (events[-1][0] if events else start) + tail_s
@@ -109,18 +104,13 @@ def run_virtual(events: Sequence[tuple[float, Sequence[int]]], performer, config
         scheduler.run_until(scheduler.next_time())
     sounding_before_panic = len(scheduler.ledger.sounding())
     scheduler.panic()
-    inc = normaliser.counters
     run.summary = {
         "events_in": len(events),
-        "input": {"received": inc.received, "invalid": inc.invalid, "ignored": inc.ignored, "by_kind": inc.by_kind},
         "events_out": len(run.sent),
         "machine_notes": sum(1 for _, m in run.sent if m.kind == "note_on" and m.velocity > 0),
         "sounding_before_panic": sounding_before_panic,
         "sounding_at_end": sounding_after(run.sent) + sounding_after(run.thru),
-        "cancels": dispatcher.cancels,
-        "scheduler": scheduler.counters.summary(),
-        "ledger": dict(scheduler.ledger.counters.__dict__),
-        "performer": dict(performer.counters),
+        **counters(normaliser, scheduler, dispatcher),
         "end_time": clock.now(),
     }
     return run

@@ -14,9 +14,8 @@ import pytest
 from livejam.clock import VirtualClock
 from livejam.config import DaemonConfig, load
 from livejam.dispatch import Dispatcher, build_performer
-from livejam.events import TimedNote
 from livejam.midi.normalise import InputNormaliser
-from livejam.scheduler import Scheduler
+from livejam.session import build_normaliser, build_scheduler
 from livejam.simulate import run_virtual
 
 from tests.fakes import FakeCallResponse
@@ -125,9 +124,8 @@ def soak(performer, hours: float, seed: int = 1):
         else:
             wire["cc"] += 1
 
-    scheduler = Scheduler(clock, sink, channels=CFG.midi.machine_channels, late_drop_s=CFG.scheduler.late_drop_s,
-                          watchdog_s=CFG.scheduler.watchdog_s)
-    normaliser = InputNormaliser()
+    scheduler = build_scheduler(CFG, clock, sink)  # as run and simulate build theirs
+    normaliser = build_normaliser(CFG)
     dispatcher = Dispatcher(performer, scheduler, normaliser)
     fed = 0
     memory = []
