@@ -4,11 +4,12 @@ tests/test_e2e_jack.py (a calm session counts none; input lost in transport alwa
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import rtmidi
 
 from livejam.midi.xruns import UNKNOWN, XrunWatch
-from livejam.stage.ui.plain import changes
+from livejam.stage.ui.plain import XRUN_LINE_EVERY_S, changes, xrun_line
 from livejam.stage.ui.status import StatusReader
 
 from tests.fakes import FakeCallResponse, session
@@ -81,4 +82,11 @@ def test_the_status_shows_the_count_and_the_plain_log_a_line_when_it_grows():
     jack.notify()
     now = reader.read()
     assert now.counters["xruns"] == 2
-    assert changes(before, now) == ["JACK xruns 0 -> 2: input may have been lost"]
+    assert changes(before, now) == []  # said by xrun_line, at most every 10 s
+    line, said = xrun_line((-float("inf"), 0), now)
+    assert line == "JACK xruns 0 -> 2: input may have been lost" and said == (now.t, 2)
+    jack.notify()
+    soon = replace(reader.read(), t=now.t + 1.0)
+    assert xrun_line(said, soon) == (None, said)  # a server that xruns all the time: no flood of lines
+    later = replace(soon, t=now.t + XRUN_LINE_EVERY_S)
+    assert xrun_line(said, later)[0] == "JACK xruns 2 -> 3: input may have been lost"

@@ -53,6 +53,7 @@ class StatusAddon(AddOn):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.frames = 0
+        self._xruns_said = (-float("inf"), 0)  # when the plain log last said JACK's xrun count, and the count
 
     def on_event(self, text: str) -> None:
         """A one-line event (port lost/found ...): shown on the screen, a line in plain mode."""
@@ -98,10 +99,13 @@ class StatusAddon(AddOn):
 
     def plain_step(self, before):
         """Write one line per change since snapshot `before` and per new event; returns the new snapshot."""
-        from livejam.stage.ui.plain import changes
+        from livejam.stage.ui.plain import changes, xrun_line
 
         snap = self.reader.read()
         lines = changes(before, snap)
+        xruns, self._xruns_said = xrun_line(self._xruns_said, snap)
+        if xruns:
+            lines.append(xruns)
         while self.events:
             lines.append(self.events.popleft())
         for line in lines:

@@ -11,7 +11,7 @@ def fmt(v, unit: str = "") -> str:
 
 
 def changes(before: Snapshot | None, now: Snapshot) -> list[str]:
-    """One line per thing that changed (the plain log): mode, controls, key, tempo, chord, xruns."""
+    """One line per thing that changed (the plain log): mode, controls, key, tempo, chord."""
     if before is None:
         return [f"mode {now.mode}; " + ", ".join(f"{k} {v}" for k, v in now.controls.items())
                 + (f"; chord {now.chord} ({now.chord_source})" if now.chord_source else "")]
@@ -25,8 +25,18 @@ def changes(before: Snapshot | None, now: Snapshot) -> list[str]:
         out.append(f"tempo {fmt(before.bpm)} -> {fmt(now.bpm)} BPM")
     if (now.chord, now.chord_source) != (before.chord, before.chord_source):
         out.append(f"chord {now.chord} ({now.chord_source or 'none'})")
-    xruns = now.counters.get("xruns")
-    if isinstance(xruns, int) and xruns != before.counters.get("xruns"):
-        # the one trace of input JACK may have dropped before livejam's callback (livejam/midi/xruns.py)
-        out.append(f"JACK xruns {before.counters.get('xruns')} -> {xruns}: input may have been lost")
     return out
+
+
+XRUN_LINE_EVERY_S = 10.0  # a server without real-time rights xruns all the time: a line, not a flood
+
+
+def xrun_line(said: tuple[float, int], now: Snapshot) -> tuple[str | None, tuple[float, int]]:
+    """The line (or None) for JACK's xrun count, the one trace of input JACK may have dropped before
+    livejam's callback (livejam/midi/xruns.py): when it grew since the count last said (`said`: its
+    time and count), at most every XRUN_LINE_EVERY_S; and the new `said`."""
+    xruns = now.counters.get("xruns")
+    t, count = said
+    if not isinstance(xruns, int) or xruns <= count or now.t - t < XRUN_LINE_EVERY_S:
+        return None, said
+    return f"JACK xruns {count} -> {xruns}: input may have been lost", (now.t, xruns)
