@@ -13,8 +13,9 @@ def fmt(v, unit: str = "") -> str:
 def changes(before: Snapshot | None, now: Snapshot) -> list[str]:
     """One line per thing that changed (the plain log): mode, controls, key, tempo, chord."""
     if before is None:
-        return [f"mode {now.mode}; " + ", ".join(f"{k} {v}" for k, v in now.controls.items())
-                + (f"; chord {now.chord} ({now.chord_source})" if now.chord_source else "")]
+        controls = ", ".join(f"{k} {v}" for k, v in now.controls.items())
+        return ["; ".join([f"mode {now.mode}"] + ([controls] if controls else [])
+                          + ([f"chord {now.chord} ({now.chord_source})"] if now.chord_source else []))]
     out = []
     if now.mode != before.mode:
         out.append(f"mode {before.mode} -> {now.mode}")
