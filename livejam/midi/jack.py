@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 
 from livejam import quiet_stderr
 from livejam.midi.ports import MidiUnavailable
 
+log = logging.getLogger(__name__)
 _EEXIST = 17  # jack_connect's answer when the two ports are connected already
 _NO_START_SERVER = 0x01  # jack_client_open's JackNoStartServer option
 # int (*JackXRunCallback)(void *arg)
@@ -59,8 +61,23 @@ def libjack() -> ctypes.CDLL:
         jack.jack_set_xrun_callback.argtypes = [ctypes.c_void_p, XRUN_CALLBACK, ctypes.c_void_p]
         jack.jack_activate.restype = ctypes.c_int
         jack.jack_activate.argtypes = [ctypes.c_void_p]
+        # libjack prints its errors and notices on stderr (a dozen lines when the server dies, under
+        # livejam's one line): into the log instead, for every client of this libjack, rtmidi's too
+        jack.jack_set_error_function.argtypes = [MESSAGE_CALLBACK]
+        jack.jack_set_info_function.argtypes = [MESSAGE_CALLBACK]
+        jack.jack_set_error_function(_TO_LOG)
+        jack.jack_set_info_function(_TO_LOG)
         _LIB = jack
     return _LIB
+
+
+def _libjack_said(text: bytes | None) -> None:
+    log.debug("libjack: %s", (text or b"").decode(errors="replace"))
+
+
+# void (*func)(const char *): kept at module level, so the callback lives as long as libjack may call it
+MESSAGE_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
+_TO_LOG = MESSAGE_CALLBACK(_libjack_said)
 
 
 def open_client(jack, name: str):
