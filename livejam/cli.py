@@ -165,8 +165,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = daemon.run()
         print(f"livejam: {exit_line(result.summary, result.recording)}", flush=True)
         counters = ["counters " + json.dumps(result.summary, sort_keys=True)]
-        counters += [f"{type(a).__name__} " + json.dumps(a.summary(), sort_keys=True)
-                     for a in addons if a.summary() is not None]
+        summaries = [(type(a).__name__, a.summary()) for a in addons]  # each asked once
+        counters += [f"{name} " + json.dumps(s, sort_keys=True) for name, s in summaries if s is not None]
         for line in counters:  # for scripts (--json) and the log (-v), not for the musician's eyes
             if args.json:
                 print(f"livejam: {line}", flush=True)

@@ -67,10 +67,10 @@ class DaemonResult:
 
 
 class Daemon:
-    """Add-ons (livejam.stage.sound, livejam.stage.ui, livejam.stage.osc) are objects with any of: `start(session)`
-    (after the scheduler starts), `on_human(note, now)` (performer thread), `on_sent(port, msg, t)`
-    (scheduler thread), `on_event(text)` (a session event, see `event`) and `close()` (after the
-    final panic). Both taps must never block."""
+    """Add-ons (livejam.stage.sound, livejam.stage.ui, livejam.stage.osc) are livejam.session.AddOn:
+    `start(session)` after the scheduler starts, the taps `on_human` (performer thread) and `on_sent`
+    (scheduler thread) where they ask for them, `on_event(text)` (a session event, see `event`) and
+    `close()` after the final panic. Both taps must never block."""
 
     def __init__(self, config: DaemonConfig, performer=None, record_path: str | Path | None = None,
                  on_ready=None, addons: tuple[AddOn, ...] = ()):

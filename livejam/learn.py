@@ -57,6 +57,9 @@ def to_toml(mapping: ControlMap) -> str:
     return "\n".join(lines) + "\n"
 
 
+REWRITTEN = "# livejam settings (rewritten by `livejam learn`, which sets [neural.controls])\n"
+
+
 def merge_into(existing: str, mapping: ControlMap) -> str:
     """`existing` TOML text with its live controls replaced by `mapping`, everything else kept.
 
@@ -93,11 +96,7 @@ def merge_into(existing: str, mapping: ControlMap) -> str:
         pass
     import tomli_w
 
-    return to_toml_header() + tomli_w.dumps(data)
-
-
-def to_toml_header() -> str:
-    return "# livejam settings (rewritten by `livejam learn`, which sets [neural.controls])\n"
+    return REWRITTEN + tomli_w.dumps(data)
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -30,12 +30,16 @@ class Control:
         """The knob's value at CC `cc` (0..127)."""
         return self.lo + (self.hi - self.lo) * cc / 127
 
+    @property
+    def most(self) -> float:
+        """The largest value a knob may be asked for: `top`, else its value at CC 127."""
+        return self.hi if self.top is None else self.top
+
     def cc(self, value: float) -> int:
-        """The CC that sets the knob nearest `value`; ValueError outside lo..top (not clamped: a
+        """The CC that sets the knob nearest `value`; ValueError outside lo..most (not clamped: a
         sender asking for more than the knob gives should hear so)."""
-        top = self.hi if self.top is None else self.top
-        if not (math.isfinite(value) and self.lo <= value <= top):
-            raise ValueError(f"{self.name}: {value:g} is out of range: expected {self.lo:g}..{top:g}")
+        if not (math.isfinite(value) and self.lo <= value <= self.most):
+            raise ValueError(f"{self.name}: {value:g} is out of range: expected {self.lo:g}..{self.most:g}")
         return max(0, min(127, round((value - self.lo) / (self.hi - self.lo) * 127)))
 
 

@@ -16,6 +16,8 @@ from collections import deque
 
 import numpy as np
 
+from livejam.engine.keys import KEY_NAMES, key_correlations, scale_shares
+
 log = logging.getLogger(__name__)
 WINDOW = 64  # note-ons the estimate looks at
 MIN_R = 0.5  # correlation an estimate needs to be taken
@@ -56,8 +58,6 @@ class KeyFollower:
 
     def _estimate(self, key: str | None, margin: float) -> str | None:
         """On every note-on (~30 us: the window's histogram is kept up to date, the 24 keys are one product each)."""
-        from livejam.engine.keys import KEY_NAMES, key_correlations, scale_shares
-
         if np.count_nonzero(self._hist) < MIN_PCS:
             return None
         r = key_correlations(self._hist)

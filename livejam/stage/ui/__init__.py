@@ -151,9 +151,8 @@ class StatusAddon(AddOn):
             if key == BY_NAME["mode"].keys:
                 self.steer.set("mode", "call" if perf.mode == "duet" else "duet")
             elif knob is not None and c is not None:
-                top = knob.hi if knob.top is None else knob.top
                 moved = getattr(c, knob.name) + (knob.step if key == knob.keys[1] else -knob.step)
-                self.steer.set(knob.name, min(top, max(knob.lo, moved)))
+                self.steer.set(knob.name, min(knob.most, max(knob.lo, moved)))
             elif key == "e":
                 self.steer.set("end_phrase")
             elif key in TRIGGER_KEYS:
