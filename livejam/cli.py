@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from typing import Callable
 
@@ -177,12 +176,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             addon.close()
         daemon.restore_signals()  # only now: a second Ctrl-C must not cut the counters short
     if result.hard_exit:
-        # A port was left open under its JACK callback (or a thread would not stop):
-        # end the process here, without finalising the interpreter under them.
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(result.rc)
+        from livejam.daemon import leave_process
+
+        leave_process(result.rc)
     return result.rc
 
 

@@ -19,6 +19,7 @@ hold that very lock). The main loop polls the flag every `_POLL_S`.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import signal
 import sys
@@ -26,6 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from livejam.beat.countin import count_in_for
 from livejam.beat.live import BeatClock
@@ -60,10 +62,19 @@ class DaemonResult:
     reason: str
     summary: dict = field(default_factory=dict)
     recording: Path | None = None
-    # The process must end with os._exit: a port was left open (JACK, see
-    # MidiInput.close) or a thread could not be stopped; finalising the
-    # interpreter under them could crash or abort.
+    # The process must end with os._exit (leave_process): a port was left open (JACK, see
+    # MidiInput.close), a libjack callback into Python is still registered (the xrun watch), or a
+    # thread could not be stopped; finalising the interpreter under them could crash or abort.
     hard_exit: bool = False
+
+
+def leave_process(rc: int) -> NoReturn:
+    """End the process now with `rc`, its output flushed, without finalising the interpreter (what a
+    DaemonResult with hard_exit asks of whoever ran the daemon: the CLI, the duet measurement)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
 
 
 class Daemon:
@@ -192,7 +203,10 @@ class Daemon:
         ok_reasons = ("stopped", "quit") + STOP_SIGNALS
         rc = 0 if self.error is None and self.reason in ok_reasons else 1
         summary = self._summary(scheduler, normaliser, inq, dispatcher)
-        hard = inp.left_open or (worker is not None and worker.is_alive()) or out.dead or self._left_behind
+        # libjack's threads may still call into Python (the xrun watch's callback, a port left open):
+        # finalising the interpreter under them crashed the process after its work was done
+        hard = (inp.left_open or (worker is not None and worker.is_alive()) or out.dead or self._left_behind
+                or self.xruns.counting)
         return DaemonResult(rc, self.reason, summary, self.recording, hard_exit=hard)
 
     def _watch(self, cfg, api, inq, heartbeat, out, scheduler, worker, recorder, record_path, keeper) -> None:

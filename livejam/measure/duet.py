@@ -191,7 +191,7 @@ def run(args: argparse.Namespace) -> dict:
     return {"machine": machine_info(), "floor": floor, "minutes": probe.rows, "rc": result.rc,
             "reason": result.reason, "daemon": {k: result.summary[k] for k in ("scheduler", "ledger",
                                                                                 "sounding_at_exit", "input")},
-            "player": player.get("report")}
+            "player": player.get("report"), "hard_exit": result.hard_exit}
 
 
 def _read_player(proc: subprocess.Popen, player: dict) -> None:
@@ -261,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             server.stop()
     ok = r["rc"] == 0 and r["daemon"]["sounding_at_exit"] == 0 and (r["player"] or {}).get("sounding") == 0
+    if r["hard_exit"]:  # as `livejam run` ends: libjack's threads still hold callbacks into Python
+        from livejam.daemon import leave_process
+
+        leave_process(0 if ok else 1)
     return 0 if ok else 1
 
 

@@ -8,6 +8,7 @@ so a kept port (midi/keeper.py) reconnects without touching rtmidi's ports.
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import ctypes.util
 import logging
@@ -63,12 +64,30 @@ def libjack() -> ctypes.CDLL:
         jack.jack_activate.argtypes = [ctypes.c_void_p]
         # libjack prints its errors and notices on stderr (a dozen lines when the server dies, under
         # livejam's one line): into the log instead, for every client of this libjack, rtmidi's too
-        jack.jack_set_error_function.argtypes = [MESSAGE_CALLBACK]
-        jack.jack_set_info_function.argtypes = [MESSAGE_CALLBACK]
-        jack.jack_set_error_function(_TO_LOG)
-        jack.jack_set_info_function(_TO_LOG)
+        _log_libjack_messages(jack)
         _LIB = jack
     return _LIB
+
+
+def _log_libjack_messages(jack: ctypes.CDLL) -> None:
+    """libjack's error and info output into the log. Its own printers are put back at exit: a libjack
+    thread printing while the interpreter is finalised must not call into Python (a process that
+    runs the daemon ends with os._exit before that: daemon.leave_process)."""
+    saved = []
+    for name, setter in (("jack_error_callback", jack.jack_set_error_function),
+                         ("jack_info_callback", jack.jack_set_info_function)):
+        try:
+            saved.append((ctypes.c_void_p.in_dll(jack, name), ctypes.c_void_p.in_dll(jack, name).value))
+        except ValueError:  # a libjack without the exported pointer: ours stays to the end
+            pass
+        setter.argtypes = [MESSAGE_CALLBACK]
+        setter(_TO_LOG)
+
+    def restore() -> None:
+        for pointer, value in saved:
+            pointer.value = value
+
+    atexit.register(restore)
 
 
 def _libjack_said(text: bytes | None) -> None:
