@@ -18,10 +18,11 @@ import time
 import rtmidi
 
 from livejam.config import MidiConfig
+from livejam.midi.ports import port_names
 
 
 def connect(midi, wanted: str) -> None:
-    ports = midi.get_ports()
+    ports = port_names(midi)
     midi.open_port(next(i for i, name in enumerate(ports) if wanted in name))
 
 

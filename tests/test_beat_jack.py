@@ -20,13 +20,15 @@ CLOCK, START, STOP = 0xF8, 0xFA, 0xFC
 def test_run_with_bpm_sends_midi_clock_a_second_process_receives(jack_server):
     import rtmidi
 
+    from livejam.midi.ports import port_names
+
     proc, lines = start_daemon("--performer", "markov", "--bpm", "120", "--count-in", "2", "--no-record")
     received: list[tuple[float, list[int]]] = []
     inp = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="clock follower")
     try:
         inp.ignore_types(sysex=True, timing=False, active_sense=True)
         inp.set_callback(lambda event, data: received.append((time.monotonic(), list(event[0]))))
-        ports = inp.get_ports()
+        ports = port_names(inp)
         inp.open_port(next(i for i, name in enumerate(ports) if "livejam out" in name))
         ticks = lambda: [t for t, m in received if m == [CLOCK]]  # noqa: E731
         started = lambda: [t for t, m in received if m == [START]]  # noqa: E731

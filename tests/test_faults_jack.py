@@ -13,6 +13,7 @@ import time
 import pytest
 
 from livejam.config import BeatConfig, MidiConfig
+from livejam.midi.ports import port_names
 
 from tests.conftest import ROOT, livejam_cmd
 from tests.jack_player import wait_for
@@ -189,7 +190,7 @@ def test_a_session_killed_with_thru_leaves_nothing_on_a_synth_connected_to_the_n
     procs = []
 
     def connect(port, name):
-        port.open_port(next(i for i, p in enumerate(port.get_ports()) if name in p))
+        port.open_port(next(i for i, p in enumerate(port_names(port)) if name in p))
 
     try:
         proc, lines = start_daemon("--performer", "echo", "--thru", "--no-record")
@@ -201,7 +202,7 @@ def test_a_session_killed_with_thru_leaves_nothing_on_a_synth_connected_to_the_n
         assert wait_for(lambda: {(m[0], m[1]) for m in list(heard) if m[2]} >= sounding, 30), (heard, lines)
         proc.kill()
         proc.wait(60)
-        assert wait_for(lambda: not any("livejam out" in p for p in ears[1].get_ports()), 30)
+        assert wait_for(lambda: not any("livejam out" in p for p in port_names(ears[1])), 30)
         proc, lines = start_daemon("--performer", "echo", "--no-record")
         procs.append(proc)
         connect(ears[1], "livejam out")  # the synth connected after the start-up panic went out
@@ -231,8 +232,8 @@ def test_disconnect_and_reconnect_leave_no_note_stuck(jack_server):
         assert synth.stdout.readline().strip() == "ready"
         proc, lines = start_daemon("--engine", "markov", "--seed", "1", "--no-record", "--out", "stuck synth")
         rx.set_callback(lambda event, data: heard.append(list(event[0])))
-        rx.open_port(next(i for i, p in enumerate(rx.get_ports()) if "livejam out" in p))
-        tx.open_port(next(i for i, p in enumerate(tx.get_ports()) if "livejam in" in p))
+        rx.open_port(next(i for i, p in enumerate(port_names(rx)) if "livejam out" in p))
+        tx.open_port(next(i for i, p in enumerate(port_names(tx)) if "livejam in" in p))
         for pitch in (60, 62, 64, 65, 67, 65, 64, 62, 60, 64, 67, 72):
             tx.send_message([0x90, pitch, 100])
             time.sleep(0.15)  # the phrase's rhythm

@@ -14,6 +14,7 @@ import pytest
 import rtmidi
 
 from livejam.config import MidiConfig
+from livejam.midi.ports import port_names
 
 from tests.conftest import ROOT, livejam_cmd
 from tests.jack_player import wait_for
@@ -99,7 +100,7 @@ def counters_of(out: str) -> dict:
 
 def keys_into_livejam() -> rtmidi.MidiOut:
     keys = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="keep test keys")
-    keys.open_port(next(i for i, p in enumerate(keys.get_ports()) if "livejam in" in p))
+    keys.open_port(next(i for i, p in enumerate(port_names(keys)) if "livejam in" in p))
     return keys
 
 
@@ -162,7 +163,7 @@ def test_keyboard_unplugged_and_plugged_back(jack_server):
     keyboards = [Peer(KEYS, "keep keys")]
     proc, lines = start_daemon("--performer", "echo", "--in", "keep keys", "--thru", "--no-record")
     try:
-        listener.open_port(next(i for i, p in enumerate(listener.get_ports()) if "livejam out" in p))
+        listener.open_port(next(i for i, p in enumerate(port_names(listener)) if "livejam out" in p))
         assert "in=keep keys:out" in next(line for line in lines if "ready:" in line)
         keyboards[0].send("903C64")
         keyboards[0].send("803C00")

@@ -246,3 +246,24 @@ def test_the_player_is_told_who_plays_into_livejam_and_who_hears_it():
     jack.conn = set()
     k.poll()
     assert calls == [("line", "output disconnected: fluid:in (nothing hears livejam now)")]
+
+
+def test_port_names_asks_again_when_a_port_vanishes_while_listed():
+    """rtmidi counts the ports, then names each: a port unplugged in between raises
+    InvalidPortError (seen in CI, a killed client's port). The list is asked again."""
+    import rtmidi
+
+    from livejam.midi.ports import port_names
+
+    class Churning:
+        def __init__(self, failures: int):
+            self.failures = failures
+
+        def get_ports(self):
+            if self.failures:
+                self.failures -= 1
+                raise rtmidi.InvalidPortError("the 'portNumber' argument (2) is invalid.")
+            return ["synth:in"]
+
+    assert port_names(Churning(2)) == ["synth:in"]
+    assert port_names(Churning(99)) == []  # a system that never settles lists nothing, never raises

@@ -68,6 +68,7 @@ def play(seconds: float, bpm: float, seed: int) -> int:
     import rtmidi
 
     from livejam.measure.jack_server import port_index
+    from livejam.midi.ports import port_names
 
     api = rtmidi.API_UNIX_JACK
     out, inp = rtmidi.MidiOut(api, name=f"{PLAYER} out"), rtmidi.MidiIn(api, name=f"{PLAYER} in")
@@ -95,8 +96,8 @@ def play(seconds: float, bpm: float, seed: int) -> int:
 
     inp.ignore_types(timing=False)
     inp.set_callback(on_message)
-    inp.open_port(port_index(inp.get_ports(), f"{CLIENT} out:"), name="in")
-    out.open_port(port_index(out.get_ports(), f"{CLIENT} in:"), name="out")
+    inp.open_port(port_index(port_names(inp), f"{CLIENT} out:"), name="in")
+    out.open_port(port_index(port_names(out), f"{CLIENT} in:"), name="out")
     print("player ready", flush=True)
     start, sent = time.perf_counter(), 0
     notes = melody(seconds, bpm, seed)

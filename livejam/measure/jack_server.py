@@ -211,6 +211,8 @@ def round_trips(in_port: str, out_port: str, n: int, gap: float = 0.003, timeout
     """
     import rtmidi
 
+    from livejam.midi.ports import port_names
+
     arrived: list[float] = []
     got = threading.Event()
 
@@ -223,8 +225,8 @@ def round_trips(in_port: str, out_port: str, n: int, gap: float = 0.003, timeout
     out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=f"bench-tx-{tag}")
     try:
         inp.set_callback(on_message)
-        inp.open_port(port_index(inp.get_ports(), out_port))
-        out.open_port(port_index(out.get_ports(), in_port))
+        inp.open_port(port_index(port_names(inp), out_port))
+        out.open_port(port_index(port_names(out), in_port))
         _until_answered(out, got, settle_s)  # connections made: wait until the path really answers
         rtts = []
         for i in range(n):

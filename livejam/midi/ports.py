@@ -79,13 +79,26 @@ def select_backend(name: str = "auto") -> int:
         "start one (e.g. `jackd -d dummy -r 48000 -p 64 &`) or run `make run`, which does")
 
 
+def port_names(midi) -> list[str]:
+    """The names of the ports an rtmidi object sees. rtmidi counts the ports and then
+    asks each one's name, so a port that vanishes between the two (a device
+    unplugged, a client killed) raises InvalidPortError: the list changed under us,
+    so ask again; after a few tries the system is churning and the list is empty."""
+    for _ in range(5):
+        try:
+            return midi.get_ports()
+        except rtmidi.InvalidPortError:
+            time.sleep(0.005)
+    return []
+
+
 def list_ports(api: int) -> tuple[list[str], list[str]]:
     """(input port names, output port names) as seen by this backend."""
     with quiet_stderr():
         midi_in = rtmidi.MidiIn(api, name="livejam-list")
         midi_out = rtmidi.MidiOut(api, name="livejam-list-out")
     try:
-        return midi_in.get_ports(), midi_out.get_ports()
+        return port_names(midi_in), port_names(midi_out)
     finally:
         midi_in.delete()
         midi_out.delete()
@@ -213,7 +226,7 @@ class MidiInput:
         self.own_port = f"{client}:in"  # the port's own name, for connecting to it
         self.wanted = name if kept else ""
         if name and not kept:
-            self._midi.open_port(_find(self._midi.get_ports(), name, client), name="in")
+            self._midi.open_port(_find(port_names(self._midi), name, client), name="in")
             self.port_name = name
         elif name and not self.jack:
             self.port_name = f"(waiting for {name!r})"  # opened by the keeper
@@ -224,11 +237,11 @@ class MidiInput:
 
     def available(self) -> list[str]:
         """The ports this input could listen to (other clients' outputs)."""
-        return self._midi.get_ports()
+        return port_names(self._midi)
 
     def open_target(self, target: str) -> None:
         """Other backends than JACK: open rtmidi's port on `target` (closing the previous one)."""
-        index = _index(self._midi.get_ports(), target)
+        index = _index(port_names(self._midi), target)
         self._midi.close_port()
         self._midi.open_port(index, name="in")
 
@@ -259,7 +272,7 @@ class InputHeartbeat:
         with quiet_stderr():
             self._midi = rtmidi.MidiOut(api, name=client)
         self.api = api
-        ports = self._midi.get_ports()
+        ports = port_names(self._midi)
         index = next((i for i, p in enumerate(ports) if p == target or p.endswith(target)), None)
         if index is None:
             self._midi.delete()
@@ -318,11 +331,11 @@ class MidiOutput:
 
     def available(self) -> list[str]:
         """The ports this output could connect to (other clients' inputs)."""
-        return self._midi.get_ports()
+        return port_names(self._midi)
 
     def open_target(self, target: str) -> None:
         """Other backends than JACK: open rtmidi's port on `target` (closing the previous one)."""
-        index = _index(self._midi.get_ports(), target)
+        index = _index(port_names(self._midi), target)
         with self._lock:
             if self._open:
                 self._midi.close_port()
