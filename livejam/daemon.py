@@ -36,9 +36,9 @@ from livejam.clock import RealClock
 from livejam.config import DaemonConfig
 from livejam.dispatch import Dispatcher, build_performer
 from livejam.midi.normalise import EchoFilter, InputNormaliser
-from livejam.midi.keeper import open_ports
-from livejam.midi.ports import InputHeartbeat, InputQueue, api_name, select_backend, transport_alive
+from livejam.midi.ports import InputQueue
 from livejam.midi.spec import Message
+from livejam.midi.system import MidiSystem
 from livejam.midi.xruns import XrunWatch
 from livejam.recording import Recorder, check_writable, default_path
 from livejam.scheduler import Scheduler
@@ -68,6 +68,19 @@ class DaemonResult:
     hard_exit: bool = False
 
 
+@dataclass
+class Ports:
+    """The live transport's side of a session: what the watch checks and the shutdown closes."""
+
+    inp: object  # MidiInput (or a fake's): port_name, own_port, left_open, close()
+    out: object  # MidiOutput: send(), dead, existing, port_name, close()
+    keeper: object  # midi/keeper.py Keeper: listening_now(), poll()
+    heartbeat: object | None  # InputHeartbeat: beat(), close(); None where it could not be made
+    system: MidiSystem
+    record_path: Path | None = None
+    worker: threading.Thread | None = None  # the performer thread, once started
+
+
 def leave_process(rc: int) -> NoReturn:
     """End the process now with `rc`, its output flushed, without finalising the interpreter (what a
     DaemonResult with hard_exit asks of whoever ran the daemon: the CLI, the duet measurement)."""
@@ -84,8 +97,9 @@ class Daemon:
     `close()` after the final panic. Both taps must never block."""
 
     def __init__(self, config: DaemonConfig, performer=None, record_path: str | Path | None = None,
-                 on_ready=None, addons: tuple[AddOn, ...] = ()):
+                 on_ready=None, addons: tuple[AddOn, ...] = (), midi: MidiSystem | None = None):
         self.config = config
+        self.midi = midi  # None: rtmidi's, picked by config.midi.backend when run() starts
         self.addons = tuple(addons)
         self.performer = performer
         self.record_path = record_path
@@ -101,6 +115,8 @@ class Daemon:
         self._left_behind = False  # a close passed its deadline: its thread still runs
         self.started = self.ended = 0.0  # monotonic seconds: the session's length in the summary
         self.xruns = XrunWatch()  # reads "unknown" until run() watches JACK
+        self.discarded = 0  # input still queued when the performer stopped
+        self._save_warned = False  # a failed periodic save is said once: the disk may stay full
 
     def event(self, text: str) -> None:
         """A one-line session event (an output port lost or found, ...): shown by the add-ons that show
@@ -128,7 +144,7 @@ class Daemon:
         anything plays; once playing, every failure ends in the shutdown sequence and rc 1.
         The signal handlers stay installed until `restore_signals` (after the caller printed)."""
         cfg = self.config
-        api = select_backend(cfg.midi.backend)
+        system = self.midi or MidiSystem(cfg.midi.backend)
         clock = RealClock(cfg.scheduler.spin_s)
         performer = self.performer or build_performer(cfg)
         recorder = Recorder(clock.now(), keep=cfg.record.enabled)  # its beat clock: below, before any note
@@ -157,21 +173,21 @@ class Daemon:
         dispatcher = Dispatcher(performer, scheduler, normaliser, recorder, beat, clock_out, thru=cfg.midi.thru,
                                 taps=tuple(a.on_human for a in self.addons if a.taps_human))
         # input messages queue up until the performer thread starts: nothing is lost
-        inp, out, keeper = open_ports(api, cfg.midi, inq.callback, on_event=self.event,
-                                      reset_output=scheduler.reset_output,
-                                      input_lost=inq.input_lost, listener_joined=scheduler.clear_for_listener)
+        inp, out, keeper = system.open_ports(cfg.midi, inq.callback, on_event=self.event,
+                                             reset_output=scheduler.reset_output,
+                                             input_lost=inq.input_lost, listener_joined=scheduler.clear_for_listener)
         try:
-            heartbeat = InputHeartbeat(api, inp.own_port, client=f"{cfg.midi.client_name} heartbeat")
+            heartbeat = system.heartbeat(inp.own_port, client=f"{cfg.midi.client_name} heartbeat")
         except Exception as e:  # MidiUnavailable, or rtmidi's own error types
             log.info("no input heartbeat (%s): an unterminated SysEx may deafen the input", e)
             heartbeat = None
-        self.xruns = XrunWatch.open(api, f"{cfg.midi.client_name} xruns")
-        worker = None
+        self.xruns = system.xruns(f"{cfg.midi.client_name} xruns")
+        ports = Ports(inp, out, keeper, heartbeat, system, record_path)
+        session = Session(cfg, clock, scheduler, dispatcher, recorder, inq, normaliser, self, self.xruns)
         self._old_handlers = self._install_signals()
         self.started = time.monotonic()
         old_switch = sys.getswitchinterval()
         sys.setswitchinterval(cfg.scheduler.gil_switch_interval_s)
-        self.discarded = 0
         try:
             # clear whatever a previous crash left sounding, on its channels whatever ours are;
             # a synth listening (an existing port, a connection) may hold notes from it:
@@ -179,25 +195,24 @@ class Daemon:
             scheduler.panic(all_notes=keeper.listening_now() or out.existing, startup=True)
             scheduler.submit_raw(clicks)
             scheduler.start()
-            worker = threading.Thread(target=self._performer_loop, args=(dispatcher, inq, clock),
-                                      name="livejam-performer", daemon=True)
-            worker.start()
-            session = Session(cfg, clock, scheduler, dispatcher, recorder, inq, normaliser, self, self.xruns)
+            ports.worker = threading.Thread(target=self._performer_loop, args=(dispatcher, inq, clock),
+                                            name="livejam-performer", daemon=True)
+            ports.worker.start()
             for addon in self.addons:  # optional: one failing must not end the session
                 try:
                     addon.start(session)
                 except Exception as e:
                     log.error("%s did not start: %s: %s", type(addon).__name__, type(e).__name__, e)
-            log.info("listening on %s, playing on %s (%s)", inp.port_name, out.port_name, api_name(api))
+            log.info("listening on %s, playing on %s (%s)", inp.port_name, out.port_name, system.name)
             if self.on_ready:
-                self.on_ready(inp.port_name, out.port_name, api_name(api))
-            self._watch(cfg, api, inq, heartbeat, out, scheduler, worker, recorder, record_path, keeper)
+                self.on_ready(inp.port_name, out.port_name, system.name)
+            self._watch(session, ports)
         except BaseException as e:  # KeyboardInterrupt too: it may land outside the handler's reach
             self.error = e
             self.reason = f"exception: {type(e).__name__}: {e}"
             log.exception("daemon failed")
         finally:
-            self._shutdown(clock, inq, worker, dispatcher, scheduler, inp, out, heartbeat, recorder, record_path)
+            self._shutdown(session, ports)
             self.ended = time.monotonic()
             sys.setswitchinterval(old_switch)
         ok_reasons = ("stopped", "quit") + STOP_SIGNALS
@@ -205,12 +220,14 @@ class Daemon:
         summary = self._summary(scheduler, normaliser, inq, dispatcher)
         # libjack's threads may still call into Python (the xrun watch's callback, a port left open):
         # finalising the interpreter under them crashed the process after its work was done
+        worker = ports.worker
         hard = (inp.left_open or (worker is not None and worker.is_alive()) or out.dead or self._left_behind
                 or self.xruns.counting)
         return DaemonResult(rc, self.reason, summary, self.recording, hard_exit=hard)
 
-    def _watch(self, cfg, api, inq, heartbeat, out, scheduler, worker, recorder, record_path, keeper) -> None:
+    def _watch(self, session: Session, ports: Ports) -> None:
         """The main loop: poll the signal flag and the stop event; check health and the ports."""
+        cfg, inq, heartbeat, record_path = session.config, session.inq, ports.heartbeat, ports.record_path
         now = time.monotonic()
         next_health = now + cfg.health_check_s
         next_beat = now + _HEARTBEAT_S
@@ -228,27 +245,27 @@ class Daemon:
                 next_beat = now + _HEARTBEAT_S
                 if now - last_arrival >= _HEARTBEAT_S:
                     heartbeat.beat()
-                if now - last_arrival >= _SILENCE_S and not transport_alive(api):
-                    out.dead = True  # from now on sends return at once (a dead server's ring would block)
+                if now - last_arrival >= _SILENCE_S and not ports.system.alive():
+                    ports.out.dead = True  # from now on sends return at once (a dead server's ring would block)
                     self.error = None
                     log.error("the MIDI system is gone (JACK server died): stopping")
                     self.request_stop("JACK server died")
                     break
             if now >= next_health:
                 next_health = now + cfg.health_check_s
-                if scheduler.error is not None:
-                    self.error = scheduler.error
+                if session.scheduler.error is not None:
+                    self.error = session.scheduler.error
                     self.request_stop("scheduler failed")
-                elif not worker.is_alive():
+                elif not ports.worker.is_alive():
                     self.request_stop("performer thread ended")
-                elif (lost := keeper.poll()) is not None:  # a port vanished, --exit-on-port-loss
+                elif (lost := ports.keeper.poll()) is not None:  # a port vanished, --exit-on-port-loss
                     self.request_stop(lost)
             if record_path is not None and now >= next_save:
                 next_save, next_flush = now + _RECORD_SAVE_S, now + _RECORD_FLUSH_S
-                self._save(recorder, record_path, quiet=True)
+                self._save(session.recorder, record_path, quiet=True)
             elif now >= next_flush:  # encode what came (with --no-record: only trim to the screen's notes)
                 next_flush = now + _RECORD_FLUSH_S
-                recorder.flush()
+                session.recorder.flush()
 
     def _performer_loop(self, dispatcher: Dispatcher, inq: InputQueue, clock: RealClock) -> None:
         """Performer thread: wait for input until the performer's next wake-up, feed, poll.
@@ -273,11 +290,12 @@ class Daemon:
             self.error = e
             self.request_stop(f"performer failed: {type(e).__name__}: {e}")
 
-    def _shutdown(self, clock, inq, worker, dispatcher, scheduler, inp, out, heartbeat, recorder,
-                  record_path) -> None:
+    def _shutdown(self, session: Session, ports: Ports) -> None:
         """Every exit path: stop input, stop the performer (backlog or not) and let it end its
         notes, flush offs, panic, close ports whose callbacks have stopped, record."""
         self.recording = None
+        clock, inq, dispatcher, scheduler = session.clock, session.inq, session.dispatcher, session.scheduler
+        worker, record_path = ports.worker, ports.record_path
 
         def stop_performer() -> None:
             self._stopping = True
@@ -303,13 +321,13 @@ class Daemon:
         steps.append(("panic", scheduler.panic))
         if dispatcher.beat.link is not None:
             steps.append(("leave Link", with_deadline(dispatcher.beat.link.close)))
-        steps.append(("close output", out.close))
+        steps.append(("close output", ports.out.close))
         steps += [(f"close {type(a).__name__}", with_deadline(a.close)) for a in self.addons]
-        steps.append(("close input", inp.close))
-        if heartbeat is not None:
-            steps.append(("close heartbeat", heartbeat.close))
+        steps.append(("close input", ports.inp.close))
+        if ports.heartbeat is not None:
+            steps.append(("close heartbeat", ports.heartbeat.close))
         if record_path is not None:
-            steps.append(("save recording", lambda: self._save(recorder, record_path)))
+            steps.append(("save recording", lambda: self._save(session.recorder, record_path)))
         for what, step in steps:
             try:  # one failing step (e.g. a dead port) must not skip the rest
                 step()
@@ -346,7 +364,7 @@ class Daemon:
         except OSError as e:
             if not quiet:
                 raise
-            if not getattr(self, "_save_warned", False):  # once: the disk may stay full
+            if not self._save_warned:
                 self._save_warned = True
                 log.error("recording to %s failed: %s (playing on)", path, e)
 
@@ -367,7 +385,7 @@ class Daemon:
         out = counters(normaliser, scheduler, dispatcher)
         out["input"].update({  # the live transport's own
             "echoes": inc.echoes, "queue_overflow": inq.overflow, "arrived": inq.arrived, "after_close": inq.after_close,
-            "discarded_at_stop": getattr(self, "discarded", 0), "heartbeats": inc.heartbeats,
+            "discarded_at_stop": self.discarded, "heartbeats": inc.heartbeats,
             "unterminated_sysex": inc.unterminated_sysex, "recovered": inc.recovered, "xruns": self.xruns.value,
             "clock_rate_limited": dict(dispatcher.beat.dropped)})
         return {"reason": self.reason, "seconds": round(self.ended - self.started, 3),

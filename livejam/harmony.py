@@ -165,7 +165,7 @@ class ChordTrack:
 # Template matching over 12 roots x QUALITIES on the pitch classes sounding now, scored as
 # tools.quality scores a chord (weight inside - weight outside - TONE_COST x total x tones), with
 # the bass and the common chords preferred. The weights below were set on hand-made chords
-# (tests/test_heard.py): a root-position or inverted triad, a seventh, a melody note on top.
+# (tests/events/test_heard.py): a root-position or inverted triad, a seventh, a melody note on top.
 HEARD_LINGER_S = 0.15  # a note released this recently still sounds for the reader (a staccato left hand)
 BASS_WEIGHT = 2.0  # the lowest sounding note weighs this much: it is usually the root
 MELODY_WEIGHT = 0.5  # the top note, an octave or more above the next one down: a melody over the chord

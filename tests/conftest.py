@@ -96,7 +96,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
     Its dt head leans to short times, so the untrained model plays often enough for the performer
     tests to see answers. No torch needed: the tests that use it run on onnxruntime alone;
-    tests/test_tiny_model.py (training extra) fails when the committed file is stale.
+    tests/engine/test_tiny_model.py (training extra) fails when the committed file is stale.
     """
     from tests.tiny_model import PATH
 

@@ -6,8 +6,14 @@
 - session(): a Session on a virtual clock (no MIDI ports, no threads started), for the add-ons.
 - FakeLink, FakePort, FakeJack: the port keeper's view of a MIDI system (ports listed, connected
   or not; JACK's connections), no MIDI system needed.
+- FakeMidiSystem: the fake port backend a Daemon runs on (`Daemon(..., midi=FakeMidiSystem())`):
+  its real threads, signals and shutdown, with an input the test plays into, an output that keeps
+  what was sent, a keeper whose loss the test decides and a transport the test can kill.
 """
 from __future__ import annotations
+
+import threading
+import time
 
 from livejam.clock import VirtualClock
 from livejam.config import DaemonConfig
@@ -16,6 +22,7 @@ from livejam.dispatch import Dispatcher
 from livejam.events import TimedNote
 from livejam.midi.normalise import InputNormaliser
 from livejam.midi.ports import InputQueue
+from livejam.midi.xruns import XrunWatch
 from livejam.performers.base import Cancel, PerformerBase
 from livejam.recording import Recorder
 from livejam.scheduler import Scheduler
@@ -124,3 +131,116 @@ class FakeJack:
 
     def connections(self, port):
         return frozenset(self.ins if port.endswith(":in") else self.conn)
+
+
+class FakeInput:
+    """livejam's input port: the test plays into it as rtmidi's callback thread would."""
+
+    own_port = port_name = "livejam in:in"
+
+    def __init__(self, system: "FakeMidiSystem", callback):
+        self.system, self.callback = system, callback
+        self.left_open = self.closed = False
+
+    def play(self, *raw: int) -> None:
+        if not self.system.dead:  # a dead transport delivers nothing, heartbeats included
+            self.callback(([*raw], 0.0), None)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeOutput:
+    """livejam's output port: keeps (monotonic time, bytes) of everything sent."""
+
+    own_port = port_name = "livejam out:out"
+    existing = False
+
+    def __init__(self, fail_on_send: bool = False):
+        self.sent: list[tuple[float, list[int]]] = []
+        self.dead = self.closed = False
+        self.fail_on_send = fail_on_send
+        self._lock = threading.Lock()
+
+    def send(self, msg) -> None:
+        if self.dead:  # as MidiOutput: nothing reaches a synth on a dead transport
+            return
+        if self.fail_on_send:
+            raise OSError("the synth's port vanished under a send")
+        with self._lock:
+            self.sent.append((time.monotonic(), msg.bytes()))
+
+    def messages(self) -> list[list[int]]:
+        with self._lock:
+            return [raw for _, raw in self.sent]
+
+    def sounding(self) -> set[tuple[int, int]]:
+        """(channel, key) of the notes still on at the end of what was sent (all notes off counted)."""
+        on: set[tuple[int, int]] = set()
+        for raw in self.messages():
+            kind, channel = raw[0] & 0xF0, raw[0] & 0x0F
+            if kind == 0x90 and raw[2] > 0:
+                on.add((channel, raw[1]))
+            elif kind in (0x80, 0x90):
+                on.discard((channel, raw[1]))
+            elif kind == 0xB0 and raw[1] == 123:
+                on = {k for k in on if k[0] != channel}
+        return on
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeKeeper:
+    """The keeper of named ports: `lost` is what poll() reports (a port gone with --exit-on-port-loss)."""
+
+    def __init__(self):
+        self.lost: str | None = None
+
+    def listening_now(self) -> bool:
+        return False
+
+    def poll(self) -> str | None:
+        return self.lost
+
+
+class FakeHeartbeat:
+    def __init__(self, inp: FakeInput):
+        self.inp, self.sent = inp, 0
+
+    def beat(self) -> None:
+        self.sent += 1
+        self.inp.play(0xF7)
+
+    def close(self) -> None:
+        pass
+
+
+class FakeMidiSystem:
+    """livejam.midi.system.MidiSystem's five answers, in this process: see the module docstring."""
+
+    name = "fake"
+
+    def __init__(self, fail_on_send: bool = False):
+        self.dead = False
+        self.ready = threading.Event()  # the ports are open: the test may play
+        self.out = FakeOutput(fail_on_send)
+        self.inp: FakeInput | None = None
+        self.keeper = FakeKeeper()
+        self.beats: FakeHeartbeat | None = None
+        self.reactions: dict = {}
+
+    def open_ports(self, cfg, callback, **reactions):
+        self.inp, self.reactions = FakeInput(self, callback), reactions
+        self.ready.set()
+        return self.inp, self.out, self.keeper
+
+    def heartbeat(self, target: str, client: str) -> FakeHeartbeat:
+        self.beats = FakeHeartbeat(self.inp)
+        return self.beats
+
+    def xruns(self, client: str) -> XrunWatch:
+        return XrunWatch()  # not JACK: nothing to count
+
+    def alive(self) -> bool:
+        return not self.dead

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 GROUND = {"livejam", "livejam.config", "livejam.config.controls", "livejam.config.loading", "livejam.config.ranges"}
 MIDI = {"livejam.midi", "livejam.midi.spec", "livejam.midi.ledger", "livejam.midi.normalise", "livejam.midi.ports",
-        "livejam.midi.keeper", "livejam.midi.jack", "livejam.midi.xruns"}
+        "livejam.midi.keeper", "livejam.midi.jack", "livejam.midi.xruns", "livejam.midi.system"}
 EVENTS = {"livejam.events", "livejam.beatmap", "livejam.harmony", "livejam.chart"}
 BEAT = {"livejam.beat", "livejam.beat.live", "livejam.beat.midiclock", "livejam.beat.countin", "livejam.beat.tempo",
         "livejam.midi.ratelimit"}
@@ -30,6 +30,7 @@ ALLOWED = {
     "livejam.midi.ledger": GROUND | MIDI,
     "livejam.midi.keeper": MIDI | {"livejam"},  # the port adapters only: no config, no daemon
     "livejam.midi.xruns": MIDI | {"livejam"},
+    "livejam.midi.system": MIDI | {"livejam"},  # the transport the daemon runs on: no config, no daemon
     "livejam.events": GROUND | EVENTS,
     "livejam.chart": GROUND | EVENTS,  # the CLI, the OSC thread and the performers read charts
     "livejam.engine": GROUND | EVENTS | ENGINE,

@@ -6,7 +6,7 @@ the performer tests to see answers. It is made here, with torch and onnx (the tr
 
     python -m tests.tiny_model          # rewrites tests/data/tiny.onnx
 
-tests/test_tiny_model.py rebuilds it into a temporary folder and fails when the committed
+tests/engine/test_tiny_model.py rebuilds it into a temporary folder and fails when the committed
 file is stale (a changed exporter, model or vocabulary).
 """
 from __future__ import annotations

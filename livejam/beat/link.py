@@ -14,7 +14,7 @@ drummer's app leads. When livejam joins, it proposes `bpm` (its own or 120), but
 that already runs keeps its tempo, as Link defines.
 
 Link finds its peers by multicast on every network interface. The tests run two peers in
-a network namespace of their own with only the loopback device (tests/test_link.py).
+a network namespace of their own with only the loopback device (tests/beat/test_link.py).
 """
 from __future__ import annotations
 

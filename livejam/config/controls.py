@@ -4,7 +4,7 @@ A row says the control's name (its ControlMap field, its OSC address /livejam/<n
 neural.controls.<name>` key), its default CC, how a CC value 0..127 becomes a value and back (knobs:
 linear lo..hi; switches: < 64 / >= 64; triggers: >= 64), the status screen's keys, learn's prompt and
 the README's words. A new knob is one row here plus its use in the performer (performers/knobs.py);
-tests/test_controls.py checks that every knob round-trips CC -> value -> CC and that README lists it.
+tests/stage/test_controls.py checks that every knob round-trips CC -> value -> CC and that README lists it.
 """
 from __future__ import annotations
 

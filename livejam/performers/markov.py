@@ -11,8 +11,9 @@ import numpy as np
 from livejam.beatmap import FreeTime
 from livejam.config import PerformerConfig
 from livejam.events import PITCH, VEL, EventCoder, TimedNote, Vocab
-from livejam.performers.continuator import MarkovContinuator
 from livejam.performers.base import ALL_OFF_CCS, PerformerBase, HUMAN_PART, Cancel, Phrase, PhraseDetector, human_note
+from livejam.performers.continuator import MarkovContinuator
+from livejam.performers.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,7 @@ class MarkovPerformer(PerformerBase):
         self.rng = np.random.default_rng(seed)
         self.model = MarkovContinuator(self.vocab, self.config.markov_order)
         self.detector = PhraseDetector(self.config.phrase_end_silence_s, self.config.held_key_timeout_s)
-        self.beats = None  # the BeatMap given by set_beats; None: free time from the first note
-        self.human_coder: EventCoder | None = None  # started by the first heard note
+        self.timeline = Timeline(self.vocab)  # the human's, as the neural performer's: set_beats, rebased
         self.out: list[TimedNote | Cancel] = []  # decided, not yet polled
         self.sounding: dict[int, float] = {}  # machine pitch -> its note-on time (after what was handed out)
         self.busy_until = -np.inf  # time of the last machine event handed out
@@ -70,22 +70,16 @@ class MarkovPerformer(PerformerBase):
         if not valid:
             self.counters["ignored"] += 1
             return
-        if self.human_coder is None:
-            self.human_coder = EventCoder(self.vocab, self._beats(note.time), note.time)
-        if note.time < self.human_coder.time:  # out-of-order arrival: keep the timeline monotonic
-            note = TimedNote(self.human_coder.time, note.part, note.pitch, note.velocity)
-        self.model.observe(self.human_coder.encode(note))
+        coder = self.timeline.at(note.time)
+        if note.time < coder.time:  # out-of-order arrival: keep the timeline monotonic
+            note = TimedNote(coder.time, note.part, note.pitch, note.velocity)
+        self.model.observe(coder.encode(note))
+        self.timeline.moved()
 
     def set_beats(self, beats) -> None:
         """Count beats on this BeatMap from now on (None: free time). The human's timeline is
         carried over: the last heard event keeps its time, now counted on the new map."""
-        self.beats = beats
-        if self.human_coder is not None:
-            t = self.human_coder.time
-            self.human_coder.reset(t, self._beats(t))
-
-    def _beats(self, origin: float):
-        return self.beats if self.beats is not None else FreeTime(origin)
+        self.timeline.set_beats(beats)
 
     def control(self, number: int, value: int, now: float) -> None:
         if number in ALL_OFF_CCS:
@@ -133,7 +127,8 @@ class MarkovPerformer(PerformerBase):
         # Leave room for the lookahead, so the first note is never already late.
         start = max(now, self.busy_until) + c.lookahead_s
         self.answer_end = start + length
-        self.answer_coder = EventCoder(self.vocab, self._beats(start), start)
+        beats = self.timeline.beats
+        self.answer_coder = EventCoder(self.vocab, beats if beats is not None else FreeTime(start), start)
         self.answer_events = 0
         self.pending = None
         self.saved_context = self.model.context_state()

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.conftest import ROOT, livejam_cmd
-from tests.test_tempo import BAR
+from tests.beat.test_tempo import BAR
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 

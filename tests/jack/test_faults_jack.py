@@ -16,8 +16,8 @@ from livejam.config import BeatConfig, MidiConfig
 from livejam.midi.ports import port_names
 
 from tests.conftest import ROOT, livejam_cmd
-from tests.jack_player import wait_for
-from tests.test_e2e_jack import input_total, run_player, start_daemon, unmatched_note_ons, wait_line
+from tests.jack.jack_player import wait_for
+from tests.jack.test_e2e_jack import input_total, run_player, start_daemon, unmatched_note_ons, wait_line
 
 pytestmark = pytest.mark.jack
 
@@ -131,7 +131,7 @@ def test_neural_performer_with_a_backlog_stops_without_abort(jack_server, tmp_pa
 
 def test_ready_line_names_the_performer_really_used(jack_server):
     """Issue 10: the ready line said engine=neural whatever played. It names the performer
-    built (the fallback from a damaged shipped model is tests/test_daemon_virtual.py's)."""
+    built (the fallback from a damaged shipped model is tests/session/test_daemon_virtual.py's)."""
     proc, lines = start_daemon("--performer", "markov", "--no-record")
     proc.terminate()
     assert proc.wait(60) == 0

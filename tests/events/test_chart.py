@@ -11,7 +11,7 @@ from livejam.chart import ChordChart, chord_symbol, parse_symbol
 from livejam.beatmap import BeatGrid, FreeTime
 from livejam.harmony import QUALITIES, chord_id, parse_chord
 
-POP909 = Path(__file__).resolve().parents[2] / "shared" / "data" / "pop909"
+POP909 = Path(__file__).resolve().parents[3] / "shared" / "data" / "pop909"
 C, F, G, AM = chord_id(0, 0), chord_id(5, 0), chord_id(7, 0), chord_id(9, 1)
 
 

@@ -2,7 +2,7 @@
 
 Link discovers peers by multicast on every interface, so the peers run in a network
 namespace of their own with only the loopback device up (`unshare -n`, as root or with
-user namespaces): nothing leaves the machine. tests/link_peers.py runs both sides and
+user namespaces): nothing leaves the machine. tests/beat/link_peers.py runs both sides and
 reports; the waits there are bounded polls on what Link reports, not timing guesses.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ def namespace_ok():
 
 @pytest.mark.slow
 def test_two_link_peers_on_loopback(namespace_ok):
-    cmd = f"exec {sys.executable} tests/link_peers.py"
+    cmd = f"exec {sys.executable} tests/beat/link_peers.py"
     done = subprocess.run(in_namespace(cmd), cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])

@@ -228,8 +228,10 @@ def test_a_stuck_add_on_close_delays_the_shutdown_a_second_then_it_goes_on(tmp_p
     threading.Timer(5.0, stuck.release.set).start()  # before the deadline: it would wait for good
     t0 = time.monotonic()
     try:
-        daemon._shutdown(SimpleNamespace(now=lambda: 0.0), inq, None, dispatcher, scheduler, port, port, None,
-                         recorder, tmp_path / "s.mid")
+        session = SimpleNamespace(clock=SimpleNamespace(now=lambda: 0.0), inq=inq, dispatcher=dispatcher,
+                                  scheduler=scheduler, recorder=recorder)
+        daemon._shutdown(session, SimpleNamespace(inp=port, out=port, heartbeat=None, worker=None,
+                                                  record_path=tmp_path / "s.mid"))
     finally:
         stuck.release.set()
     assert time.monotonic() - t0 < 3.0

@@ -9,7 +9,7 @@ import pytest
 from livejam.harmony import N_CHORDS, QUALITIES, ChordTrack, chord_id, chord_name, chord_tones, parse_chord, \
     split_id, tone_table, transpose_ids
 
-POP909 = Path(__file__).resolve().parents[2] / "shared" / "data" / "pop909"
+POP909 = Path(__file__).resolve().parents[3] / "shared" / "data" / "pop909"
 
 
 def q(name: str) -> int:

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tests.jack_player import wait_for
-from tests.test_e2e_jack import start_daemon
+from tests.jack.jack_player import wait_for
+from tests.jack.test_e2e_jack import start_daemon
 
 pytestmark = pytest.mark.jack
 

@@ -1,6 +1,6 @@
 """Seeded fuzz of the surfaces a user or another program writes to (issue 21): OSC datagrams and
 settings. None may print a traceback, kill a thread or let an out-of-range value through; each bad
-input is one line (an /livejam/error reply, a ConfigError). MIDI files: tests/test_files_fuzz.py."""
+input is one line (an /livejam/error reply, a ConfigError). MIDI files: tests/midi/test_files_fuzz.py."""
 from __future__ import annotations
 
 import queue
@@ -52,7 +52,7 @@ def test_fuzzed_osc_datagrams_are_answered_and_the_server_lives(seed, capfd):
     from livejam.dispatch import build_performer
     from livejam.stage.osc import MAX_SUBSCRIBERS, OscControl
     from tests.fakes import session
-    from tests.test_osc import _listener, _receive_until, _send
+    from tests.stage.test_osc import _listener, _receive_until, _send
 
     s = session(build_performer(DaemonConfig(seed=1)))
     osc = OscControl("127.0.0.1:0", s.config)

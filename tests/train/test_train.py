@@ -18,7 +18,7 @@ from livejam.midi.files import write_midi  # noqa: E402
 from livejam.harmony import chord_name, parse_chord  # noqa: E402
 from tools.train import Shards  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ["seq_len=32", "batch_size=4", "eval_batches=1", "eval_interval=1000", "ckpt_interval=1000",
         "warmup_steps=2", "model.n_layer=1", "model.n_head=2", "model.d_model=32", "model.d_ff=64",
         "model.max_len=64", "model.dropout=0.0", "threads=1"]

@@ -70,7 +70,7 @@ def wait_line(lines: list[str], pattern: str, proc: subprocess.Popen, timeout: f
 
 
 def play(proc: subprocess.Popen, *args: str) -> dict:
-    player = subprocess.run([sys.executable, str(ROOT / "tests" / "jack_player.py"), "--daemon-pid", str(proc.pid),
+    player = subprocess.run([sys.executable, str(ROOT / "tests" / "jack" / "jack_player.py"), "--daemon-pid", str(proc.pid),
                              *args], cwd=ROOT, capture_output=True, text=True, timeout=120, env=checkout_env())
     assert player.returncode == 0, player.stderr
     return json.loads(player.stdout.strip().splitlines()[-1])

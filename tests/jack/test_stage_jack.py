@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.test_e2e_jack import play, start_daemon, unmatched_note_ons, wait_line
+from tests.jack.test_e2e_jack import play, start_daemon, unmatched_note_ons, wait_line
 
 pytestmark = pytest.mark.jack
 pythonosc = pytest.importorskip("pythonosc.udp_client")

@@ -17,8 +17,8 @@ from livejam.config import MidiConfig
 from livejam.midi.ports import port_names
 
 from tests.conftest import ROOT, livejam_cmd
-from tests.jack_player import wait_for
-from tests.test_e2e_jack import start_daemon, unmatched_note_ons, wait_line
+from tests.jack.jack_player import wait_for
+from tests.jack.test_e2e_jack import start_daemon, unmatched_note_ons, wait_line
 
 pytestmark = pytest.mark.jack
 

@@ -1,7 +1,7 @@
 """Tempo following (livejam/beat/tempo.py) and the beat clock's follow and Link sources.
 
 Everything runs on explicit timestamps (a virtual timeline): no sleeps, no wall clock.
-The real two-peer Link session is in tests/test_link.py.
+The real two-peer Link session is in tests/beat/test_link.py.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The JACK xrun count (livejam/midi/xruns.py) without a JACK server: a fake libjack hands the
 watch's callback back to the test, which plays the server's notices. The count on a real server:
-tests/test_e2e_jack.py (a calm session counts none; input lost in transport always shows as xruns)."""
+tests/jack/test_e2e_jack.py (a calm session counts none; input lost in transport always shows as xruns)."""
 from __future__ import annotations
 
 import logging

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from livejam.beatmap import BeatGrid
-from tests.test_tempo import melody
+from tests.beat.test_tempo import melody
 from tools.tempo_eval import evaluate_song, phase_error, pop909_root, split_songs, summarise
 
 

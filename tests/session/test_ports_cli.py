@@ -1,6 +1,6 @@
 """`livejam ports` from the player's side (issue 19 #2): what can be played from and to, livejam's
 own ports hidden, advice when there is nothing. The port listing itself is faked here; over JACK
-the daemon's ports are listed by tests/test_e2e_jack.py's sessions."""
+the daemon's ports are listed by tests/jack/test_e2e_jack.py's sessions."""
 from __future__ import annotations
 
 import pytest

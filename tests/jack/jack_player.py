@@ -74,7 +74,7 @@ def main() -> int:
                     help="a raw message (hex bytes) sent before the phrase, e.g. F07E01 (repeatable)")
     ap.add_argument("--answer-timeout", type=float, default=60.0)
     ap.add_argument("--fuzz", type=int, default=0,
-                    help="seeded fuzz messages (tests/test_fuzz_soak.py, no CCs, SysEx up to 8 kB) at ~1,000/s")
+                    help="seeded fuzz messages (tests/session/test_fuzz_soak.py, no CCs, SysEx up to 8 kB) at ~1,000/s")
     ap.add_argument("--panic-channels", default=",".join(str(c) for c in MidiConfig().machine_channels),
                     help="the daemon's channels: its panic ends with CC123 on each of them")
     args = ap.parse_args()
@@ -104,8 +104,8 @@ def main() -> int:
     if args.fuzz:
         from pathlib import Path
 
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        from tests.test_fuzz_soak import fuzz_message
+        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+        from tests.session.test_fuzz_soak import fuzz_message
 
         frng = random.Random(21)
         for i in range(args.fuzz):

@@ -118,7 +118,7 @@ class NoRich:
 sys.meta_path.insert(0, NoRich())
 for m in [k for k in sys.modules if k == "rich" or k.startswith("rich.")]:
     del sys.modules[m]
-from tests.test_osc import session
+from tests.stage.test_osc import session
 from tests.fakes import FakeCallResponse
 from livejam.stage.ui import StatusAddon
 from livejam.stage.ui.plain import changes

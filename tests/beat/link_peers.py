@@ -1,6 +1,6 @@
 """Two Ableton Link peers on one machine: a stand-in DAW in its own process and livejam's
 LinkSource + BeatClock in this one. Run inside a network namespace with only the loopback
-device (tests/test_link.py does that), so Link's multicast never leaves the machine.
+device (tests/beat/test_link.py does that), so Link's multicast never leaves the machine.
 
 The DAW (`--daw`) reads commands on stdin ("tempo BPM", "beat", "quit") and answers on
 stdout. The livejam side drives it, waits for what Link reports (polling with a deadline:
