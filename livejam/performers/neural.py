@@ -28,10 +28,11 @@ from livejam.config import MODES, ChordConfig, NeuralConfig, PerformerConfig
 from livejam.events import CHORD, DT, PART, TEMPO, EventCoder, TimedNote
 from livejam.harmony import NO_CHORD
 from livejam.performers.base import HUMAN_PART, Cancel, PhraseDetector, human_note
-from livejam.performers.call import CADENCE_HARMONY, CallPhrasing
+from livejam.performers.call import CallPhrasing
 from livejam.performers.chords import ChordKeeper, FollowsChords
+from livejam.performers.draw import draw_constraints
 from livejam.performers.keyfollow import KeyFollower
-from livejam.performers.duet import HumanVoices, draw_turn, next_parts
+from livejam.performers.duet import HumanVoices, draw_turn
 from livejam.performers.listener import ChordListener
 from livejam.performers.output import MachineNotes
 from livejam.performers.prompt import prime_context
@@ -285,25 +286,9 @@ class NeuralPerformer(FollowsChords):
         t0 = time.perf_counter()
         self._now = now  # a chord for a coming time is provisional until its slot begins
         coder = self._coder(now)
-        v = self.vocab
-        silence = (coder.beats.beat_at(now) - coder.beat) * v.ticks_per_beat  # ticks since the last event
-        if silence >= v.max_dt_ticks:  # longer than dt reaches: the model cannot be told; keep it in range
-            coder.beat += (int(silence) - v.max_dt_ticks // 2) / v.ticks_per_beat
-            silence -= int(silence) - v.max_dt_ticks // 2
-        # only future times (strictly after now; + 1e-6: a whole tick of silence may compute a hair short)
-        min_dt = min(int(np.floor(silence + 1e-6)) + 1, v.max_dt_ticks) if silence > 0 else 0
         bpm = coder.beats.bpm_at(now)
-        self.tracker.ms_per_tick = 60000.0 / ((bpm or 120.0) * v.ticks_per_beat)
-        parts = next_parts(self.mode, self.neural, now, bool(self.notes), self.notes.last_on)
-        phase = round(coder.beat * v.ticks_per_beat) % v.ticks_per_beat if bpm else None  # free time: no grid
-        c = replace(self.constraints, parts=parts, min_dt_bin=min_dt, beat_phase=phase,
-                    max_note_ms=note_cap_ms(self.config, bpm))
-        if self.mode == "call" and self.answer_end is not None:  # answer a line with a line, end on a chord tone
-            c = replace(c, max_polyphony=min(c.max_polyphony or 128, self.phrasing.voices))
-            if self.phrasing.in_cadence(now, self.answer_end, bpm):
-                c = replace(c, harmony=CADENCE_HARMONY, lean_pcs=self.phrasing.cadence_pcs)
-        elif self.mode == "duet" and self.human_voices.plays_chords(now):
-            c = replace(c, max_polyphony=1)
+        self.tracker.ms_per_tick = 60000.0 / ((bpm or 120.0) * self.vocab.ticks_per_beat)
+        c = draw_constraints(self, coder, now)
         cap_s = note_cap_ms(self.config, bpm) / 1000.0
         deadline = min(self.sounding.values()) + cap_s if self.sounding else None
         draw_turn(lambda c: self._draw(c, coder), c, now, deadline)
