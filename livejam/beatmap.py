@@ -90,6 +90,10 @@ NOMINAL_BPM = 120.0  # free time counts beats at this rate (0.5 s a beat)
 
 
 class BeatMap(Protocol):
+    # Changes when the map renumbers its beats (the live clock on MIDI Start, a new tempo source):
+    # a reader holding a position in beats rebases. A fixed map never renumbers.
+    generation: int
+
     def beat_at(self, t: float) -> float:
         """Beats since the map's beat 0 at time t (may be negative before it)."""
         ...
@@ -109,6 +113,8 @@ class BeatMap(Protocol):
 
 class FreeTime:
     """No tempo source: beats at NOMINAL_BPM from `origin`, no bar, no tempo."""
+
+    generation = 0
 
     def __init__(self, origin: float = 0.0):
         self.origin = origin
@@ -134,6 +140,8 @@ class BeatGrid:
     `downbeats[i]` is True where beat i starts a bar; with none, every `meter` beats
     from beat 0 start a bar. Bars may have any length (a 2/4 bar in a 4/4 song).
     """
+
+    generation = 0  # a fixed map never renumbers
 
     def __init__(self, times, downbeats=None, meter: int = 4):
         import numpy as np

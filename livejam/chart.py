@@ -233,7 +233,7 @@ class ChordChart:
             length = sum(self.beats)
             loop = math.floor(b / length) * length
         else:
-            key = (beats, getattr(beats, "generation", None))
+            key = (beats, beats.generation)
             cur = self._cursor
             loop = cur[2] if cur and cur[0] is key[0] and cur[1] == key[1] and cur[2] <= b else 0.0
         start, i, passed = loop, 0, False
@@ -247,7 +247,7 @@ class ChordChart:
             if not passed and end > b + 1e-9:  # remember the loop start that holds b
                 passed = True
                 if None in self.beats:
-                    self._cursor[:] = [beats, getattr(beats, "generation", None), loop]
+                    self._cursor[:] = [beats, beats.generation, loop]
             yield i, start, end
             start, i = end, i + 1
             if i == n:

@@ -183,7 +183,7 @@ class Daemon:
             heartbeat = None
         self.xruns = system.xruns(f"{cfg.midi.client_name} xruns")
         ports = Ports(inp, out, keeper, heartbeat, system, record_path)
-        session = Session(cfg, clock, scheduler, dispatcher, recorder, inq, normaliser, self, self.xruns)
+        session = Session(cfg, clock, scheduler, dispatcher, recorder, inq, normaliser, self, self.xruns, self.addons)
         self._old_handlers = self._install_signals()
         self.started = time.monotonic()
         old_switch = sys.getswitchinterval()

@@ -37,6 +37,7 @@ class Session:
     normaliser: InputNormaliser
     daemon: "Daemon"
     xruns: XrunWatch = field(default_factory=XrunWatch)  # JACK's skipped periods: input that never came
+    addons: tuple[AddOn, ...] = ()
 
 
 def build_scheduler(config: DaemonConfig, clock, sink) -> Scheduler:
@@ -88,6 +89,10 @@ class AddOn:
 
     def summary(self) -> dict | None:
         """Counters for the exit (--json); None: none."""
+        return None
+
+    def meter(self) -> dict | None:
+        """What the status screen shows of it while it runs (the sound's level); None: nothing."""
         return None
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 from livejam.beatmap import FreeTime
 from livejam.config import NeuralConfig
 from livejam.engine import Constraints, Engine, EventSampler, NoteTracker, load_model
-from livejam.events import DT, FIELDS, PITCH, TEMPO, VEL, EventCoder
+from livejam.events import DT, FIELDS, PART, PITCH, TEMPO, VEL, EventCoder
 from livejam.measure.evaluate import evaluate
 from tools.teach_data import Session
 from tools.teach_tune import TAUGHT
@@ -74,7 +74,7 @@ def continue_prompt(engine: Engine, sampler: EventSampler, session: Session, pro
     engine.prefill(prompt)
     for row in prompt:
         notes.observe(row)
-        if row[0] < vocab.n_parts:
+        if row[PART] < vocab.n_parts:
             coder.decode(row)
     c = Constraints(temperature=neural.temperature, dt_temperature=neural.dt_temperature,
                     chord_temperature=neural.chord_temperature, top_p=neural.top_p, min_p=neural.min_p,

@@ -87,6 +87,15 @@ class PerformerBase:
     def set_beats(self, beats) -> None:
         """The beat map its events are counted in (simulate: the file's; live: the beat clock)."""
 
+    def settings(self) -> dict:
+        """What the status screen shows of its knobs now: those of its sampling constraints."""
+        c = self.constraints
+        if c is None:
+            return {}
+        return {"temperature": round(c.temperature, 2), "density": round(c.density, 2),
+                "harmony": round(c.harmony, 2), "grid": round(c.grid, 2), "range": tuple(c.pitch_range),
+                "key": c.key or "-"}
+
 
 def human_note(note: TimedNote, n_pitch: int) -> TimedNote | None:
     """A heard note as the human's part with its velocity clamped to MIDI's range; None off the keyboard."""

@@ -46,7 +46,7 @@ class ChordListener:
 
     def hear(self, note: TimedNote, beats) -> None:
         """A human note-on or note-off, counted on `beats` (the performer's beat map)."""
-        timeline = (id(beats), getattr(beats, "generation", None))  # a new map, or the live clock renumbered
+        timeline = (id(beats), beats.generation)  # a new map, or the live clock renumbered
         if self.coder is None or timeline != self._timeline:
             start = self._last if self.coder is not None else note.time
             self.coder = EventCoder(self.vocab, beats, min(start, note.time))

@@ -112,6 +112,10 @@ class MarkovPerformer(PerformerBase):
             return max(now, min(deadline, now + self.config.idle_wakeup_s))
         return now + self.config.idle_wakeup_s
 
+    def settings(self) -> dict:
+        """The continuator has no sampling knobs: its range is its config's."""
+        return {"range": (self.config.pitch_low, self.config.pitch_high)}
+
     def close(self, now: float) -> list[TimedNote]:
         offs = [TimedNote(max(now, on_time), HUMAN_PART, pitch, 0) for pitch, on_time in sorted(self.sounding.items())]
         self.sounding.clear()

@@ -25,7 +25,7 @@ class Timeline:
     def set_beats(self, beats) -> None:
         """Count on this BeatMap from now on (None: free time); the last event keeps its time."""
         self.beats = beats
-        self._generation = getattr(beats, "generation", None)
+        self._generation = _generation(beats)
         if self.coder is not None:
             t = self.coder.time
             self.coder.reset(t, beats if beats is not None else FreeTime(t))
@@ -34,9 +34,9 @@ class Timeline:
         """The coder, started at `now` if nothing came yet, rebased if the live clock renumbered."""
         if self.coder is None:
             self.coder = EventCoder(self.vocab, self.beats if self.beats is not None else FreeTime(now), now)
-            self._generation = getattr(self.beats, "generation", None)
+            self._generation = _generation(self.beats)
         else:
-            generation = getattr(self.beats, "generation", None)
+            generation = _generation(self.beats)
             if generation != self._generation:
                 self._generation = generation
                 self.coder.reset(self._last_time)
@@ -46,3 +46,8 @@ class Timeline:
         """An event was encoded or decoded: remember its time in seconds."""
         if self.coder is not None:
             self._last_time = self.coder.time
+
+
+def _generation(beats) -> int:
+    """The numbering of `beats`; no map (free time from the first event) never renumbers."""
+    return 0 if beats is None else beats.generation

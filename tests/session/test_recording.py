@@ -131,6 +131,8 @@ def test_without_recording_nothing_is_kept_but_the_screens_notes():
 
 def test_a_tempo_change_is_written_where_it_came_and_later_notes_follow_it(tmp_path):
     class Clock:  # 120 bpm, then 60 bpm from 10 s on (beat 20); bars of 4 from beat 0
+        generation = 0
+
         def bpm_at(self, t):
             return 120.0 if t < 10.0 else 60.0
 

@@ -114,6 +114,10 @@ class SoundOut(AddOn):
             outdata.fill(0)
             self.counters.callback_errors += 1
 
+    def meter(self) -> dict:
+        c = self.counters
+        return {"level": round(c.level, 3), "blocks": c.blocks, "underflows": c.underflows}
+
     def summary(self) -> dict:
         c = self.counters
         return {"blocks": c.blocks, "underflows": c.underflows, "callback_errors": c.callback_errors,

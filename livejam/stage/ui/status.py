@@ -108,26 +108,13 @@ class StatusReader:
                 window.popleft()
         return Snapshot(
             t=t, mode=str(perf.mode), engine=type(perf).__name__,
-            controls=self._controls(perf), bpm=self._bpm(), beat=self._beat(),
+            controls=perf.settings(), bpm=self._bpm(), beat=self._beat(),
             counters=self._counters(), lateness_ms=_pct([v for _, v in self._late]),
             step_ms=_pct([v for _, v in self._step]), notes=self._roll(t), events=list(self.events)[-5:],
             sound=self._sound(), chord=chord_name(int(perf.chord or 0)), chord_source=str(perf.chord_source or ""))
 
     def _sound(self) -> dict | None:
-        for addon in getattr(self.s.daemon, "addons", ()):
-            c = getattr(addon, "counters", None)
-            if c is not None and hasattr(c, "underflows"):
-                return {"level": round(c.level, 3), "blocks": c.blocks, "underflows": c.underflows}
-        return None
-
-    def _controls(self, perf) -> dict:
-        c = perf.constraints
-        if c is None:  # the Markov continuator: its range is its config's
-            cfg = getattr(perf, "config", None)
-            return {"range": (cfg.pitch_low, cfg.pitch_high)} if hasattr(cfg, "pitch_low") else {}
-        return {"temperature": round(c.temperature, 2), "density": round(c.density, 2),
-                "harmony": round(c.harmony, 2), "grid": round(c.grid, 2), "range": tuple(c.pitch_range),
-                "key": c.key or "-"}
+        return next((m for m in (a.meter() for a in self.s.addons) if m is not None), None)
 
     def _bpm(self) -> float | None:
         beat = self.s.dispatcher.beat  # the live beat clock: reads take no lock
