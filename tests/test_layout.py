@@ -79,3 +79,13 @@ def test_every_module_stays_under_400_lines():
     long = {str(p.relative_to(ROOT)): n for p in (ROOT / "livejam").rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 400}
     assert not long, f"split these by responsibility: {long}"
+
+
+def test_the_readme_names_every_package_and_its_job():
+    """README's Architecture table lists each package of livejam/ (the models folder holds data only)."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Architecture", 1)[1].split("\n## ", 1)[0]
+    packages = {p.parent.name for p in (ROOT / "livejam").glob("*/__init__.py")} - {"models"}
+    assert packages, "no packages found"
+    missing = {name for name in packages if f"`livejam/{name}/`" not in table}
+    assert not missing, f"README's Architecture section does not name {sorted(missing)}"
