@@ -21,8 +21,8 @@ MIDI = {"livejam.midi", "livejam.midi.spec", "livejam.midi.ledger", "livejam.mid
 EVENTS = {"livejam.events", "livejam.beatmap", "livejam.harmony", "livejam.chart"}
 BEAT = {"livejam.beat", "livejam.beat.live", "livejam.beat.midiclock", "livejam.beat.countin", "livejam.beat.tempo",
         "livejam.midi.ratelimit"}
-ENGINE = {"livejam.engine", "livejam.engine.keys", "livejam.engine.kv", "livejam.engine.sampling",
-          "livejam.engine.session"}
+ENGINE = {"livejam.engine", "livejam.engine.contexts", "livejam.engine.keys", "livejam.engine.kv",
+          "livejam.engine.sampling", "livejam.engine.session"}
 
 # module -> the livejam modules it may bring in (itself included); None: anything but torch
 ALLOWED = {

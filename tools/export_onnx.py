@@ -2,6 +2,7 @@
 
     python -m tools.export_onnx --checkpoint ckpt.pt --out models/NAME.onnx
     python -m tools.export_onnx --random --out /tmp/tiny.onnx n_layer=1 d_model=32 ...
+    python -m tools.export_onnx --from-onnx OLD.onnx --out NEW.onnx   (same weights, this exporter's graphs)
 
 The graphs are built directly from the weights with onnx.helper (no tracing),
 so the step uses onnxruntime's GroupQueryAttention contrib op with the KV cache
@@ -11,13 +12,16 @@ real context, nothing is copied or concatenated.
 
 File format 2 (livejam.events.FORMAT_VERSION; the contract is livejam/events.py):
 - main graph "backbone": inputs
-    events        (1, T, 7) int64   rows of livejam.events.COLUMNS: part, dt, chord, pitch, vel, pos, tempo
-    positions     (1, T)    int64   absolute positions start..start+T-1
-    past_key_i    (1, H, L, hd) float32, past_value_i likewise (L = max_len)
+    events        (B, T, 7) int64   rows of livejam.events.COLUMNS: part, dt, chord, pitch, vel, pos, tempo
+    positions     (B, T)    int64   absolute positions start..start+T-1 of each sequence
+    past_key_i    (B, H, L, hd) float32, past_value_i likewise (L = max_len)
   outputs
-    h             (1, C) float32    final hidden state of the last position
-    present_key_i / present_value_i (1, H, L, hd): the same buffers, updated
-  T = 1 is the step; T > 1 is the prefill of a prompt (same graph).
+    h             (B, C) float32    final hidden state of each sequence's last position
+    present_key_i / present_value_i (B, H, L, hd): the same buffers, updated
+  T = 1 is the step; T > 1 is the prefill of a prompt (same graph). B = 1 but for the pair
+  step: the engine's main and shadow contexts take one event each in one run (B = 2, each at
+  its own position), which reads the weights once for both. A file whose batch is fixed at 1
+  (an older export) still runs, without the pair step.
 - metadata_props:
     livejam.format_version   "2"
     livejam.config           ModelConfig as JSON (livejam.config.to_dict, vocab inside)
@@ -61,6 +65,22 @@ def load_checkpoint(path: str | Path) -> tuple[EventTransformer, ModelConfig]:
     cfg = from_dict(ModelConfig, ckpt[key])
     model = EventTransformer(cfg)
     model.load_state_dict(ckpt["model"])
+    model.eval()
+    return model, cfg
+
+
+def load_onnx_weights(path: str | Path) -> tuple[EventTransformer, ModelConfig]:
+    """A livejam model file of the current format -> (model in eval mode, its config), every weight
+    from the file (strict: a missing tensor is an error), to build its graphs again."""
+    from tools.onnx_weights import state_dict_from_onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    if meta.get("livejam.format_version") != str(FORMAT_VERSION):
+        raise KeyError(f"{path}: format {meta.get('livejam.format_version')}, not {FORMAT_VERSION}")
+    cfg = from_dict(ModelConfig, json.loads(meta["livejam.config"]))
+    model = EventTransformer(cfg)
+    model.load_state_dict(state_dict_from_onnx(str(path)))
     model.eval()
     return model, cfg
 
@@ -120,11 +140,13 @@ def build_backbone(model: EventTransformer) -> onnx.ModelProto:
     x = b.op("ReduceSum", [b.op("Gather", [b.const("embed_table", table), ids]),
                            b.const("axis2", np.array([2], np.int64))], keepdims=0)  # (1, T, C)
     x = b.op("Add", [x, b.op("Gather", [b.const("pos_table", _np(model.pos.weight)), "positions"])])
-    last = b.op("ReduceMax", ["positions"], keepdims=0)  # () int64
-    seqlens_k = b.op("Reshape", [b.op("Cast", [last], to=TensorProto.INT32), b.const("shape1", np.array([1], np.int64))])
-    total = b.op("Cast", [b.op("Add", [last, b.const("one", np.array(1, np.int64))])], to=TensorProto.INT32)  # ()
-    inputs = [helper.make_tensor_value_info("events", TensorProto.INT64, [1, "T", len(COLUMNS)]),
-              helper.make_tensor_value_info("positions", TensorProto.INT64, [1, "T"])]
+    # each sequence's last position (B,) is its length - 1; the attention spans the longest
+    last = b.op("ReduceMax", ["positions", b.const("axis1", np.array([1], np.int64))], keepdims=0)  # (B,) int64
+    seqlens_k = b.op("Cast", [last], to=TensorProto.INT32)  # (B,)
+    longest = b.op("ReduceMax", [last], keepdims=0)  # () int64
+    total = b.op("Cast", [b.op("Add", [longest, b.const("one", np.array(1, np.int64))])], to=TensorProto.INT32)  # ()
+    inputs = [helper.make_tensor_value_info("events", TensorProto.INT64, ["B", "T", len(COLUMNS)]),
+              helper.make_tensor_value_info("positions", TensorProto.INT64, ["B", "T"])]
     outputs = []
     for i, blk in enumerate(model.blocks):
         p = f"blocks.{i}"
@@ -139,12 +161,12 @@ def build_backbone(model: EventTransformer) -> onnx.ModelProto:
         f = b.op("Gelu", [b.linear(b.layer_norm(x, blk.ln2, f"{p}.ln2"), blk.ff1, f"{p}.ff1")])
         x = b.op("Add", [x, b.linear(f, blk.ff2, f"{p}.ff2")])
         for name in (pk, pv):
-            inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, H, L, hd]))
+            inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["B", H, L, hd]))
         for name in (ok, ov):
-            outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, H, L, hd]))
+            outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["B", H, L, hd]))
     x = b.layer_norm(x, model.ln_f, "ln_f")
     b.nodes.append(helper.make_node("Gather", [x, b.const("last_index", np.array(-1, np.int64))], ["h"], axis=1))
-    outputs.insert(0, helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, C]))
+    outputs.insert(0, helper.make_tensor_value_info("h", TensorProto.FLOAT, ["B", C]))
     graph = helper.make_graph(b.nodes, "backbone", inputs, outputs, b.inits)
     return _model(graph)
 
@@ -273,14 +295,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", help="training checkpoint (.pt) with 'model' and 'model_config' (or 'config')")
     parser.add_argument("--random", action="store_true", help="export an untrained model (tests, benchmarks)")
+    parser.add_argument("--from-onnx", metavar="PATH", help="a livejam model file: its weights, built again")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --random weights")
     parser.add_argument("--out", required=True, help="output .onnx path")
     parser.add_argument("--no-check", action="store_true", help="skip the torch-vs-onnx parity check")
     parser.add_argument("overrides", nargs="*", help="ModelConfig overrides key=value (with --random)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if bool(args.checkpoint) == bool(args.random):
-        parser.error("give exactly one of --checkpoint or --random")
+    if sum(map(bool, (args.checkpoint, args.random, args.from_onnx))) != 1:
+        parser.error("give exactly one of --checkpoint, --random or --from-onnx")
     try:
         if args.random:
             data = to_dict(ModelConfig())
@@ -293,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if args.overrides:
                 parser.error("config overrides only apply to --random")
-            model, cfg = load_checkpoint(args.checkpoint)
+            model, cfg = load_checkpoint(args.checkpoint) if args.checkpoint else load_onnx_weights(args.from_onnx)
     except (ConfigError, OSError, KeyError, RuntimeError) as e:
         parser.exit(2, f"export_onnx: {e}\n")
     path = export(model, args.out, check=not args.no_check)

@@ -36,10 +36,10 @@ import time
 
 import numpy as np
 
+from livejam.engine.contexts import WIDTH, Context, PairStep
 from livejam.engine.session import LoadedModel, ModelError
-from livejam.events import COLUMNS, COND_COUNTS
+from livejam.events import COND_COUNTS
 
-WIDTH = len(COLUMNS)  # token ids per event
 # The live context's default cap, for two reasons. Training windows are a start row + 512
 # events (tools/train.py seq_len), so positions past 512 hold position embeddings no
 # gradient reached: a checkpoint of the v2 training run (step 700) scored 4.52 nats/event on
@@ -50,59 +50,6 @@ WIDTH = len(COLUMNS)  # token ids per event
 LIVE_CONTEXT = 512
 
 log = logging.getLogger(__name__)
-
-
-class _Context:
-    """One set of KV buffers bound to the backbone (main or shadow)."""
-
-    def __init__(self, model: LoadedModel, h_out: np.ndarray, step_events: np.ndarray, step_pos: np.ndarray):
-        import onnxruntime as ort
-
-        info = model.info
-        self.sess = model.backbone
-        shape = (1, info.n_head, info.max_len, info.head_dim)  # (1, H, L, hd)
-        if model.providers and model.providers[0] == "CUDAExecutionProvider":  # keep the cache on the GPU
-            self.kv = [ort.OrtValue.ortvalue_from_shape_and_type(shape, np.float32, "cuda", 0)
-                       for _ in range(2 * info.n_layer)]
-        else:
-            self.kv = [ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, np.float32))
-                       for _ in range(2 * info.n_layer)]
-        self.binding = self.sess.io_binding()
-        for i in range(info.n_layer):
-            for kind, j in (("key", 2 * i), ("value", 2 * i + 1)):
-                self.binding.bind_ortvalue_input(f"past_{kind}_{i}", self.kv[j])
-                self.binding.bind_ortvalue_output(f"present_{kind}_{i}", self.kv[j])
-        # the step's inputs/output live in arrays shared with the engine: bound once, written in place
-        self._ev_np, self._pos_np = step_events, step_pos
-        self._ev = ort.OrtValue.ortvalue_from_numpy(step_events)  # (1, 1, WIDTH) int64
-        self._pos = ort.OrtValue.ortvalue_from_numpy(step_pos)  # (1, 1) int64
-        self._h = ort.OrtValue.ortvalue_from_numpy(h_out)  # (1, C) float32
-        self.binding.bind_ortvalue_output("h", self._h)
-        self._bind_step()
-        self.tokens = np.zeros((info.max_len, WIDTH), np.int64)  # what each position holds
-        self.pos = 0
-
-    def _bind_step(self) -> None:
-        self.binding.bind_ortvalue_input("events", self._ev)
-        self.binding.bind_ortvalue_input("positions", self._pos)
-
-    def step(self, token) -> None:
-        """One event at position pos, through the bound (1, 1, WIDTH) / (1, 1) arrays."""
-        self._ev_np[0, 0] = token  # the arrays the bound OrtValues wrap (no copy)
-        self._pos_np[0, 0] = self.pos
-        self.sess.run_with_iobinding(self.binding)
-        self.tokens[self.pos] = token
-        self.pos += 1
-
-    def run_chunk(self, tokens: np.ndarray) -> None:
-        """tokens: (T, WIDTH) at positions pos..pos+T-1 (T >= 1; a T = 1 chunk is a step)."""
-        T = len(tokens)
-        self.binding.bind_cpu_input("events", np.ascontiguousarray(tokens, dtype=np.int64)[None])  # (1, T, WIDTH)
-        self.binding.bind_cpu_input("positions", np.arange(self.pos, self.pos + T, dtype=np.int64)[None])
-        self.sess.run_with_iobinding(self.binding)
-        self._bind_step()
-        self.tokens[self.pos:self.pos + T] = tokens
-        self.pos += T
 
 
 class Engine:
@@ -129,8 +76,16 @@ class Engine:
         self._shadow_h = np.zeros((1, info.d_model), np.float32)  # the shadow's (unused)
         self._step_ev = np.zeros((1, 1, WIDTH), np.int64)
         self._step_pos = np.zeros((1, 1), np.int64)
-        self._main = _Context(model, self.h, self._step_ev, self._step_pos)
-        self._shadow = _Context(model, self._shadow_h, self._step_ev, self._step_pos)
+        self._pair: PairStep | None = None
+        if model.batched and model.providers[:1] != ["CUDAExecutionProvider"]:
+            shape = (2, info.n_head, info.max_len, info.head_dim)
+            self._kv = [np.zeros(shape, np.float32) for _ in range(2 * info.n_layer)]  # the halves: main, shadow
+            self._main = Context(model, self.h, self._step_ev, self._step_pos, [a[0:1] for a in self._kv], 0)
+            self._shadow = Context(model, self._shadow_h, self._step_ev, self._step_pos, [a[1:2] for a in self._kv], 1)
+            self._pair = PairStep(model, self._kv)
+        else:
+            self._main = Context(model, self.h, self._step_ev, self._step_pos)
+            self._shadow = Context(model, self._shadow_h, self._step_ev, self._step_pos)
         self._shadow_on = False  # the shadow holds [BOS] + tokens[shadow_from:shadow_from + shadow.pos - 1]
         self._bind_heads()
         self._queued: list[np.ndarray] = []  # rows given to defer(), not yet run
@@ -149,6 +104,14 @@ class Engine:
         for t in probe:
             self.feed(t)
         err = float(np.abs(self.h - ref).max())
+        if self._pair is not None:  # a pair step: the main's third event beside the shadow's second
+            self.reset(start=False)
+            self._main.run_chunk(probe[:2])
+            self._shadow.pos = 0
+            self._shadow.run_chunk(probe[:1])
+            self._pair.step(self._main, probe[2], self._shadow, probe[1])
+            err = max(err, float(np.abs(self._pair.h[self._main.half] - ref[0]).max()))
+            self._shadow.pos = 0
         if not err <= 1e-3:
             raise ModelError(f"{self.model.path}: cached steps disagree with prefill on providers "
                              f"{self.model.providers} (max diff {err:.2g}); use the CPU provider")
@@ -223,6 +186,10 @@ class Engine:
             self._flush()
         if self._main.pos >= self.context:
             self._swap(then=token)  # the shadow's missing row and this one: one run
+        elif self._pair is not None and self._shadow_on and (not self.defer_shadow or self._shadow_pending()):
+            # the shadow needs a row now (deferred: it is already behind; a pair costs ~1.3 single
+            # steps, so one a row behind is left to idle())
+            self._pair_step(token)
         else:
             self._main.step(token)
         if not self.defer_shadow:
@@ -284,6 +251,14 @@ class Engine:
             return 0
         done = self._shadow.pos - 1 if self._shadow_on else 0
         return self._main.pos - start - done
+
+    def _pair_step(self, token) -> None:
+        """This row into the main context and, in the same run, the shadow's next row (the oldest
+        it lacks, or this one): once caught up, the shadow stays caught up at no second run."""
+        main, shadow = self._main, self._shadow
+        i = self.shadow_from + shadow.pos - 1  # the main index of the shadow's next row
+        self._pair.step(main, token, shadow, token if i >= main.pos else main.tokens[i])
+        self.h[:] = self._pair.h[main.half]
 
     def _catch_up(self, limit: int | None, chunk: bool) -> None:
         pending = self._shadow_pending()

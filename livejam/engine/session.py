@@ -53,6 +53,7 @@ class LoadedModel:
     heads: list[Any]  # one InferenceSession per predicted field, in FIELDS order
     providers: list[str]  # what the backbone session really uses
     intra_op_threads: int
+    batched: bool = False  # the backbone takes several sequences at once (B symbolic): the pair step
 
 
 def session_options(intra_op_threads: int = 1):
@@ -126,4 +127,5 @@ def load_model(path: str | Path, providers: list[str] | None = None, intra_op_th
     used = backbone.get_providers()
     log.info("model %s: %d layers, d=%d, max_len=%d; providers %s; %d intra-op thread(s)",
              path.name, info.n_layer, info.d_model, info.max_len, used, intra_op_threads)
-    return LoadedModel(path, info, backbone, heads, used, intra_op_threads)
+    batched = isinstance(backbone.get_inputs()[0].shape[0], str)  # an older export fixed B at 1
+    return LoadedModel(path, info, backbone, heads, used, intra_op_threads, batched)

@@ -1,4 +1,6 @@
 """Engine on a tiny random exported model: cache == recompute, context-full swap, sampling under masks."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -511,6 +513,42 @@ class CountingRuns:
             return run(binding, *a)
 
         monkeypatch.setattr(sess, "run_with_iobinding", counted)
+
+
+@pytest.mark.parametrize("defer", [False, True])
+def test_the_pair_step_keeps_both_contexts_as_single_steps_do(model, defer):
+    """A batched backbone steps the main context and its shadow in one run (B = 2); the state and
+    every head's logits stay those of single steps (an older file with B fixed at 1), across swaps."""
+    assert model.batched, "the committed tiny model is exported with a symbolic batch"
+    ev = events(model.info.vocab, 300, seed=21)
+    paired = Engine(model, context=64, window=32, defer_shadow=defer)
+    single = Engine(dataclasses.replace(model, batched=False), context=64, window=32, defer_shadow=defer)
+    assert paired._pair is not None and single._pair is None
+    for i, t in enumerate(ev):
+        for e in (paired, single):
+            e.feed(t)
+            if defer and i % 5 == 0:
+                e.idle()
+        np.testing.assert_allclose(paired.h, single.h, atol=1e-5)
+    assert paired.swaps == single.swaps >= 4
+    np.testing.assert_array_equal(paired.tokens(), single.tokens())
+    for la, lb in zip(all_logits(paired, ev[0]), all_logits(single, ev[0])):
+        np.testing.assert_allclose(la, lb, atol=1e-4)
+
+
+def test_a_dense_stream_is_one_run_a_feed_but_where_the_shadow_opens(model, monkeypatch):
+    """Without idle(), once the shadow has opened each feed steps both contexts in one run: two
+    runs only for the feed that opens the shadow, once a swap."""
+    ev = events(model.info.vocab, 400, seed=16)
+    e = Engine(model, context=64, window=32, defer_shadow=True)
+    count = CountingRuns(e, monkeypatch)
+    twice = 0
+    for t in ev:
+        count.runs = 0
+        e.feed(t)
+        assert count.runs <= 2
+        twice += count.runs == 2
+    assert e.swaps >= 10 and twice <= e.swaps + 1
 
 
 def test_no_feed_runs_the_backbone_more_than_twice(model, monkeypatch):
