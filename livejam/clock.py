@@ -1,4 +1,5 @@
-"""Wall clocks: the real one (perf_counter) and a virtual one for simulation and tests.
+"""Wall clocks: the real one (perf_counter) and a virtual one for simulation and tests, and
+the thread priority that lets the real one wake on time (make_realtime).
 
 Everything in the engine reads time through a Clock so the same performer and
 scheduler code runs live or faster than real time, deterministically. Musical time
@@ -6,8 +7,13 @@ scheduler code runs live or faster than real time, deterministically. Musical ti
 """
 from __future__ import annotations
 
+import logging
+import os
+import sys
 import time
 from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 
 class Clock(Protocol):
@@ -58,3 +64,24 @@ class VirtualClock:
 
     def sleep_until(self, t: float) -> None:
         self.advance(t)
+
+
+def make_realtime(priority: int) -> bool:
+    """Put the calling thread under SCHED_FIFO at `priority`, timer slack 1 ns; False (logged
+    once) where the system does not allow it (no rtprio limit, not Linux)."""
+    if not hasattr(os, "sched_setscheduler"):
+        log.info("real-time priority: not available on %s; the scheduler runs at normal priority", sys.platform)
+        return False
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))  # 0: this thread (Linux)
+    except OSError as e:
+        log.info("real-time priority not allowed (%s); the scheduler runs at normal priority "
+                 "(allow it with an rtprio limit, as for JACK: docs/latency.md)", e.strerror)
+        return False
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(29, 1, 0, 0, 0)  # PR_SET_TIMERSLACK: wake from sleep on time, not 50 us late
+    except (OSError, AttributeError):
+        pass
+    return True

@@ -29,9 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from livejam.beat.countin import count_in_for
-from livejam.beat.live import BeatClock
-from livejam.beat.midiclock import ClockOut
+from livejam.beat.start import start_beat_clock
 from livejam.clock import RealClock
 from livejam.config import DaemonConfig
 from livejam.dispatch import Dispatcher, build_performer
@@ -48,7 +46,6 @@ from livejam.stopping import STOP_SIGNALS, LeftBehind, install_stop_signals, res
 log = logging.getLogger(__name__)
 
 # livejam's own beat 0 (with --bpm) comes this long after start, past the count-in
-START_DELAY_S = 0.25
 _POLL_S = 0.02  # the main loop's poll of the signal flag and the stop event
 _HEARTBEAT_S = 0.25  # a heartbeat goes to our input when nothing arrived for this long
 _SILENCE_S = 0.6  # no input at all (heartbeats included) this long: is the MIDI system still there?
@@ -168,7 +165,7 @@ class Daemon:
         scheduler = build_scheduler(cfg, clock, sink)
         inq = InputQueue(cfg.midi.queue_size)
         normaliser = build_normaliser(cfg, echo)
-        beat, clock_out, clicks = self._beat_clock(clock.now())
+        beat, clock_out, clicks = start_beat_clock(cfg.beat, clock.now())
         recorder.beats, recorder.click_channel = beat, cfg.beat.click_channel
         dispatcher = Dispatcher(performer, scheduler, normaliser, recorder, beat, clock_out, thru=cfg.midi.thru,
                                 taps=tuple(a.on_human for a in self.addons if a.taps_human))
@@ -336,25 +333,6 @@ class Daemon:
                 self._left_behind = self._left_behind or isinstance(e, LeftBehind)
                 if what == "save recording":
                     self.error = self.error or e
-
-    def _beat_clock(self, now: float) -> tuple[BeatClock, ClockOut | None, list]:
-        """The beat clock; with our own tempo, beat 0 after the count-in, and the clock we send."""
-        cfg = self.config.beat
-        link = None
-        if cfg.link:
-            from livejam.beat.link import LinkSource
-
-            link = LinkSource(bpm=cfg.bpm or 120.0, quantum=cfg.meter, clock=RealClock.now)
-        beat = BeatClock(cfg, t0=now, link=link)
-        if cfg.bpm is None:
-            return beat, None, []
-        beat0 = now + START_DELAY_S + cfg.count_in_bars * cfg.meter * 60.0 / cfg.bpm
-        beat.start(beat0)
-        clicks = count_in_for(cfg, beat0)
-        clock_out = ClockOut(beat, now=now) if cfg.clock_out else None
-        log.info("tempo %g bpm, %d/4; beat 0 in %.2f s%s", cfg.bpm, cfg.meter, beat0 - now,
-                 "; sending MIDI clock" if clock_out else "")
-        return beat, clock_out, clicks
 
     def _save(self, recorder: Recorder, path: Path, quiet: bool = False) -> None:
         if recorder.empty():  # nothing was played: no session file

@@ -37,13 +37,12 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import os
-import sys
 import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+from livejam.clock import make_realtime
 from livejam.events import TimedNote
 from livejam.midi.ledger import NoteLedger
 from livejam.midi.spec import Message, note_off, note_on
@@ -373,24 +372,3 @@ class Scheduler:
             else:
                 self.counters.watchdog_offs += 1
             self._send(port, msg, now)
-
-
-def make_realtime(priority: int) -> bool:
-    """Put the calling thread under SCHED_FIFO at `priority`, timer slack 1 ns; False (logged
-    once) where the system does not allow it (no rtprio limit, not Linux)."""
-    if not hasattr(os, "sched_setscheduler"):
-        log.info("real-time priority: not available on %s; the scheduler runs at normal priority", sys.platform)
-        return False
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))  # 0: this thread (Linux)
-    except OSError as e:
-        log.info("real-time priority not allowed (%s); the scheduler runs at normal priority "
-                 "(allow it with an rtprio limit, as for JACK: docs/latency.md)", e.strerror)
-        return False
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(29, 1, 0, 0, 0)  # PR_SET_TIMERSLACK: wake from sleep on time, not 50 us late
-    except (OSError, AttributeError):
-        pass
-    return True

@@ -19,8 +19,8 @@ GROUND = {"livejam", "livejam.config", "livejam.config.controls", "livejam.confi
 MIDI = {"livejam.midi", "livejam.midi.spec", "livejam.midi.ledger", "livejam.midi.normalise", "livejam.midi.ports",
         "livejam.midi.keeper", "livejam.midi.jack", "livejam.midi.xruns", "livejam.midi.system"}
 EVENTS = {"livejam.events", "livejam.beatmap", "livejam.harmony", "livejam.chart"}
-BEAT = {"livejam.beat", "livejam.beat.live", "livejam.beat.midiclock", "livejam.beat.countin", "livejam.beat.tempo",
-        "livejam.midi.ratelimit"}
+BEAT = {"livejam.beat", "livejam.beat.live", "livejam.beat.snapshot", "livejam.beat.midiclock", "livejam.beat.countin",
+        "livejam.beat.tempo", "livejam.midi.ratelimit"}
 ENGINE = {"livejam.engine", "livejam.engine.contexts", "livejam.engine.keys", "livejam.engine.kv",
           "livejam.engine.sampling", "livejam.engine.session"}
 
@@ -37,6 +37,8 @@ ALLOWED = {
     "livejam.clock": {"livejam", "livejam.clock"},  # wall clocks: nothing else
     "livejam.beatmap": {"livejam", "livejam.beatmap"},  # musical time is pure
     "livejam.beat.live": GROUND | BEAT | {"livejam.beatmap", "livejam.midi", "livejam.midi.spec"},
+    "livejam.beat.start": GROUND | BEAT | {"livejam.beat.start", "livejam.beatmap", "livejam.clock", "livejam.midi",
+                           "livejam.midi.spec"},
     "livejam.beat.countin": GROUND | {"livejam.beat", "livejam.beat.countin", "livejam.midi", "livejam.midi.spec"},
     "livejam.stage.addons": GROUND | {"livejam.stage", "livejam.stage.addons"},  # add-ons load when asked for
     "livejam.performers.base": GROUND | EVENTS | {"livejam.performers", "livejam.performers.base"},

@@ -38,6 +38,7 @@ from livejam.engine import ModelError, load_model
 from livejam.events import FIELDS, FORMAT_VERSION
 from livejam.performers.continuator import MarkovContinuator
 from livejam.measure import evaluate as ev
+from livejam.measure import pieces
 from livejam.measure.latency import machine_info
 
 log = logging.getLogger("model_card")
@@ -130,10 +131,10 @@ def markov_fitted(tokens: np.ndarray, vocab, select: dict, fit_path: Path, fit_e
     """Markov NLL on the same events after fitting on the first `fit_events` training events."""
     fit = np.asarray(np.load(fit_path, mmap_mode="r")[:fit_events])
     t0 = time.perf_counter()
-    markov = MarkovContinuator(vocab).fit(p.tokens for p in ev.token_sequences(fit, vocab))
+    markov = MarkovContinuator(vocab).fit(p.tokens for p in pieces.token_sequences(fit, vocab))
     seconds = time.perf_counter() - t0
-    pieces = ev.limit_events(ev.token_sequences(tokens, vocab), vocab=vocab, **select)
-    scores = np.concatenate([ev.markov_scores(markov, p.tokens) for p in pieces])
+    scored = pieces.limit_events(pieces.token_sequences(tokens, vocab), vocab=vocab, **select)
+    scores = np.concatenate([ev.markov_scores(markov, p.tokens) for p in scored])
     per_field = scores.mean(axis=0)
     return {"events": int(len(scores)), "fit_events": int(len(fit)), "fit_seconds": round(seconds, 1),
             "nll": {"event": float(per_field.sum()), **{f: float(v) for f, v in zip(FIELDS, per_field)}}}
