@@ -113,7 +113,6 @@ class Daemon:
         self.started = self.ended = 0.0  # monotonic seconds: the session's length in the summary
         self.xruns = XrunWatch()  # reads "unknown" until run() watches JACK
         self.discarded = 0  # input still queued when the performer stopped
-        self._save_warned = False  # a failed periodic save is said once: the disk may stay full
 
     def event(self, text: str) -> None:
         """A one-line session event (an output port lost or found, ...): shown by the add-ons that show
@@ -337,14 +336,10 @@ class Daemon:
     def _save(self, recorder: Recorder, path: Path, quiet: bool = False) -> None:
         if recorder.empty():  # nothing was played: no session file
             return
-        try:
-            self.recording = recorder.save(path)
-        except OSError as e:
-            if not quiet:
-                raise
-            if not self._save_warned:
-                self._save_warned = True
-                log.error("recording to %s failed: %s (playing on)", path, e)
+        if quiet:  # the periodic save: the recording thread writes it (and says a failure, once)
+            recorder.save_in_background(path)
+            return
+        self.recording = recorder.save(path)
 
     def _install_signals(self) -> dict:
         if threading.current_thread() is not threading.main_thread():

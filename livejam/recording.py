@@ -9,9 +9,10 @@ Off the live path: the performer thread (human) and the scheduler thread (machin
 lists (list.append is atomic under the GIL: no lock). `flush()`, on the daemon's main thread every
 few seconds, encodes what came since the last flush into each track's bytes (livejam.midi.growing)
 and trims the lists to the last KEEP events (the status screen's roll reads those); `save()` writes
-the bytes to a temporary file renamed over the last one. A save costs a copy of the file's bytes
-whatever the session's length; a crash or a full disk loses at most the last seconds, never the
-file; memory holds the encoded file (a few bytes an event), and nothing with `--no-record`.
+the bytes to a temporary file renamed over the last one. A live session's periodic save takes the
+file's image (immutable pieces: nothing copied) and leaves the writing to the recording thread
+(FileWriter), so its cost on the live path does not grow with the session; a crash or a full disk
+loses at most the last seconds, never the file; memory holds the encoded file (a few bytes an event), and nothing with `--no-record`.
 The path is checked before the session starts (`check_writable`).
 """
 from __future__ import annotations
@@ -20,7 +21,9 @@ import bisect
 import logging
 import math
 import os
+import threading
 import time
+from collections import deque
 from pathlib import Path
 
 from livejam.events import TimedNote
@@ -59,6 +62,7 @@ class Recorder:
         self._done = {name: 0 for name in PARTS}  # events of each list already encoded
         self._points: list[tuple[float, int, float]] = []  # the file's tempo map so far (_tempo_points)
         self._tempo_done = 0
+        self.writer: FileWriter | None = None  # the recording thread, from the first background save
 
     @staticmethod
     def _note(msg: Message, t: float) -> TimedNote | None:
@@ -156,26 +160,119 @@ class Recorder:
                 del events[:cut]  # one C call: the appending thread and the screen's slice see before or after
                 self._done[name] -= cut
 
-    def save(self, path: str | Path) -> Path:
-        path = Path(path).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def image(self) -> list[bytes]:
+        """The whole file as pieces to write in order (what came is encoded first). The pieces
+        never change: another thread may write them while the session goes on."""
         self.flush()
         points = self._tempo_points() if self.origin is not None else [(0.0, 0, FREE_BPM)]
         tracks = [self._tracks[name] for name in PARTS if name != "count-in" or self._tracks[name].events]
         end = max(t.last_tick for t in tracks)
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(header(TICKS_PER_BEAT, 1 + len(tracks)))
-                f.write(meta_chunk([(tick, bpm) for _, tick, bpm in points], self.meter))
-                for track in tracks:
-                    track.write(f, end)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        pieces = [header(TICKS_PER_BEAT, 1 + len(tracks)),
+                  meta_chunk([(tick, bpm) for _, tick, bpm in points], self.meter)]
+        for track in tracks:
+            pieces += track.image(end)
+        return pieces
+
+    def save(self, path: str | Path, timeout: float = 10.0) -> Path:
+        """Write the file now, on this thread (at the end of a session); a write in the background
+        finishes first (both use the same temporary file). OSError if it cannot be written."""
+        if self.writer is not None:
+            self.writer.wait(timeout)
+        path = write_file(Path(path).expanduser(), self.image())
         log.info("session recorded to %s", path)
         return path
+
+    def save_in_background(self, path: str | Path) -> bool:
+        """The periodic save of a live session: the file's image is taken here (what came since
+        the last flush is encoded: a second of music at most), the writing is the recording
+        thread's. False when the last write has not finished (a slow disk): this one is skipped."""
+        if self.writer is None:
+            self.writer = FileWriter()
+        return self.writer.offer(Path(path).expanduser(), self.image)
+
+    def wait_saved(self, timeout: float) -> bool:
+        """Until the background write in hand is done; False if it was not within `timeout`."""
+        return self.writer.wait(timeout) if self.writer is not None else True
+
+    @property
+    def saved(self) -> Path | None:
+        """Where the last background save was written; None before the first."""
+        return self.writer.saved if self.writer is not None else None
+
+
+def write_file(path: Path, pieces: list[bytes]) -> Path:
+    """The pieces to a temporary file renamed over `path`: a failed write never harms the last file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            for piece in pieces:
+                f.write(piece)  # releases the GIL while the bytes go out
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+class FileWriter:
+    """The recording thread: writes one file image at a time, off the live path. A failing
+    write (a full disk) is said once and the session plays on; the last good file stays."""
+
+    def __init__(self):
+        self.saved: Path | None = None
+        self.skipped = 0  # offers refused while a write was still going
+        self.failures = 0
+        self.write_ms: deque[float] = deque(maxlen=1000)  # how long the last writes took (this thread's)
+        self._slot: tuple[Path, list[bytes]] | None = None
+        self._busy = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="livejam-recording", daemon=True)
+        self._thread.start()
+
+    def offer(self, path: Path, image) -> bool:
+        """Queue `image()` (called here, only when the thread is free) for writing to `path`."""
+        with self._cond:
+            if self._busy:
+                self.skipped += 1
+                return False
+            self._busy = True
+        try:
+            pieces = image()
+        except BaseException:
+            with self._cond:
+                self._busy = False
+            raise
+        with self._cond:
+            self._slot = (path, pieces)
+            self._cond.notify_all()
+        return True
+
+    def wait(self, timeout: float) -> bool:
+        """Until the write in hand is done; False if it was not within `timeout`."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._busy, timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._slot is not None)
+                (path, pieces), self._slot = self._slot, None
+            t0 = time.perf_counter()
+            try:
+                self.saved = write_file(path, pieces)
+                self.write_ms.append((time.perf_counter() - t0) * 1e3)
+            except OSError as e:
+                self.failures += 1
+                if self.failures == 1:
+                    log.error("recording to %s failed: %s (playing on)", path, e.strerror or e)
+            except Exception:  # noqa: BLE001 - the recording thread must not die silently
+                self.failures += 1
+                log.exception("recording to %s failed (playing on)", path)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
 
 
 class RecordPathError(ValueError):

@@ -2,11 +2,13 @@
 
     python -m livejam.measure.recording --notes 200000 --every 2000
 
-Records NOTES machine notes (and as many human ones) through livejam.recording.Recorder, saving every
-EVERY notes as the daemon does every few seconds, and prints the median, p99 and max of the save time
-(encoding what came since the last save + writing the file) and of `flush()` alone, beside the old way
-of the same sizes (re-encoding the whole session with mido at each save, measured up to --old-max notes)
-in the same run: a ratio, since absolute times differ between machines.
+Records NOTES machine notes (and as many human ones) through livejam.recording.Recorder at the
+daemon's cadence: a flush every EVERY / 5 notes (the daemon's second), a save every EVERY notes (its
+5 s, at 8 notes a second per part), the save in the background as a live session does. Prints the
+median, p99 and max on the live path of each save (the file's image: encoding what came since the
+last flush) and of each flush, and the recording thread's own time writing the file, beside the old
+way of the same sizes (re-encoding the whole session with mido at each save, measured up to --old-max
+notes) in the same run: a ratio, since absolute times differ between machines.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ def _old_save(rec_notes: list, path: Path) -> None:
 def measure(notes: int, every: int, old_max: int, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     rec = Recorder(0.0)
-    saves, old, sizes = [], [], []
+    saves, flushes, old, sizes, skipped = [], [], [], [], 0
     human, machine = [], []  # what the old recorder kept: every note
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "s.mid"
@@ -50,9 +52,15 @@ def measure(notes: int, every: int, old_max: int, seed: int = 0) -> dict:
             t += 0.125
             if (i + 1) % every == 0:
                 t0 = time.perf_counter()
-                rec.save(path)
+                if not rec.save_in_background(path):
+                    skipped += 1
                 saves.append((time.perf_counter() - t0) * 1e3)
+                rec.wait_saved(60.0)  # the next save comes seconds later in a session: not timed
                 sizes.append(path.stat().st_size)
+            elif (i + 1) % max(1, every // 5) == 0:
+                t0 = time.perf_counter()
+                rec.flush()
+                flushes.append((time.perf_counter() - t0) * 1e3)
                 if i + 1 <= old_max:
                     t0 = time.perf_counter()
                     _old_save((human, machine), Path(tmp) / "old.mid")
@@ -63,7 +71,9 @@ def measure(notes: int, every: int, old_max: int, seed: int = 0) -> dict:
         return {"n": len(ms), "median_ms": round(float(np.median(a)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3),
                 "max_ms": round(float(a.max()), 3)}
 
-    return {"notes_per_part": notes, "save_every": every, "save": stats(saves), "old_save_up_to": old_max,
+    writes = list(rec.writer.write_ms) if rec.writer is not None else []
+    return {"notes_per_part": notes, "save_every": every, "save": stats(saves), "flush": stats(flushes),
+            "background_write": stats(writes), "skipped": skipped, "old_save_up_to": old_max,
             "old": stats(old), "last_old_vs_same_save": round(old[-1] / saves[len(old) - 1], 1) if old else None,
             "file_bytes": sizes[-1] if sizes else 0, "kept_events": len(rec.human) + len(rec.machine)}
 
@@ -81,10 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(r, indent=1))
     else:
-        s, o = r["save"], r["old"]
-        print(f"{r['notes_per_part']} notes per part, a save every {r['save_every']}: save median {s['median_ms']} ms, "
-              f"p99 {s['p99_ms']} ms, max {s['max_ms']} ms ({r['file_bytes']} bytes at the end; "
-              f"{r['kept_events']} events kept in memory)")
+        s, f, w, o = r["save"], r["flush"], r["background_write"], r["old"]
+        print(f"{r['notes_per_part']} notes per part, a save every {r['save_every']}, a flush every "
+              f"{max(1, r['save_every'] // 5)}; on the live path: save median {s['median_ms']} ms, p99 {s['p99_ms']} ms, "
+              f"max {s['max_ms']} ms; flush median {f['median_ms']} ms, p99 {f['p99_ms']} ms, max {f['max_ms']} ms")
+        print(f"the recording thread writing the file: median {w['median_ms']} ms, max {w['max_ms']} ms "
+              f"({r['file_bytes']} bytes at the end; {r['kept_events']} events kept in memory; {r['skipped']} skipped)")
         if o["n"]:
             print(f"old whole re-encode up to {r['old_save_up_to']} notes: median {o['median_ms']} ms, max {o['max_ms']} ms; "
                   f"at {r['old_save_up_to']} notes {r['last_old_vs_same_save']}x the new save")

@@ -1,6 +1,8 @@
 """A MIDI file written as it grows: each track's events are encoded once, when they are added, so
-rewriting the whole file costs a copy of its bytes, never a re-encoding of the session (a recording
-of 200,000 notes is rewritten every few seconds while the music plays).
+rewriting the whole file costs writing its bytes, never a re-encoding of the session (a recording
+of 200,000 notes is rewritten every few seconds while the music plays). A track's bytes are sealed
+into immutable pieces (`image`), so another thread can write a file image while events go on
+being added: nothing is copied, nothing it holds changes.
 
 Standard MIDI File format 1 (mido reads it back); the meta track (tempo, meter) is small and is
 encoded whole each time.
@@ -23,7 +25,9 @@ class GrowingTrack:
 
     def __init__(self, name: str):
         self.name = name
-        self.data = bytearray(b"\x00" + _meta(0x03, name.encode("utf-8", "replace")))
+        self._open = bytearray(b"\x00" + _meta(0x03, name.encode("utf-8", "replace")))  # not yet sealed
+        self._sealed: list[bytes] = []
+        self._sealed_bytes = 0
         self.last_tick = 0
         self.events = 0
         self.sounding: set[tuple[int, int]] = set()  # (channel, pitch) with an open note-on
@@ -39,22 +43,30 @@ class GrowingTrack:
                 return  # an end without a start (before the file began): nothing to end
             status = 0x80 | key[0]
             self.sounding.discard(key)
-        self.data += bytes(encode_variable_int(tick - self.last_tick)) + bytes((status, key[1], velocity & 127))
+        delta = tick - self.last_tick
+        if delta < 0x80:  # most deltas: one byte (a flush encodes a second of events on the live path)
+            self._open += bytes((delta, status, key[1], velocity & 127))
+        else:
+            self._open += bytes(encode_variable_int(delta))
+            self._open += bytes((status, key[1], velocity & 127))
         self.last_tick = tick
         self.events += 1
 
-    def write(self, f, end_tick: int | None = None) -> None:
-        """Write the track's chunk to the open file `f`; notes still sounding end at `end_tick`
-        (default: the last event). The encoded bytes go out as they are: no copy of the session."""
+    def image(self, end_tick: int | None = None) -> list[bytes]:
+        """The track's chunk as pieces to write in order; notes still sounding end at `end_tick`
+        (default: the last event). Seals what was added since the last image: the pieces never
+        change, whatever is added after (call it from the thread that adds)."""
+        if self._open:
+            self._sealed.append(bytes(self._open))  # the events since the last image: a small copy
+            self._sealed_bytes += len(self._open)
+            self._open = bytearray()
         tail = bytearray()
         if self.sounding:
             delta = max(0, (end_tick if end_tick is not None else self.last_tick) - self.last_tick)
             for i, (channel, pitch) in enumerate(sorted(self.sounding)):
                 tail += bytes(encode_variable_int(delta if i == 0 else 0)) + bytes((0x80 | channel, pitch, 0))
         tail += END_OF_TRACK
-        f.write(b"MTrk" + struct.pack(">I", len(self.data) + len(tail)))
-        f.write(self.data)
-        f.write(tail)
+        return [b"MTrk" + struct.pack(">I", self._sealed_bytes + len(tail)), *self._sealed, bytes(tail)]
 
 
 def meta_chunk(tempos: list[tuple[int, float]], meter: int | None) -> bytes:

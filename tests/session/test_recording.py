@@ -118,6 +118,60 @@ def test_flushes_and_saves_along_the_way_write_the_same_file_and_keep_memory_bou
     assert len(along.human) == KEEP and not along.empty()
 
 
+def test_background_saves_write_the_file_the_session_had_then_while_it_goes_on(tmp_path):
+    """Issue 20 #2: a live session's periodic save takes the file's image and the recording thread
+    writes it; notes recorded meanwhile are in the next save, never half in this one; the final
+    save waits for a write in hand (both use one temporary file)."""
+    rec, path = Recorder(0.0), tmp_path / "live.mid"
+    for i in range(40):
+        rec.record_human(note_on(0, 60, 90), 1.0 + i)
+        rec.record_human(note_off(0, 60), 1.5 + i)
+        if i == 19:
+            assert rec.save_in_background(path)
+            rec.wait_saved(10.0)
+            assert rec.saved == path and len(messages(path, "human")) == 2 * 20
+    assert rec.save_in_background(path)
+    final = rec.save(path)  # waits for the write in hand, then writes the whole session
+    assert len(messages(final, "human")) == 2 * 40 and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_save_offered_while_the_last_one_is_writing_is_skipped_not_queued(tmp_path, monkeypatch):
+    import threading
+
+    import livejam.recording as recording
+
+    release, started = threading.Event(), threading.Event()
+    real = recording.write_file
+
+    def slow(path, pieces):  # a disk that takes its time
+        started.set()
+        release.wait(10.0)
+        return real(path, pieces)
+
+    monkeypatch.setattr(recording, "write_file", slow)
+    rec = Recorder(0.0)
+    rec.record_human(note_on(0, 60, 90), 1.0)
+    assert rec.save_in_background(tmp_path / "s.mid")
+    assert started.wait(10.0)
+    assert not rec.save_in_background(tmp_path / "s.mid")  # the disk is slow: this one is skipped
+    assert rec.writer.skipped == 1
+    release.set()
+    assert rec.wait_saved(10.0) and rec.saved == tmp_path / "s.mid"
+
+
+def test_a_failing_background_save_is_said_once_and_the_session_plays_on(tmp_path, caplog):
+    rec = Recorder(0.0)
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    for i in range(3):
+        rec.record_human(note_on(0, 60, 90), 1.0 + i)
+        assert rec.save_in_background(blocked / "s.mid")  # its folder cannot be made
+        assert rec.wait_saved(10.0)
+    assert rec.writer.failures == 3 and rec.saved is None
+    assert len([r for r in caplog.records if "recording to" in r.getMessage()]) == 1
+    assert rec.save(tmp_path / "ok.mid").exists()  # the final save goes where it can
+
+
 def test_without_recording_nothing_is_kept_but_the_screens_notes():
     from livejam.recording import KEEP
 
