@@ -24,6 +24,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -63,9 +64,12 @@ def melody(seconds: float, bpm: float, seed: int) -> list[tuple[float, int, int,
     return notes
 
 
-def play(seconds: float, bpm: float, seed: int) -> int:
-    """The player process: play the melody into livejam, count what comes back."""
+def play(seconds: float, bpm: float, seed: int, log_path: str | None = None) -> int:
+    """The player process: play the melody into livejam, count what comes back; with `log_path`,
+    write there when each of livejam's notes and clock ticks arrived and the bare transport's timing."""
     import rtmidi
+
+    from livejam.measure.heard import BareTransport, note_key
 
     from livejam.measure.jack_server import port_index
     from livejam.midi.ports import port_names
@@ -76,10 +80,17 @@ def play(seconds: float, bpm: float, seed: int) -> int:
     stopped = threading.Event()  # livejam's MIDI Stop: it sends it at exit, after its panic
     sounding: set[tuple[int, int]] = set()
     lock = threading.Lock()
+    notes_at: list[tuple[tuple, float]] = []  # (note_key, arrival)
+    clock_at: list[float] = []
 
     def on_message(event, data=None) -> None:
+        now = time.perf_counter()  # first: the arrival, as close to JACK's delivery as Python gets
         msg = event[0]
         kind, key = msg[0] & 0xF0, (msg[0] & 0x0F, msg[1] if len(msg) > 1 else 0)
+        if kind in (0x80, 0x90):
+            notes_at.append((note_key(msg[0] if msg[2] > 0 else 0x80 | (msg[0] & 0x0F), msg[1]), now))
+        elif msg[0] == 0xF8:
+            clock_at.append(now)
         with lock:
             if msg[0] == 0xF8:
                 heard["clock"] += 1
@@ -98,6 +109,9 @@ def play(seconds: float, bpm: float, seed: int) -> int:
     inp.set_callback(on_message)
     inp.open_port(port_index(port_names(inp), f"{CLIENT} out:"), name="in")
     out.open_port(port_index(port_names(out), f"{CLIENT} in:"), name="out")
+    bare = BareTransport(api, PLAYER) if log_path else None
+    if bare is not None:
+        bare.start()
     print("player ready", flush=True)
     start, sent = time.perf_counter(), 0
     notes = melody(seconds, bpm, seed)
@@ -110,21 +124,45 @@ def play(seconds: float, bpm: float, seed: int) -> int:
         sent += 1
     stopped.wait(60.0)  # the machine plays on after the melody until the session stops
     time.sleep(1.0)
+    if bare is not None:
+        with open(log_path, "w") as f:
+            json.dump({"notes": [[list(k), t] for k, t in notes_at], "clock": clock_at, "bare": bare.stop()}, f)
     with lock:
         print("player " + json.dumps({"sent": sent, **heard, "sounding": len(sounding)}), flush=True)
     return 0
 
 
 class MinuteProbe(AddOn):
-    """A daemon add-on: every `period_s` it reads the scheduler's new lateness values and the RSS."""
+    """A daemon add-on: every `period_s` it reads the scheduler's new lateness values and the RSS;
+    it logs when each note message sent was meant to sound (None: sent at once, untimed)."""
+
+    taps_sent = True
 
     def __init__(self, period_s: float, end_s: float):
         self.period_s, self.end_s = period_s, end_s
         self.rows: list[dict] = []
+        self.intended: list[tuple[tuple, float | None]] = []  # (note_key, intended time) in sending order
         self._stop = threading.Event()
+        self._counters = None
+        self._timed = 0
 
     def start(self, session) -> None:
+        self._counters = session.scheduler.counters
+        self._timed = self._counters.timed
         threading.Thread(target=self._run, args=(session,), name="duet-probe", daemon=True).start()
+
+    def on_sent(self, port: int, msg, t: float) -> None:
+        """The scheduler thread, as each message leaves: a timed note's lateness was just recorded."""
+        if msg.kind not in ("note_on", "note_off") or self._counters is None:
+            return
+        from livejam.measure.heard import note_key
+
+        c, meant = self._counters, None
+        if c.timed != self._timed:
+            self._timed = c.timed
+            meant = t - c.lateness[-1]
+        on = msg.kind == "note_on" and msg.velocity > 0
+        self.intended.append((note_key(0x90 | msg.channel if on else 0x80 | msg.channel, msg.note), meant))
 
     def _run(self, session) -> None:
         counters = session.scheduler.counters
@@ -179,9 +217,12 @@ def run(args: argparse.Namespace) -> dict:
     probe = MinuteProbe(args.period_s, seconds + 4.0)
     player: dict = {}
 
+    log_file = tempfile.NamedTemporaryFile(prefix="livejam-duet-", suffix=".json", delete=False)
+    log_file.close()
+
     def ready(inp: str, out: str, backend: str) -> None:
         cmd = [sys.executable, "-m", "livejam.measure.duet", "--play", str(seconds), "--bpm", str(args.bpm),
-               "--seed", str(args.seed)]
+               "--seed", str(args.seed), "--play-log", log_file.name]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         threading.Thread(target=_read_player, args=(proc, player), daemon=True).start()
 
@@ -189,10 +230,29 @@ def run(args: argparse.Namespace) -> dict:
     deadline = time.monotonic() + 10.0
     while "report" not in player and time.monotonic() < deadline:
         time.sleep(0.1)
-    return {"machine": machine_info(), "floor": floor, "minutes": probe.rows, "rc": result.rc,
+    heard = _heard(log_file.name, probe.intended, args.bpm)
+    os.unlink(log_file.name)
+    return {"machine": machine_info(), "floor": floor, "minutes": probe.rows, "heard": heard, "rc": result.rc,
             "reason": result.reason, "daemon": {k: result.summary[k] for k in ("scheduler", "ledger",
                                                                                 "sounding_at_exit", "input")},
             "player": player.get("report"), "hard_exit": result.hard_exit}
+
+
+def _heard(log_path: str, intended: list, bpm: float) -> dict | None:
+    """Lateness and clock jitter as the player's process heard them, and the bare transport's."""
+    from livejam.measure import heard as h
+
+    try:
+        with open(log_path) as f:
+            log = json.load(f)
+    except (OSError, ValueError):
+        return None  # the player did not finish: its report says so
+    arrived = [(tuple(k), t) for k, t in log["notes"]]
+    bare = log["bare"]
+    return {"notes": h.summary(h.match_notes(intended, arrived)), "notes_sent": len(intended),
+            "notes_arrived": len(arrived), "clock_jitter": h.summary(h.grid_jitter(log["clock"], 60.0 / bpm / 24)),
+            "bare": {"lateness": h.summary(bare["lateness"]), "jitter": h.summary(bare["jitter"]),
+                     "sent": bare["sent"], "arrived": bare["arrived"]}}
 
 
 def _read_player(proc: subprocess.Popen, player: dict) -> None:
@@ -221,6 +281,15 @@ def format_table(r: dict) -> str:
     d, p = r["daemon"], r["player"] or {}
     lines.append(f"whole session: lateness {_fmt(d['scheduler']['lateness'])}; sent {d['scheduler']['sent']}, "
                  f"dropped late {d['scheduler']['dropped_late']}; heard {d['input']['received']} messages")
+    heard = r.get("heard")
+    if heard:
+        b = heard["bare"]
+        lines += [f"heard by the player's process (arrival - intended; {heard['notes_arrived']} of "
+                  f"{heard['notes_sent']} note messages arrived):",
+                  f"  livejam's notes         {_fmt(heard['notes'])}",
+                  f"  the bare transport      {_fmt(b['lateness'])} ({b['arrived']} of {b['sent']} arrived)",
+                  f"  MIDI clock tick jitter  {_fmt(heard['clock_jitter'])}",
+                  f"  bare transport jitter   {_fmt(b['jitter'])}"]
     lines.append(f"end: rc {r['rc']} ({r['reason']}), sounding in the ledger {d['sounding_at_exit']}, "
                  f"player sent {p.get('sent')} and heard {p.get('on')} note-ons / {p.get('off')} note-offs / "
                  f"{p.get('clock')} clocks, still sounding on the player's side {p.get('sounding')}")
@@ -246,9 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--start-jack", action="store_true", help="start a private JACK server (dummy driver)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--play", type=float, help=argparse.SUPPRESS)  # the player process
+    ap.add_argument("--play-log", help=argparse.SUPPRESS)  # where the player writes what it heard, when
     args = ap.parse_args(argv)
     if args.play is not None:
-        return play(args.play, args.bpm, args.seed)
+        return play(args.play, args.bpm, args.seed, args.play_log)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     server = None
     if args.start_jack:

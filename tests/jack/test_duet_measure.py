@@ -24,3 +24,7 @@ def test_short_duet_measurement_ends_clean(jack_server):
     assert player["sent"] > 0 and player["sounding"] == 0
     assert player["on"] > 0 and player["clock"] > 0  # the machine played, and sent clock as master
     assert r["daemon"]["input"]["received"] >= player["sent"]  # nothing the player sent went missing
+    heard = r["heard"]  # what the player's process heard, beside the bare transport (figures not asserted)
+    assert heard["notes"]["n"] > 0 and heard["notes_arrived"] >= heard["notes"]["n"]
+    assert heard["clock_jitter"]["n"] > 0
+    assert heard["bare"]["sent"] > 0 and heard["bare"]["lateness"]["n"] > 0
