@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import random
+import socket
 import subprocess
 import sys
 import tempfile
@@ -211,6 +212,8 @@ def run(args: argparse.Namespace) -> dict:
                  f"beat.bpm={args.bpm}", "beat.clock_out=true", "screen.mode=\"off\""]
     if args.model:
         overrides.append(f"neural.model={json.dumps(args.model)}")
+    if args.stage:
+        overrides += ["record.enabled=true", 'osc.listen="127.0.0.1:0"']
     overrides += args.overrides
     config = load(DaemonConfig, None, overrides)
     seconds = args.minutes * 60.0
@@ -226,16 +229,60 @@ def run(args: argparse.Namespace) -> dict:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         threading.Thread(target=_read_player, args=(proc, player), daemon=True).start()
 
-    result = Daemon(config, on_ready=ready, addons=(probe,)).run()
+    addons, record_path = [probe], None
+    if args.stage:  # as on stage: the status screen drawing, OSC pushing to a subscriber, the recording on
+        addons += stage_addons(config)
+        record_path = os.path.join(tempfile.gettempdir(), f"livejam-duet-{os.getpid()}.mid")
+    result = Daemon(config, on_ready=ready, addons=tuple(addons), record_path=record_path).run()
+    if record_path and os.path.exists(record_path):
+        os.unlink(record_path)
     deadline = time.monotonic() + 10.0
     while "report" not in player and time.monotonic() < deadline:
         time.sleep(0.1)
     heard = _heard(log_file.name, probe.intended, args.bpm)
     os.unlink(log_file.name)
-    return {"machine": machine_info(), "floor": floor, "minutes": probe.rows, "heard": heard, "rc": result.rc,
+    return {"machine": machine_info(), "floor": floor, "minutes": probe.rows, "heard": heard,
+            "stage": {"screen_frames": addons[-1].frames} if args.stage else None, "rc": result.rc,
             "reason": result.reason, "daemon": {k: result.summary[k] for k in ("scheduler", "ledger",
                                                                                 "sounding_at_exit", "input")},
             "player": player.get("report"), "hard_exit": result.hard_exit}
+
+
+class _Terminal:
+    """Where the measured status screen draws: a terminal to rich (every frame is rendered and
+    written, as on stage), nowhere in fact."""
+
+    def __init__(self):
+        self._null = open(os.devnull, "w")
+
+    def write(self, text: str) -> int:
+        return self._null.write(text)
+
+    def flush(self) -> None:
+        self._null.flush()
+
+    def isatty(self) -> bool:
+        return True
+
+
+def stage_addons(config) -> list:
+    """OSC with one subscriber, then the status screen (drawn to a terminal that shows nothing)."""
+    from pythonosc.udp_client import SimpleUDPClient
+
+    from livejam.stage.osc import OscControl
+    from livejam.stage.ui import StatusAddon
+
+    osc = OscControl(config.osc.listen, config)
+    osc.bind()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))  # the subscriber: its pushes land here, unread
+
+    class Subscribe(StatusAddon):
+        def start(self, session) -> None:
+            super().start(session)
+            SimpleUDPClient("127.0.0.1", osc.port).send_message("/livejam/subscribe", listener.getsockname()[1])
+
+    return [osc, Subscribe(config, "screen", stream=_Terminal())]
 
 
 def _heard(log_path: str, intended: list, bpm: float) -> dict | None:
@@ -281,6 +328,9 @@ def format_table(r: dict) -> str:
     d, p = r["daemon"], r["player"] or {}
     lines.append(f"whole session: lateness {_fmt(d['scheduler']['lateness'])}; sent {d['scheduler']['sent']}, "
                  f"dropped late {d['scheduler']['dropped_late']}; heard {d['input']['received']} messages")
+    if r.get("stage"):
+        lines.append(f"stage on: the status screen drew {r['stage']['screen_frames']} frames, OSC pushed to a "
+                     f"subscriber, the session was recorded")
     heard = r.get("heard")
     if heard:
         b = heard["bare"]
@@ -313,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="a daemon setting, e.g. scheduler.realtime_priority=0 (repeatable)")
     ap.add_argument("--start-jack", action="store_true", help="start a private JACK server (dummy driver)")
+    ap.add_argument("--stage", action="store_true",
+                    help="the status screen drawing, OSC pushing to a subscriber and the recording on (needs "
+                         "livejam[ui,osc])")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--play", type=float, help=argparse.SUPPRESS)  # the player process
     ap.add_argument("--play-log", help=argparse.SUPPRESS)  # where the player writes what it heard, when
