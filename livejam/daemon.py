@@ -38,9 +38,10 @@ from livejam.midi.ports import InputQueue
 from livejam.midi.spec import Message
 from livejam.midi.system import MidiSystem
 from livejam.midi.xruns import XrunWatch
+from livejam.output.remote import OutputLost, OutputProcess
 from livejam.recording import Recorder, check_writable, default_path
-from livejam.scheduler import Scheduler
-from livejam.session import AddOn, Session, build_normaliser, build_scheduler, counters
+from livejam.scheduler import Scheduler, build_scheduler
+from livejam.session import AddOn, Session, build_normaliser, counters
 from livejam.stopping import STOP_SIGNALS, LeftBehind, install_stop_signals, restore_signals, with_deadline
 
 log = logging.getLogger(__name__)
@@ -151,17 +152,25 @@ class Daemon:
         echo = EchoFilter(cfg.midi.echo_window_s)
         sent_taps = tuple(a.on_sent for a in self.addons if a.taps_sent)
 
-        def sink(port: int, msg: Message, t: float) -> None:
-            if port != scheduler.aside_port:  # blanket clearing: see Scheduler.aside_port
-                echo.sent(msg, t)  # before sending: the echo may come back before send() returns
-            # `out` is opened below, after the scheduler its keeper resets; nothing is sent before
-            out.send(msg)
+        def delivered(port: int, msg: Message, t: float) -> None:  # what went out: recorded, shown
             if port == 0:  # 1: the human's notes passed through, recorded as heard; 2: clearing
                 recorder.record_machine(msg, t)
             for tap in sent_taps:
                 tap(port, msg, t)
 
-        scheduler = build_scheduler(cfg, clock, sink)
+        def sink(port: int, msg: Message, t: float) -> None:
+            if port != scheduler.aside_port:  # blanket clearing: see Scheduler.aside_port
+                echo.sent(msg, t)  # before sending: the echo may come back before send() returns
+            # `out` is opened below, after the scheduler its keeper resets; nothing is sent before
+            out.send(msg)
+            delivered(port, msg, t)
+
+        output = None  # the output port opened here; else by the output process (livejam/output/)
+        if cfg.scheduler.output_process and system.output_elsewhere:
+            scheduler = OutputProcess(cfg, echo, delivered)
+            output = scheduler.open_port
+        else:
+            scheduler = build_scheduler(cfg, clock, sink)
         inq = InputQueue(cfg.midi.queue_size)
         normaliser = build_normaliser(cfg, echo)
         beat, clock_out, clicks = start_beat_clock(cfg.beat, clock.now())
@@ -169,7 +178,7 @@ class Daemon:
         dispatcher = Dispatcher(performer, scheduler, normaliser, recorder, beat, clock_out, thru=cfg.midi.thru,
                                 taps=tuple(a.on_human for a in self.addons if a.taps_human))
         # input messages queue up until the performer thread starts: nothing is lost
-        inp, out, keeper = system.open_ports(cfg.midi, inq.callback, on_event=self.event,
+        inp, out, keeper = system.open_ports(cfg.midi, inq.callback, output, on_event=self.event,
                                              reset_output=scheduler.reset_output,
                                              input_lost=inq.input_lost, listener_joined=scheduler.clear_for_listener)
         try:
@@ -249,9 +258,9 @@ class Daemon:
                     break
             if now >= next_health:
                 next_health = now + cfg.health_check_s
-                if session.scheduler.error is not None:
-                    self.error = session.scheduler.error
-                    self.request_stop("scheduler failed")
+                if (failed := session.scheduler.error) is not None:
+                    self.error = failed
+                    self.request_stop(str(failed) if isinstance(failed, OutputLost) else "scheduler failed")
                 elif not ports.worker.is_alive():
                     self.request_stop("performer thread ended")
                 elif (lost := ports.keeper.poll()) is not None:  # a port vanished, --exit-on-port-loss

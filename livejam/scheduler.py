@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from livejam.clock import make_realtime
+from livejam.config import DaemonConfig
 from livejam.events import TimedNote
 from livejam.midi.ledger import NoteLedger
 from livejam.midi.spec import Message, note_off, note_on
@@ -73,6 +74,11 @@ class SchedulerCounters:
         out = {k: v for k, v in self.__dict__.items() if k != "lateness"}
         out["lateness"] = summary_ms(self.lateness, 1e3)
         return out
+
+
+def channel_of(part: int, channels: tuple[int, ...]) -> int:
+    """The MIDI channel a machine part plays on (parts past the last share the last channel)."""
+    return channels[part] if 0 <= part < len(channels) else channels[-1]
 
 
 class Scheduler:
@@ -289,7 +295,7 @@ class Scheduler:
         return nxt
 
     def _channel(self, part: int) -> int:
-        return self.channels[part] if 0 <= part < len(self.channels) else self.channels[-1]
+        return channel_of(part, self.channels)
 
     def _emit(self, n: TimedNote | Message) -> None:
         if isinstance(n, Message):
@@ -372,3 +378,15 @@ class Scheduler:
             else:
                 self.counters.watchdog_offs += 1
             self._send(port, msg, now)
+
+
+def build_scheduler(config: DaemonConfig, clock, sink: Sink) -> Scheduler:
+    """The scheduler every session builds from its settings, live (`run`, in this process or the
+    output process) or on a virtual clock (`simulate`, the soak): machine channels, lateness and
+    watchdog policies, MIDI thru, the channels a killed session with other options may have left
+    notes on."""
+    return Scheduler(clock, sink, channels=config.midi.machine_channels, late_drop_s=config.scheduler.late_drop_s,
+                     watchdog_s=config.scheduler.watchdog_s, realtime_priority=config.scheduler.realtime_priority,
+                     thru_channel=config.midi.thru_channel if config.midi.thru else None,
+                     thru_timeout_s=config.performer.held_key_timeout_s,
+                     stale_channels=(*config.midi.any_session_channels, config.beat.click_channel))

@@ -40,17 +40,6 @@ class Session:
     addons: tuple[AddOn, ...] = ()
 
 
-def build_scheduler(config: DaemonConfig, clock, sink) -> Scheduler:
-    """The scheduler every session builds from its settings, live (`run`) or on a virtual clock
-    (`simulate`, the soak): machine channels, lateness and watchdog policies, MIDI thru, the
-    channels a killed session with other options may have left notes on."""
-    return Scheduler(clock, sink, channels=config.midi.machine_channels, late_drop_s=config.scheduler.late_drop_s,
-                     watchdog_s=config.scheduler.watchdog_s, realtime_priority=config.scheduler.realtime_priority,
-                     thru_channel=config.midi.thru_channel if config.midi.thru else None,
-                     thru_timeout_s=config.performer.held_key_timeout_s,
-                     stale_channels=(*config.midi.any_session_channels, config.beat.click_channel))
-
-
 def build_normaliser(config: DaemonConfig, echo=None) -> InputNormaliser:
     return InputNormaliser(config.midi.ignore_sysex, config.midi.ignore_active_sensing, echo)
 

@@ -21,7 +21,8 @@ from livejam.dispatch import Dispatcher, build_performer
 from livejam.events import Note, TimedNote, notes_to_timed, timed_to_notes
 from livejam.midi.files import read_midi_tracks, write_midi
 from livejam.midi.spec import Message
-from livejam.session import build_normaliser, build_scheduler, counters
+from livejam.scheduler import build_scheduler
+from livejam.session import build_normaliser, counters
 
 log = logging.getLogger(__name__)
 

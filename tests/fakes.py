@@ -220,6 +220,7 @@ class FakeMidiSystem:
     """livejam.midi.system.MidiSystem's five answers, in this process: see the module docstring."""
 
     name = "fake"
+    output_elsewhere = False  # the output port is this process's: the scheduler runs here
 
     def __init__(self, fail_on_send: bool = False):
         self.dead = False
@@ -230,7 +231,7 @@ class FakeMidiSystem:
         self.beats: FakeHeartbeat | None = None
         self.reactions: dict = {}
 
-    def open_ports(self, cfg, callback, **reactions):
+    def open_ports(self, cfg, callback, output=None, **reactions):
         self.inp, self.reactions = FakeInput(self, callback), reactions
         self.ready.set()
         return self.inp, self.out, self.keeper

@@ -42,6 +42,10 @@ ALLOWED = {
     "livejam.beat.countin": GROUND | {"livejam.beat", "livejam.beat.countin", "livejam.midi", "livejam.midi.spec"},
     "livejam.stage.addons": GROUND | {"livejam.stage", "livejam.stage.addons"},  # add-ons load when asked for
     "livejam.performers.base": GROUND | EVENTS | {"livejam.performers", "livejam.performers.base"},
+    # the output process stays small: no performer, no engine, no stage
+    "livejam.output.child": GROUND | MIDI | {"livejam.output", "livejam.output.child", "livejam.output.wire",
+                                             "livejam.scheduler", "livejam.clock", "livejam.events", "livejam.stats",
+                                             "livejam.beatmap", "livejam.harmony"},
     "livejam.daemon": None,
     "livejam.dispatch": None,
 }

@@ -190,6 +190,10 @@ class SchedulerConfig:
     # one process the thread still waits for the GIL, and a 2-minute duet on a loaded 2-core VM
     # was not better with it (`python -m livejam.measure.duet --set scheduler.realtime_priority=5`).
     realtime_priority: int = 0
+    # On JACK the scheduler, the note ledger and the MIDI output (clock out included) run in a process
+    # of their own (livejam/output/), fed ahead of time: the screen, OSC, the recording and the
+    # performer's Python no longer hold the GIL the scheduler waits for. Off: in this process.
+    output_process: bool = True
 
 
 @dataclass(frozen=True)

@@ -281,10 +281,12 @@ def _own_name(expected: str, new: frozenset[str]) -> str:
     return mine[0] if len(mine) == 1 else expected
 
 
-def open_ports(api: int, cfg, callback: Callable, **reactions) -> tuple:
+def open_ports(api: int, cfg, callback: Callable, output: Callable | None = None, **reactions) -> tuple:
     """livejam's input and output (MidiConfig `cfg`) and the Keeper of their named ports,
     connected to what is there (`reactions`: Keeper's on_event, reset_output, input_lost,
-    listener_joined).
+    listener_joined). `output(api, wanted, client)` opens the output elsewhere (the output
+    process, livejam/output/: JACK only, where a port is connected by name from any client)
+    and returns what stands for it here.
     Raises MidiUnavailable before anything plays (a port missing with exit_on_port_loss)."""
     from livejam.midi.ports import MidiInput, MidiOutput
 
@@ -297,7 +299,10 @@ def open_ports(api: int, cfg, callback: Callable, **reactions) -> tuple:
             raise MidiUnavailable(f"cannot connect ports on JACK: {e}") from None
         log.info("not watching the output's connections (%s)", e)
     before = jack.ports() if jack is not None else frozenset()
-    out = MidiOutput(api, cfg.output, client=f"{name} out")
+    if output is not None:
+        out = output(api, cfg.output, f"{name} out")
+    else:
+        out = MidiOutput(api, cfg.output, client=f"{name} out")
     inp = None
     try:
         inp = MidiInput(api, callback, cfg.input, client=f"{name} in", ignore_active_sensing=cfg.ignore_active_sensing,

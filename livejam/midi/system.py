@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import rtmidi
+
 from livejam.midi.keeper import open_ports
 from livejam.midi.ports import InputHeartbeat, api_name, select_backend, transport_alive
 from livejam.midi.xruns import XrunWatch
@@ -23,10 +25,12 @@ class MidiSystem:
     def __init__(self, backend: str = "auto"):
         self.api = select_backend(backend)
         self.name = api_name(self.api)
+        # another process may own the output port: the keeper connects it by name (libjack)
+        self.output_elsewhere = self.api == rtmidi.API_UNIX_JACK
 
-    def open_ports(self, cfg, callback: Callable, **reactions) -> tuple:
+    def open_ports(self, cfg, callback: Callable, output: Callable | None = None, **reactions) -> tuple:
         """(input, output, keeper) for MidiConfig `cfg`; see midi/keeper.py open_ports."""
-        return open_ports(self.api, cfg, callback, **reactions)
+        return open_ports(self.api, cfg, callback, output, **reactions)
 
     def heartbeat(self, target: str, client: str) -> InputHeartbeat:
         return InputHeartbeat(self.api, target, client=client)

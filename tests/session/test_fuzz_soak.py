@@ -15,7 +15,8 @@ from livejam.clock import VirtualClock
 from livejam.config import DaemonConfig, load
 from livejam.dispatch import Dispatcher, build_performer
 from livejam.midi.normalise import InputNormaliser
-from livejam.session import build_normaliser, build_scheduler
+from livejam.scheduler import build_scheduler
+from livejam.session import build_normaliser
 from livejam.simulate import run_virtual
 
 from tests.fakes import FakeCallResponse
