@@ -50,6 +50,9 @@ BEHIND_S = 0.002
 # With this much time before anything is due, poll() runs one step of the engine's shadow context
 # (~0.3-1 ms) so that feeds do not: a feed after idle() is one backbone run, two without.
 IDLE_ROOM_S = 0.004
+# A note handed out and due within this long goes to the scheduler before poll() steps the model
+# (a sampling step takes a few ms: the note would wait behind it and leave late).
+HANDOVER_S = 0.005
 
 class NeuralPerformer(FollowsChords):
     follows_live_beats = True  # rebases its timeline when the live beat clock renumbers (see _coder)
@@ -195,7 +198,8 @@ class NeuralPerformer(FollowsChords):
                 self._start_answer(now, phrase)
         if self._active(now):
             self._release(now)
-            self._advance(now)
+            if not self._due(now):  # a note ended now goes out before the model runs; the next poll samples
+                self._advance(now)
         elif self.sounding or self.answer_end is not None:
             self._stop(now, cancel=False)  # answer over / the human left the duet
         if self.pending is None and not self.out:
@@ -205,6 +209,10 @@ class NeuralPerformer(FollowsChords):
             self.engine.idle(max_steps=1)
         out, self.out = self.out, []
         return out
+
+    def _due(self, now: float) -> bool:
+        """Something handed out is due within HANDOVER_S: hand it over before stepping the model."""
+        return any(isinstance(n, TimedNote) and n.time <= now + HANDOVER_S for n in self.out)
 
     def _room(self, now: float) -> float:
         """Seconds until the first thing due: a note handed over now, or the pending event's commit."""
@@ -365,9 +373,13 @@ class NeuralPerformer(FollowsChords):
         self.counters["played"] += 1
 
     def _feed_end(self, coder: EventCoder, part: int, pitch: int, t: float) -> None:
-        """The model hears a machine note end too, so its context matches what sounds."""
-        row = coder.encode(TimedNote(max(t, coder.time), part, pitch, 0), self.chords.context_chord())
-        self._feed(np.asarray(row, np.int64))
+        """The model hears a machine note end too, so its context matches what sounds. Deferred (run
+        at the engine's next use, with the others of a release in one run): the note-off it follows
+        is handed out first, not after a model step per note (they were 3-9 ms late that way)."""
+        row = np.asarray(coder.encode(TimedNote(max(t, coder.time), part, pitch, 0), self.chords.context_chord()),
+                         np.int64)
+        self.engine.defer(row)
+        self._observe(row)
 
     def _feed(self, token) -> None:
         self.engine.feed(token)
