@@ -36,7 +36,7 @@ from livejam.performers.duet import HumanVoices, draw_turn
 from livejam.performers.listener import ChordListener
 from livejam.performers.output import MachineNotes
 from livejam.performers.prompt import prime_context
-from livejam.performers.texture import note_cap_ms, release_off_chord, release_overdue
+from livejam.performers.texture import next_release, note_cap_ms, release_off_chord, release_overdue
 from livejam.performers.timeline import Timeline
 from livejam.performers.knobs import action, starting_constraints, turn
 from livejam.stats import summary_ms
@@ -225,6 +225,11 @@ class NeuralPerformer(FollowsChords):
         if self.out:
             return now
         idle = now + self.config.idle_wakeup_s
+        if self._active(now) and self.sounding:  # a lookahead before a held note may have to end
+            coder, ahead = self._coder(now), now + self.config.lookahead_s
+            cap_s = note_cap_ms(self.config, coder.beats.bpm_at(now)) / 1000.0
+            release = next_release(self.notes, cap_s, coder.beats, ahead, self.chords.config.slot_beats)
+            idle = min(idle, max(now + 1e-3, release - self.config.lookahead_s))  # 1 ms: never a busy loop
         if self._active(now):
             if self.pending is None:
                 return now

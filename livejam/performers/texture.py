@@ -48,3 +48,15 @@ def release_overdue(notes, cap_s: float, now: float, ahead: float, last_event: f
         return []
     off = max(now, last_event, min(notes.sounding[key] for key in due) + cap_s)
     return [(part, pitch, notes.end(part, pitch, off)) for part, pitch in due]
+
+
+def next_release(notes, cap_s: float, beats, ahead: float, slot_beats: float) -> float:
+    """The first time after `ahead` at which the two releases above could end a note: a sounding
+    note reaching its length cap, or the next harmonic-rhythm slot (a chord change). The performer
+    looks again a lookahead before it, so the note-off is stamped ahead of its time, not at the
+    moment it was noticed (it would leave late by however long that poll took)."""
+    if not notes.sounding:
+        return float("inf")
+    caps = [t0 + cap_s for t0 in notes.sounding.values() if t0 + cap_s > ahead]
+    change = beats.time_at((math.floor(beats.beat_at(ahead) / slot_beats + 1e-6) + 1) * slot_beats)
+    return min(caps + [change])
