@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from dataclasses import replace
 
 import numpy as np
 
@@ -43,6 +44,15 @@ class KeyFollower:
     def heard_pcs(self) -> tuple[int, ...] | None:
         """The pitch classes heard (in the window), sorted; None before any note."""
         return tuple(int(pc) for pc in np.flatnonzero(self._hist)) or None
+
+    def constrain(self, constraints, key: str | None):
+        """`--key auto`: the draw constraints locked to a newly estimated `key`; while none is known, to
+        the pitch classes heard."""
+        if key is not None:
+            return replace(constraints, key=key, pitch_classes=None)
+        if constraints.key is None:
+            return replace(constraints, pitch_classes=self.heard_pcs)
+        return constraints
 
     def hear(self, pitch: int, key: str | None) -> str | None:
         """A human note-on; returns a new key when the estimate confidently moved away from `key`, else None."""

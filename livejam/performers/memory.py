@@ -23,6 +23,9 @@ MIN_SIMILARITY = 0.85  # mean cosine of the compared slots' pitch-class histogra
 RECALL_NATS = 2.5  # how far a full recall raises the remembered chord's log-probability
 HINDSIGHT_NATS = 1.0  # weight of the slot's melody fit against the prediction, in hindsight
 MIN_GAP_SLOTS = 4  # an "earlier place" at least this far back (not the slot's own neighbours)
+# slots remembered (the oldest forgotten first): ~17 minutes of 2-beat slots at 120 bpm, a long song; a
+# session of hours must not grow it, nor the search over it that every prediction runs, without end
+MAX_SLOTS = 512
 
 
 class ProgressionMemory:
@@ -42,6 +45,7 @@ class ProgressionMemory:
     def note(self, beat: float, pitch: int) -> None:
         h = self.pcs.setdefault(self._slot(beat), np.zeros(12))
         h[pitch % 12] += 1.0
+        _forget_oldest(self.pcs)
 
     def hindsight(self, slot: int) -> int:
         """The chord of a past slot, read with its whole melody known."""
@@ -61,6 +65,7 @@ class ProgressionMemory:
         self.slot_beats = slot_beats
         slot = self._slot(slot_beat)
         self.predicted[slot] = np.asarray(logp, np.float64)
+        _forget_oldest(self.predicted)
         recent = [self.pcs.get(slot - k) for k in range(1, MATCH_SLOTS + 1)]
         if any(h is None or h.sum() == 0 for h in recent):
             return logp
@@ -81,6 +86,12 @@ class ProgressionMemory:
             self.recalls += 1
         self.predicted[slot] = out
         return out
+
+
+def _forget_oldest(slots: dict) -> None:
+    """Keep MAX_SLOTS slots: the first inserted (slots come in time order) go first."""
+    while len(slots) > MAX_SLOTS:
+        del slots[next(iter(slots))]
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from dataclasses import replace
 
 import numpy as np
 
@@ -36,7 +35,7 @@ from livejam.performers.duet import HumanVoices, draw_turn
 from livejam.performers.listener import ChordListener
 from livejam.performers.output import MachineNotes
 from livejam.performers.prompt import prime_context
-from livejam.performers.texture import next_release, note_cap_ms, release_off_chord, release_overdue
+from livejam.performers.texture import note_cap_ms, release_off_chord, release_overdue, release_wakeup
 from livejam.performers.timeline import Timeline
 from livejam.performers.knobs import action, starting_constraints, turn
 from livejam.stats import summary_ms
@@ -113,7 +112,8 @@ class NeuralPerformer(FollowsChords):
                 self._stop(now, cancel=True)  # barge-in
             self.last_human = note.time
             if self.neural.key == "auto":
-                self._follow_key(self.key_follower.hear(note.pitch, self.constraints.key))
+                key = self.key_follower.hear(note.pitch, self.constraints.key)
+                self.constraints = self.key_follower.constrain(self.constraints, key)
         self.phrasing.hear(note.pitch, note.velocity)
         self.human_voices.hear(note.pitch, note.velocity, note.time)
         coder = self._coder(note.time)
@@ -226,10 +226,8 @@ class NeuralPerformer(FollowsChords):
             return now
         idle = now + self.config.idle_wakeup_s
         if self._active(now) and self.sounding:  # a lookahead before a held note may have to end
-            coder, ahead = self._coder(now), now + self.config.lookahead_s
-            cap_s = note_cap_ms(self.config, coder.beats.bpm_at(now)) / 1000.0
-            release = next_release(self.notes, cap_s, coder.beats, ahead, self.chords.config.slot_beats)
-            idle = min(idle, max(now + 1e-3, release - self.config.lookahead_s))  # 1 ms: never a busy loop
+            idle = min(idle, release_wakeup(self.notes, self.config, self._coder(now).beats, now,
+                                            self.chords.config.slot_beats))
         if self._active(now):
             if self.pending is None:
                 return now
@@ -258,17 +256,11 @@ class NeuralPerformer(FollowsChords):
 
     def _start_answer(self, now: float, phrase=None) -> None:
         if self.neural.key == "auto":  # the call is all heard: answer it in its key
-            self._follow_key(self.key_follower.phrase_end(self.constraints.key))
+            key = self.key_follower.phrase_end(self.constraints.key)
+            self.constraints = self.key_follower.constrain(self.constraints, key)
         self.answer_end = self.phrasing.answer(now, phrase)  # as long as the call, in its voices
         self.pending = None
         self.counters["answers"] += 1
-
-    def _follow_key(self, key: str | None) -> None:
-        """`--key auto`: lock to a newly estimated key; while none is known, to the pitch classes heard."""
-        if key is not None:
-            self.constraints = replace(self.constraints, key=key, pitch_classes=None)
-        elif self.constraints.key is None:
-            self.constraints = replace(self.constraints, pitch_classes=self.key_follower.heard_pcs)
 
     def _advance(self, now: float) -> None:
         horizon = now + self.config.lookahead_s

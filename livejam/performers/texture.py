@@ -60,3 +60,11 @@ def next_release(notes, cap_s: float, beats, ahead: float, slot_beats: float) ->
     caps = [t0 + cap_s for t0 in notes.sounding.values() if t0 + cap_s > ahead]
     change = beats.time_at((math.floor(beats.beat_at(ahead) / slot_beats + 1e-6) + 1) * slot_beats)
     return min(caps + [change])
+
+
+def release_wakeup(notes, config, beats, now: float, slot_beats: float) -> float:
+    """When the performer (PerformerConfig `config`) must poll next for `next_release`: a lookahead
+    before it, and never sooner than 1 ms from now (no busy loop on a release it already saw)."""
+    cap_s = note_cap_ms(config, beats.bpm_at(now)) / 1000.0
+    release = next_release(notes, cap_s, beats, now + config.lookahead_s, slot_beats)
+    return max(now + 1e-3, release - config.lookahead_s)

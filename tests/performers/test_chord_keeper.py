@@ -7,7 +7,7 @@ from livejam.beatmap import BeatGrid
 from livejam.config import ChordConfig
 from livejam.harmony import N_CHORDS, NO_CHORD, chord_id
 from livejam.performers.chords import ChordKeeper, tonic_chord
-from livejam.performers.memory import ProgressionMemory
+from livejam.performers.memory import MAX_SLOTS, ProgressionMemory
 
 C, F, G, AM = chord_id(0, 0), chord_id(5, 0), chord_id(7, 0), chord_id(9, 1)
 GRID = BeatGrid([0.5 * i for i in range(400)])  # 120 bpm, 4/4, beat 0 at t = 0
@@ -172,3 +172,14 @@ def test_lean_pcs_replace_the_chords_tones():
     c = Constraints(temperature=1.0, harmony=3.0, lean_pcs=(4, 7), pitch_range=(48, 72))
     pitches = [int(sampler.sample(OneStep(), c, notes, rng, chord_for=lambda dt: C)[3]) for _ in range(200)]
     assert sum(p % 12 in (4, 7) for p in pitches) >= 190  # E and G, not C major's C
+
+
+def test_the_progression_memory_forgets_its_oldest_slots_in_a_long_session():
+    """Issue 20: a session of hours must not grow the memory (nor the search every prediction runs)."""
+    memory = ProgressionMemory()
+    logp = np.zeros(len(memory._tones))
+    for slot in range(3 * MAX_SLOTS):
+        memory.note(slot * 2.0, 60 + slot % 12)
+        memory.adjust(logp, slot * 2.0, 2.0)
+    assert len(memory.pcs) == len(memory.predicted) == MAX_SLOTS
+    assert min(memory.pcs) == min(memory.predicted) == 2 * MAX_SLOTS  # the newest kept
