@@ -3,6 +3,12 @@
     MIDI in (rtmidi thread) --timestamp+append--> InputQueue --> performer thread
         (Dispatcher: normalise, hear/control, poll) --> Scheduler thread --> ledger --> MIDI out
 
+With scheduler.output_process on JACK, the Scheduler thread, its ledger and MIDI out live in the output
+process (livejam/output/):
+the Dispatcher hands its notes to an OutputProcess, which stands where the Scheduler stands here,
+and what was sent comes back to be recorded and shown. A dead output process is a failed scheduler:
+one line, then the shutdown below.
+
 The main thread only installs signal handlers, watches health (output port
 still there, worker threads alive, the MIDI system alive; a named port that
 vanishes is waited for and reconnected, midi/keeper.py) and runs the shutdown

@@ -16,6 +16,7 @@ from tests.jack.jack_player import wait_for
 from tests.jack.test_e2e_jack import start_daemon, unmatched_note_ons
 
 pytestmark = pytest.mark.jack
+PROCESS = ("--set", "scheduler.output_process=true")  # off by default for now (config/__init__.py)
 
 
 def output_process_of(pid: int) -> int:
@@ -52,7 +53,7 @@ def wired():
 
 def test_the_main_process_killed_leaves_no_note_sounding(jack_server, wired):
     heard, keys, connect = wired
-    proc, lines = start_daemon("--performer", "echo", "--thru", "--no-record")
+    proc, lines = start_daemon("--performer", "echo", "--thru", "--no-record", *PROCESS)
     try:
         child = output_process_of(proc.pid)
         connect()
@@ -76,7 +77,7 @@ def test_the_main_process_killed_leaves_no_note_sounding(jack_server, wired):
 
 def test_the_output_process_killed_stops_the_session_with_one_line(jack_server, wired):
     heard, keys, connect = wired
-    proc, lines = start_daemon("--performer", "echo", "--no-record")
+    proc, lines = start_daemon("--performer", "echo", "--no-record", *PROCESS)
     try:
         connect()
         keys.send_message([0x90, 64, 100])
