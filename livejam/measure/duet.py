@@ -37,10 +37,10 @@ PLAYER = "livejam-duet-player"
 C_MAJOR = (60, 62, 64, 65, 67, 69, 71, 72, 74, 76)
 
 
-def rss_mb() -> float:
-    """Resident memory of this process (Linux /proc), in MB."""
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident memory of this process, or of process `pid` (Linux /proc), in MB; nan where unreadable."""
     try:
-        with open("/proc/self/status") as f:
+        with open(f"/proc/{pid}/status") as f:
             for line in f:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) / 1024.0

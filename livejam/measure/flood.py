@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import signal
 import subprocess
@@ -21,17 +22,15 @@ import threading
 import time
 from pathlib import Path
 
+from livejam.measure.duet import rss_mb
+
 CLIENT = "livejam-flood"
 
 
 def rss_of(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        return None
-    return None
+    """The process's resident memory in MB; None where it cannot be read (it ended)."""
+    mb = rss_mb(pid)
+    return None if math.isnan(mb) else mb
 
 
 def children_of(pid: int) -> list[int]:

@@ -105,7 +105,7 @@ class OutputServer:
         else:
             log.error("unknown command %r", name)
         if name in ANSWERED:
-            self.report(final=name in ("stop", "panic", "close"))
+            self.report(final=True)  # the counters as they are now, whatever changed
             self.reports.send((DONE, name))
         return name != "close"
 
