@@ -192,10 +192,9 @@ class SchedulerConfig:
     realtime_priority: int = 0
     # On JACK the scheduler, the note ledger and the MIDI output (clock out included) run in a process
     # of their own (livejam/output/), fed ahead of time: the screen, OSC, the recording and the
-    # performer's Python no longer hold the GIL the scheduler waits for. Off by default until one loss
-    # is understood: in 1 of 2 full suite runs a daemon SIGTERMed mid-flood sent its panic and the
-    # receiving port never saw it (tests/jack/test_faults_jack.py, flood at 1,500 of 10,000).
-    output_process: bool = False
+    # performer's Python no longer hold the GIL the scheduler waits for. False: in the main process,
+    # as on other transports (docs/latency.md, "The output process", has both measured).
+    output_process: bool = True
 
 
 @dataclass(frozen=True)

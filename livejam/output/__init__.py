@@ -12,8 +12,8 @@ ahead of time to a process that does nothing but send them on time.
 
 The output process ends every note it sent: when the main process dies (even SIGKILL: the command
 pipe reads end-of-file) it sends the ledger's note-offs and exits; when it dies, the main process
-reads end-of-file on the report pipe, says so in one line and stops. Used with
-`scheduler.output_process` (off by default for now: see the setting's comment). On other transports than
+reads end-of-file on the report pipe, says so in one line and stops. On JACK by default
+(`--set scheduler.output_process=false` keeps the scheduler in the main process). On other transports than
 JACK (the port must be connected by name from the main process) and on a virtual clock, the
 scheduler runs in the main process as before (livejam/scheduler.py).
 """

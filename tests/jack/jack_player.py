@@ -1,6 +1,12 @@
 """A stand-in musician in its own process: plays into `livejam in` over JACK,
 listens on `livejam out`, signals the daemon, and prints what it received as JSON.
 
+It listens through a process of its own (`--ears`), which does nothing else: a JACK input whose
+callback waits for a GIL that a flooding sender holds misses its periods, and a client that misses
+periods under a synchronous server can lose or garble what it was sent (the daemon sent CC64 then
+CC123 and the player heard CC64 twice, in 3 flood runs of 7 with a busy loop beside). What a test
+checks arrived must not depend on the player's own load.
+
 Waits for conditions with generous timeouts, never for a fixed time; the test
 asserts only on what arrived and on counts (the player's own `sent` count is
 one end of every loss measurement, the daemon's counters the other).
@@ -12,7 +18,9 @@ import json
 import os
 import random
 import signal
+import subprocess
 import sys
+import threading
 import time
 
 import rtmidi
@@ -34,6 +42,35 @@ def wait_for(pred, timeout: float) -> bool:
             return True
         time.sleep(0.01)
     return pred()
+
+
+def ears_main(target: str) -> int:
+    """The listening process: each message from `target` as a line of numbers on stdout, until stdin closes."""
+    def heard(event, data) -> None:
+        os.write(1, (" ".join(map(str, event[0])) + "\n").encode())
+
+    inp = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="player in")
+    inp.ignore_types(sysex=False, timing=False, active_sense=False)
+    inp.set_callback(heard)
+    connect(inp, target)
+    os.write(1, b"ready\n")
+    sys.stdin.buffer.read()  # until the player ends
+    os._exit(0)  # as the player does at its end, below: the JACK client goes with the process
+
+
+def listen(target: str) -> tuple[list[list[int]], subprocess.Popen]:
+    """Start the ears on `target`; (the messages heard so far, kept up to date; the process)."""
+    ears = subprocess.Popen([sys.executable, __file__, "--ears", target], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
+    assert ears.stdout.readline() == b"ready\n", "the listening process did not start"
+    received: list[list[int]] = []
+
+    def read() -> None:
+        for line in ears.stdout:
+            received.append([int(b) for b in line.split()])
+
+    threading.Thread(target=read, daemon=True).start()
+    return received, ears
 
 
 def random_note(rng: random.Random) -> list[int]:
@@ -78,12 +115,8 @@ def main() -> int:
     ap.add_argument("--panic-channels", default=",".join(str(c) for c in MidiConfig().machine_channels),
                     help="the daemon's channels: its panic ends with CC123 on each of them")
     args = ap.parse_args()
-    received: list[list[int]] = []
+    received, ears = listen("livejam out")
     out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="player out")
-    inp = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="player in")
-    inp.ignore_types(sysex=False, timing=False, active_sense=False)
-    inp.set_callback(lambda event, data: received.append(list(event[0])))
-    connect(inp, "livejam out")
     connect(out, "livejam in")
     rng = random.Random(5)
     sent = 0
@@ -150,10 +183,14 @@ def main() -> int:
     # Closing a JACK input whose callback may still run can crash the process (python-rtmidi frees the
     # port under JACK's thread: the player died with SIGSEGV after its report, 1 run in ~12). The
     # daemon ends the same way for the same reason (livejam.midi.ports.MidiInput.close): the process
-    # exit removes the JACK client whole.
+    # exit removes the JACK client whole. So do the ears, when their stdin closes.
     sys.stdout.flush()
+    ears.stdin.close()
+    ears.wait(10)
     os._exit(0)
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--ears"]:
+        raise SystemExit(ears_main(sys.argv[2]))
     raise SystemExit(main())

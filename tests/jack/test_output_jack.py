@@ -16,7 +16,7 @@ from tests.jack.jack_player import wait_for
 from tests.jack.test_e2e_jack import start_daemon, unmatched_note_ons
 
 pytestmark = pytest.mark.jack
-PROCESS = ("--set", "scheduler.output_process=true")  # off by default for now (config/__init__.py)
+PROCESS = ("--set", "scheduler.output_process=true")  # the default on JACK, said so these tests keep it
 
 
 def output_process_of(pid: int) -> int:
