@@ -15,7 +15,11 @@
    feeds the note and samples one event (livejam/measure/reply.py), minus the bare
    rtmidi echo's round trip measured in the same run;
 4. heard input at 1,000 msg/s into the neural performer (duet) through the daemon's
-   loop shape (one message, then a poll): how long a message waits in the queue.
+   loop shape (one message, then a poll): how long a message waits in the queue;
+5. timing as heard (JACK): a short duet (livejam/measure/duet.py, `--heard-minutes`, with the
+   status screen, OSC and the recording on when livejam[ui,osc] is installed) whose player, in
+   its own process, stamps each note and MIDI clock tick that arrives, beside a bare transport
+   timed through the same server in the same run.
 
 --vs-notochord times the step beside Notochord's default model instead, in the
 same process (livejam/measure/notochord.py), and prints the ratios.
@@ -30,6 +34,7 @@ import argparse
 import json
 import math
 import os
+import subprocess
 import sys
 import time
 
@@ -38,8 +43,8 @@ import numpy as np
 from livejam.config import DEFAULT_MODEL, model_path
 from livejam.measure import latency
 
-TARGETS_MS = {"step_p99": 1.0, "scheduler_p99": 0.5, "overhead_p99": 1.0}
-SECTIONS = ("step", "lateness", "jack", "input")  # [1] [2] [3] [4] of the table
+TARGETS_MS = {"step_p99": 1.0, "scheduler_p99": 0.5, "overhead_p99": 1.0, "heard_over_transport_p99": 1.0}
+SECTIONS = ("step", "lateness", "jack", "input", "heard")  # [1] [2] [3] [4] [5] of the table
 INPUT_RATE = 1000.0  # heard messages per second in the input section (a dense flood)
 LATENESS_SPACING_S = 0.003  # scheduled events this far apart: dense playing, and a short run
 
@@ -63,6 +68,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--vs-notochord", action="store_true",
                    help="only the step, timed beside Notochord's default model (needs the `compare` extra)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--heard-minutes", type=float, default=1.0, metavar="M",
+                   help="length of the duet timed as heard (section 5; issue 20's bar: 10 minutes)")
     p.add_argument("--screen", action="store_true",
                    help="also measure the scheduler's lateness with the status screen rendering (needs livejam[ui])")
     p.set_defaults(func=run)
@@ -73,12 +80,13 @@ def run(args: argparse.Namespace) -> int:
     from livejam.engine import ModelError, open_engine
 
     sections = {s.strip() for s in args.sections.split(",") if s.strip()}
-    if args.events < 10 or args.threads < 1 or not sections or not sections <= set(SECTIONS):
-        print(f"livejam bench: --events must be >= 10, --threads >= 1, --sections a list of {', '.join(SECTIONS)}",
-              file=sys.stderr)
+    if (args.events < 10 or args.threads < 1 or not sections or not sections <= set(SECTIONS)
+            or not 0 < args.heard_minutes <= 600):
+        print(f"livejam bench: --events must be >= 10, --threads >= 1, --heard-minutes in (0, 600], "
+              f"--sections a list of {', '.join(SECTIONS)}", file=sys.stderr)
         return 2
     if args.no_jack:
-        sections.discard("jack")
+        sections -= {"jack", "heard"}
     path = str(model_path(args.model or ""))
     try:
         engine = open_engine(path, intra_op_threads=args.threads, context=args.context)
@@ -94,8 +102,11 @@ def run(args: argparse.Namespace) -> int:
     result["step"] = measure_steps(engine, args.events, args.seed) if "step" in sections else {}
     result["scheduler"] = (measure_lateness(engine, args.events, args.seed, screen=args.screen)
                            if "lateness" in sections else {})
-    result["e2e"] = measure_e2e(path, args) if "jack" in sections else {"status": "skipped (not in --sections)"}
+    result["e2e"] = (with_jack(args, lambda: _e2e_paths(path, args)) if "jack" in sections
+                     else {"status": "skipped (not in --sections)"})
     result["input"] = measure_input(engine.model, args) if "input" in sections else {}
+    result["heard"] = (with_jack(args, lambda: measure_heard(path, args)) if "heard" in sections
+                       else {"status": "skipped (not in --sections)"})
     result["targets"] = targets(result)
     result["machine"]["load_avg_1min_after"] = round(os.getloadavg()[0], 2)
     result["seconds"] = round(time.perf_counter() - t0, 1)
@@ -189,7 +200,8 @@ def _daemon_switch_interval() -> float:
     return float(getattr(DaemonConfig().scheduler, "gil_switch_interval_s", sys.getswitchinterval()))
 
 
-def measure_e2e(model_path: str, args: argparse.Namespace) -> dict:
+def with_jack(args: argparse.Namespace, measure) -> dict:
+    """`measure()` on the JACK server that runs, or on one started for it (--start-jack)."""
     from livejam.measure import jack_server as transport
 
     server = None
@@ -201,7 +213,8 @@ def measure_e2e(model_path: str, args: argparse.Namespace) -> dict:
         except RuntimeError as e:
             return {"status": f"skipped ({e})"}
     try:
-        return _e2e_paths(model_path, args, transport, server)
+        return {**measure(), "server": server.name if server else os.environ.get("JACK_DEFAULT_SERVER", "default"),
+                "started_here": server is not None}
     except RuntimeError as e:  # a path that did not come up: say so in the table, keep the rest
         return {"status": f"failed ({e})"}
     finally:
@@ -209,11 +222,12 @@ def measure_e2e(model_path: str, args: argparse.Namespace) -> dict:
             server.stop()
 
 
-def _e2e_paths(model_path: str, args, transport, server) -> dict:
+def _e2e_paths(model_path: str, args) -> dict:
+    from livejam.measure import jack_server as transport
+
     n = max(10, args.events // 3)
     tag = f"{os.getpid()}"
-    out = {"status": "measured", "server": server.name if server else os.environ.get("JACK_DEFAULT_SERVER", "default"),
-           "started_here": server is not None, "round_trips": n}
+    out = {"status": "measured", "round_trips": n}
     with transport.bare_echo(f"ljb-bare{tag}") as p:
         out["transport_floor"] = latency.stats_s(transport.round_trips(f"ljb-bare{tag} in:in", f"ljb-bare{tag} out:out", n))
     with transport.livejam_echo(f"ljb-echo{tag}") as p:
@@ -233,6 +247,35 @@ def _e2e_paths(model_path: str, args, transport, server) -> dict:
     return out
 
 
+def measure_heard(model_path: str, args: argparse.Namespace) -> dict:
+    """Section 5: the duet measurement in a process of its own (it runs a whole daemon), its figures as heard."""
+    import importlib.util
+
+    stage = all(importlib.util.find_spec(m) for m in ("rich", "pythonosc"))
+    cmd = [sys.executable, "-m", "livejam.measure.duet", "--minutes", str(args.heard_minutes), "--json",
+           "--model", model_path, "--period-s", str(max(10.0, args.heard_minutes * 60.0)), "--seed", str(args.seed)]
+    if stage:
+        cmd.append("--stage")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.heard_minutes * 60.0 + 300.0)
+    try:
+        r = json.loads(proc.stdout[proc.stdout.index("{"):])
+    except ValueError:
+        raise RuntimeError(f"the duet measurement ended with status {proc.returncode}: "
+                           f"{(proc.stderr.strip().splitlines() or ['no output'])[-1]}") from None
+    heard = r.get("heard")
+    if not heard:
+        raise RuntimeError("the duet's player reported nothing")
+    b = heard["bare"]
+    out = {"status": "measured", "minutes": args.heard_minutes, "stage": stage, "notes": heard["notes"],
+           "bare_notes": b["lateness"], "clock_jitter": heard["clock_jitter"], "bare_jitter": b["jitter"],
+           "notes_sent": heard["notes_sent"], "notes_arrived": heard["notes_arrived"],
+           "dropped_late": r["daemon"]["scheduler"]["dropped_late"]}
+    for name, bare in (("notes", "bare_notes"), ("clock_jitter", "bare_jitter")):
+        if out[name].get("n") and out[bare].get("n"):
+            out[f"{name}_over_transport_p99_ms"] = out[name]["p99_ms"] - out[bare]["p99_ms"]
+    return out
+
+
 # --- targets and output ------------------------------------------------------------------
 
 def targets(r: dict) -> list[dict]:
@@ -240,9 +283,14 @@ def targets(r: dict) -> list[dict]:
     step_p99 = max((s["p99_ms"] for s in r["step"].values() if s.get("n")), default=None)
     sched = r["scheduler"].get("scheduler_under_inference", {})
     overhead = r["e2e"].get("reply_overhead", {}).get("p99_ms")
+    heard = r.get("heard", {})
     rows = [("step p99 (worst context)", step_p99, TARGETS_MS["step_p99"]),
             ("scheduler lateness p99 under inference", sched.get("p99_ms"), TARGETS_MS["scheduler_p99"]),
-            ("daemon overhead over transport p99", overhead, TARGETS_MS["overhead_p99"])]
+            ("daemon overhead over transport p99", overhead, TARGETS_MS["overhead_p99"]),
+            ("notes as heard, p99 over the transport's", heard.get("notes_over_transport_p99_ms"),
+             TARGETS_MS["heard_over_transport_p99"]),
+            ("clock jitter as heard, p99 over the transport's", heard.get("clock_jitter_over_transport_p99_ms"),
+             TARGETS_MS["heard_over_transport_p99"])]
     return [{"name": name, "value_ms": value, "target_ms": limit,
              "verdict": "n/a" if value is None else ("PASS" if value <= limit else "MISS")}
             for name, value, limit in rows]
@@ -295,10 +343,19 @@ def format_table(r: dict) -> str:
                      f"{inp['messages']} messages")
         lines.append(_row("queue wait (arrival -> hear)", inp["queue_wait"]))
         lines.append(_row("the performer's steps (feed or sample)", inp["performer_step"]))
+    h = r.get("heard") or {"status": "skipped (not in --sections)"}
+    lines.append(f"[5] timing as heard by a second process over JACK: {h['status']}")
+    if h["status"] == "measured":
+        lines[-1] += (f" ({h['minutes']:g}-minute duet, {'screen, OSC and recording on' if h['stage'] else 'no stage'}; "
+                      f"{h['notes_arrived']} of {h['notes_sent']} note messages arrived, {h['dropped_late']} dropped late)")
+        lines.append(_row("livejam's notes: arrival - intended", h["notes"]))
+        lines.append(_row("the bare transport, same run", h["bare_notes"]))
+        lines.append(_row("MIDI clock out: tick jitter", h["clock_jitter"]))
+        lines.append(_row("the bare transport's jitter, same run", h["bare_jitter"]))
     lines += ["", "targets:"]
     for t in r["targets"]:
         value = "-" if t["value_ms"] is None else f"{t['value_ms']:.3f} ms"
-        lines.append(f"  {t['name']:<44} {value:>10}  <= {t['target_ms']} ms  {t['verdict']}")
+        lines.append(f"  {t['name']:<48} {value:>10}  <= {t['target_ms']} ms  {t['verdict']}")
     lines.append(f"({r['seconds']} s)")
     return "\n".join(lines)
 

@@ -146,8 +146,10 @@ class MinuteProbe(AddOn):
         self._stop = threading.Event()
         self._counters = None
         self._timed = 0
+        self.recorder = None
 
     def start(self, session) -> None:
+        self.recorder = session.recorder  # its note count, read at the end
         self._counters = session.scheduler.counters
         self._timed = self._counters.timed
         threading.Thread(target=self._run, args=(session,), name="duet-probe", daemon=True).start()
@@ -185,6 +187,28 @@ class MinuteProbe(AddOn):
 
     def close(self) -> None:
         self._stop.set()
+
+
+class Preload(AddOn):
+    """A daemon add-on: the recording holds `notes` notes per part (human and machine) before anything
+    plays, as after hours of playing, encoded before the session starts (as it would have been, a
+    second at a time), so that every save of the session writes a file of that size."""
+
+    def __init__(self, notes: int):
+        self.notes = notes
+
+    def start(self, session) -> None:
+        from livejam.midi.spec import note_off, note_on
+
+        rec = session.recorder
+        t = session.clock.now() - self.notes * 0.125 - 1.0  # 8 notes a second per part, up to a second ago
+        for i in range(self.notes):
+            pitch = 48 + i % 36
+            for record, channel in ((rec.record_human, 0), (rec.record_machine, 1)):
+                record(note_on(channel, pitch, 80), t)
+                record(note_off(channel, pitch), t + 0.1)
+            t += 0.125
+        rec.flush()
 
 
 def _newest(values, n: int) -> list[float]:
@@ -230,11 +254,15 @@ def run(args: argparse.Namespace) -> dict:
         threading.Thread(target=_read_player, args=(proc, player), daemon=True).start()
 
     addons, record_path = [probe], None
+    if args.preload_notes:
+        addons.append(Preload(args.preload_notes))
     if args.stage:  # as on stage: the status screen drawing, OSC pushing to a subscriber, the recording on
         addons += stage_addons(config)
         record_path = os.path.join(tempfile.gettempdir(), f"livejam-duet-{os.getpid()}.mid")
     result = Daemon(config, on_ready=ready, addons=tuple(addons), record_path=record_path).run()
+    recording_bytes = None
     if record_path and os.path.exists(record_path):
+        recording_bytes = os.path.getsize(record_path)
         os.unlink(record_path)
     deadline = time.monotonic() + 10.0
     while "report" not in player and time.monotonic() < deadline:
@@ -242,7 +270,9 @@ def run(args: argparse.Namespace) -> dict:
     heard = _heard(log_file.name, probe.intended, args.bpm)
     os.unlink(log_file.name)
     return {"machine": machine_info(), "floor": floor, "minutes": probe.rows, "heard": heard,
-            "stage": {"screen_frames": addons[-1].frames} if args.stage else None, "rc": result.rc,
+            "stage": {"screen_frames": addons[-1].frames, "recording_bytes": recording_bytes,
+                      "recording_notes": probe.recorder.notes} if args.stage else None,
+            "rc": result.rc,
             "reason": result.reason, "daemon": {k: result.summary[k] for k in ("scheduler", "ledger",
                                                                                 "sounding_at_exit", "input")},
             "player": player.get("report"), "hard_exit": result.hard_exit}
@@ -366,10 +396,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stage", action="store_true",
                     help="the status screen drawing, OSC pushing to a subscriber and the recording on (needs "
                          "livejam[ui,osc])")
+    ap.add_argument("--preload-notes", type=int, default=0, metavar="N",
+                    help="with --stage: the recording holds N notes per part before the session starts (as "
+                         "after a long session), so each save writes a file of that size")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--play", type=float, help=argparse.SUPPRESS)  # the player process
     ap.add_argument("--play-log", help=argparse.SUPPRESS)  # where the player writes what it heard, when
     args = ap.parse_args(argv)
+    if args.preload_notes and (args.preload_notes < 0 or not args.stage):
+        ap.exit(2, "livejam.measure.duet: --preload-notes needs --stage (the recording) and N >= 0\n")
     if args.play is not None:
         return play(args.play, args.bpm, args.seed, args.play_log)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

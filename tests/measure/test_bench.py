@@ -66,10 +66,13 @@ def test_bench_json_without_jack(capsys, tiny_model_path):
         assert r["scheduler"][key]["n"] == 30
     assert r["scheduler"]["scheduler_load_steps_per_s"] > 0  # the inference thread really ran
     assert r["e2e"]["status"].startswith("skipped")
+    assert r["heard"]["status"].startswith("skipped")
     assert [t["name"] for t in r["targets"]] == ["step p99 (worst context)", "scheduler lateness p99 under inference",
-                                                 "daemon overhead over transport p99"]
-    assert [t["verdict"] in ("PASS", "MISS") for t in r["targets"]] == [True, True, False]
-    assert r["targets"][2]["verdict"] == "n/a"
+                                                 "daemon overhead over transport p99",
+                                                 "notes as heard, p99 over the transport's",
+                                                 "clock jitter as heard, p99 over the transport's"]
+    assert [t["verdict"] in ("PASS", "MISS") for t in r["targets"]] == [True, True, False, False, False]
+    assert {t["verdict"] for t in r["targets"][2:]} == {"n/a"}
     assert all(math.isfinite(x) for x in numbers(r))
 
 
@@ -130,7 +133,7 @@ def test_reply_performer_answers_each_note_with_a_model_step(tiny_model_path):
 
 
 def test_bench_end_to_end_over_jack(capsys, tiny_model_path, jack_server):
-    r = bench_json(capsys, "--model", str(tiny_model_path), "--events", "30")
+    r = bench_json(capsys, "--model", str(tiny_model_path), "--events", "30", "--sections", "jack")
     e = r["e2e"]
     assert e["status"] == "measured", e["status"]
     assert not e["started_here"]  # the fixture's server was found, not a new one started
@@ -142,6 +145,23 @@ def test_bench_end_to_end_over_jack(capsys, tiny_model_path, jack_server):
     for key in ("median_ms", "p99_ms"):
         assert math.isfinite(e["reply_overhead"][key])
     assert r["targets"][2]["verdict"] in ("PASS", "MISS")
+    assert all(math.isfinite(x) for x in numbers(r))
+
+
+def test_bench_times_notes_and_clock_as_a_second_process_hears_them(capsys, tiny_model_path, jack_server):
+    """Issue 20 #4: a short duet whose player, in its own process, stamps what arrives, beside a bare
+    transport timed through the same server in the same run; both sides are reported and judged."""
+    r = bench_json(capsys, "--model", str(tiny_model_path), "--sections", "heard", "--heard-minutes", "0.25")
+    h = r["heard"]
+    assert h["status"] == "measured", h["status"]
+    assert not h["started_here"]
+    for key in ("notes", "bare_notes", "clock_jitter", "bare_jitter"):
+        check_stats(h[key])
+    assert h["clock_jitter"]["n"] > 200  # 15 s of MIDI clock at 100 bpm: 40 ticks a second
+    assert h["notes_arrived"] >= h["notes"]["n"] > 0  # arrived: also the untimed offs sent when it connected
+    verdicts = {t["name"]: t["verdict"] for t in r["targets"]}
+    assert verdicts["notes as heard, p99 over the transport's"] in ("PASS", "MISS")
+    assert verdicts["clock jitter as heard, p99 over the transport's"] in ("PASS", "MISS")
     assert all(math.isfinite(x) for x in numbers(r))
 
 
