@@ -81,6 +81,14 @@ def channel_of(part: int, channels: tuple[int, ...]) -> int:
     return channels[part] if 0 <= part < len(channels) else channels[-1]
 
 
+def route(part: int, channels: tuple[int, ...], thru_channel: int | None) -> int | None:
+    """The channel a note of `part` goes out on: the human's passed through (THRU_PART) on the thru
+    channel, None when there is no thru; a machine part on its own (channel_of)."""
+    if part == THRU_PART:
+        return thru_channel
+    return channel_of(part, channels)
+
+
 class Scheduler:
     def __init__(self, clock, sink: Sink, ledger: NoteLedger | None = None, *, channels: tuple[int, ...] = (0, 1),
                  port: int = 0, late_drop_s: float = 0.030, watchdog_s: float = 8.0, late_s: float = 0.001,
@@ -301,12 +309,10 @@ class Scheduler:
         if isinstance(n, Message):
             self._emit_raw(n)
             return
-        if n.part == THRU_PART:
-            if self.thru_channel is None:
-                return
-            port, channel = self.thru_port, self.thru_channel
-        else:
-            port, channel = self.port, self._channel(n.part)
+        channel = route(n.part, self.channels, self.thru_channel)
+        if channel is None:
+            return
+        port = self.thru_port if n.part == THRU_PART else self.port
         now = self.clock.now()
         lateness = max(0.0, now - n.time)
         if n.velocity > 0:

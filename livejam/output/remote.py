@@ -29,7 +29,7 @@ from livejam.midi.normalise import EchoFilter
 from livejam.midi.ports import MidiUnavailable, port_names
 from livejam.midi.spec import Message, note_off, note_on
 from livejam.output.wire import ANSWERED, COUNTERS, DONE, ERROR, READY, SENT, reader_for_child, writer_for_child
-from livejam.scheduler import THRU_PART, SchedulerCounters, channel_of
+from livejam.scheduler import SchedulerCounters, route
 
 log = logging.getLogger(__name__)
 
@@ -216,12 +216,10 @@ class OutputProcess:
                     self._answers.remove(name)
 
     def _message(self, n: TimedNote) -> Message | None:
-        if n.part == THRU_PART:
-            if self.thru_channel is None:
-                return None
-            channel = self.thru_channel
-        else:
-            channel = channel_of(n.part, self.channels)
+        """The message the output process will send for `n` (the Scheduler routes it the same way)."""
+        channel = route(n.part, self.channels, self.thru_channel)
+        if channel is None:
+            return None
         return note_on(channel, n.pitch, min(127, n.velocity)) if n.velocity > 0 else note_off(channel, n.pitch)
 
     def _read(self, reports) -> None:
