@@ -67,6 +67,7 @@ class SchedulerCounters:
     thru_restruck: int = 0  # thru notes ended by a new note-on of their key (their note-off was lost)
     past_submissions: int = 0  # handed over with a time already passed
     realtime: bool = False  # the thread got SCHED_FIFO
+    nice: int = 0  # the niceness the output process runs at (scheduler.output_nice, where allowed)
     timed: int = 0  # values ever appended to `lateness` (readers find the new ones by difference)
     lateness: deque = field(default_factory=lambda: deque(maxlen=100_000))
 

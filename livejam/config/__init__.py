@@ -195,6 +195,11 @@ class SchedulerConfig:
     # performer's Python no longer hold the GIL the scheduler waits for. False: in the main process,
     # as on other transports (docs/latency.md, "The output process", has both measured).
     output_process: bool = True
+    # The output process's niceness (-20..19; negative runs it ahead of other work: its JACK thread and
+    # its scheduler then get a core before busy programs do). Asked for before its port opens; where
+    # the system refuses (a user without a nice limit), it runs at normal priority and the counters
+    # say so (scheduler.nice). 0: do not ask.
+    output_nice: int = -10
 
 
 @dataclass(frozen=True)

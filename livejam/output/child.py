@@ -21,7 +21,7 @@ import sys
 from collections import deque
 from multiprocessing.connection import Connection
 
-from livejam.clock import RealClock
+from livejam.clock import RealClock, make_nicer
 from livejam.midi.spec import Message
 from livejam.output.wire import ANSWERED, COUNTERS, DONE, ERROR, READY, REPORT_S, SENT
 from livejam.scheduler import Scheduler, build_scheduler
@@ -158,6 +158,8 @@ def main(argv: list[str]) -> int:
         name, config, api, client = commands.recv()
         assert name == "open", name
         sys.setswitchinterval(config.scheduler.gil_switch_interval_s)
+        # before the port opens: libjack's thread, and the scheduler's, inherit it
+        nice = make_nicer(config.scheduler.output_nice) if config.scheduler.output_nice else 0
         out = open_output(api, client)
     except EOFError:
         return 0
@@ -166,6 +168,7 @@ def main(argv: list[str]) -> int:
         return 2
     clock = RealClock(config.scheduler.spin_s)
     server = OutputServer(commands, reports, lambda sink: build_scheduler(config, clock, sink), out)
+    server.scheduler.counters.nice = nice
     reports.send((READY, out.own_port))
     try:
         server.serve()

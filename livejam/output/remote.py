@@ -118,8 +118,11 @@ class OutputProcess:
         cmd_fd, self._commands = reader_for_child()
         rep_fd, reports = writer_for_child()
         try:
+            # numpy's BLAS would start a thread pool at import that nothing here uses (and that would
+            # miss the niceness asked for later): one thread, none started
+            env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
             self._proc = subprocess.Popen([sys.executable, "-m", "livejam.output.child", str(cmd_fd), str(rep_fd)],
-                                          pass_fds=(cmd_fd, rep_fd), start_new_session=True)
+                                          pass_fds=(cmd_fd, rep_fd), start_new_session=True, env=env)
         finally:
             os.close(cmd_fd)
             os.close(rep_fd)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -145,3 +146,23 @@ def test_the_process_killed_is_said_once_and_commands_then_return(output, caplog
     proc.stop()
     proc.panic()
     assert sum("the output process ended" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_the_output_process_runs_at_the_niceness_asked_for_and_says_which():
+    """scheduler.output_nice is asked for before the port opens, so every thread of the process has it;
+    a raise (5) is always allowed, so this checks the mechanism whoever runs the tests."""
+    from livejam.config import load
+
+    proc = OutputProcess(load(DaemonConfig, None, ["scheduler.output_nice=5"]), EchoFilter(), lambda *a: None)
+    proc.open_port(None, "", "livejam nice test")
+    try:
+        proc.start()  # the scheduler thread too, once the command is read
+        deadline = time.monotonic() + 30
+        while len(tasks := list(Path(f"/proc/{proc._proc.pid}/task").iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(tasks) == 2  # the command loop and the scheduler: no thread started before the niceness
+        assert {int((t / "stat").read_text().rsplit(")", 1)[1].split()[16]) for t in tasks} == {5}
+        proc.stop()  # answered: the counters come with the answer
+        assert proc.counters.nice == 5
+    finally:
+        proc.close()
