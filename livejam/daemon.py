@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from livejam.beat.start import start_beat_clock
-from livejam.clock import RealClock
+from livejam.clock import RealClock, make_nicer
 from livejam.config import DaemonConfig
 from livejam.dispatch import Dispatcher, build_performer
 from livejam.midi.normalise import EchoFilter, InputNormaliser
@@ -282,6 +282,8 @@ class Daemon:
         """Performer thread: wait for input until the performer's next wake-up, feed, poll.
         Ends at the next item once `_stopping` is set, however much input is queued."""
         try:
+            if self.config.scheduler.performer_nice:
+                make_nicer(self.config.scheduler.performer_nice)  # this thread only (Linux: per thread)
             while not self._stopping:
                 now = clock.now()
                 timeout = min(1.0, max(0.0, dispatcher.wakeup(now) - now))

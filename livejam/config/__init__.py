@@ -200,6 +200,11 @@ class SchedulerConfig:
     # the system refuses (a user without a nice limit), it runs at normal priority and the counters
     # say so (scheduler.nice). 0: do not ask.
     output_nice: int = -10
+    # The performer thread's niceness (the model's steps): it decides each note `lookahead_s` ahead,
+    # and a performer starved by busy programs hands its notes over after their time, however
+    # promptly the output process sends them (two busy loops beside: notes as heard p99 9.4 ms at 0,
+    # 2.7 ms at -5; docs/latency.md). Asked for when the thread starts; refused: a log line, and 0.
+    performer_nice: int = -5
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ RANGES: dict[tuple[str, str], tuple[float | None, float | None, bool, bool]] = {
     ("scheduler", "gil_switch_interval_s"): (0.0, 1.0, False, True),
     ("scheduler", "realtime_priority"): (0, 99, True, True),
     ("scheduler", "output_nice"): (-20, 19, True, True),
+    ("scheduler", "performer_nice"): (-20, 19, True, True),
     ("", "health_check_s"): (0.01, 60.0, True, True),
     ("midi", "thru_channel"): (0, 15, True, True),
     ("sound", "human_program"): (0, 127, True, True),

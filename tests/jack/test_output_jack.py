@@ -92,3 +92,24 @@ def test_the_output_process_killed_stops_the_session_with_one_line(jack_server, 
     assert out.count("the output process ended (killed by signal 9)") >= 1, out
     assert "stopped (the output process ended (killed by signal 9))" in out, out
     assert "Traceback" not in out, out
+
+
+def test_the_output_process_and_the_performer_run_at_the_niceness_asked_for(jack_server):
+    """scheduler.output_nice for every thread of the output process (its JACK thread included),
+    scheduler.performer_nice for the performer thread alone; raises (5, 7) are allowed to anyone."""
+    proc, lines = start_daemon("--performer", "markov", "--no-record", "--set", "scheduler.output_nice=5",
+                               "--set", "scheduler.performer_nice=7", *PROCESS)
+    try:
+        child = output_process_of(proc.pid)
+
+        def nices(pid: int) -> list[int]:
+            return [int((t / "stat").read_text().rsplit(")", 1)[1].split()[16])
+                    for t in Path(f"/proc/{pid}/task").iterdir()]
+
+        assert wait_for(lambda: 7 in nices(proc.pid), 10.0), nices(proc.pid)
+        main = nices(proc.pid)
+        assert main.count(7) == 1 and 0 in main  # the performer thread; the main thread and the rest as they were
+        assert set(nices(child)) == {5} and len(nices(child)) >= 3  # loop, scheduler, libjack's thread
+    finally:
+        proc.terminate()
+        assert proc.wait(60) == 0
