@@ -3,7 +3,7 @@
     python -m livejam.measure.duet --minutes 10 --start-jack [--performer neural] [--bpm 100] [--json]
 
 The live daemon (real ports, queue, performer thread, scheduler, ledger, clock
-out) plays a duet with a player in a separate process, which plays a seeded
+out) plays a duet with a player in a separate process (duet_player.py), which plays a seeded
 melody (8th and quarter notes in C major, phrases with rests, a human's
 velocities) at the session's tempo and listens to everything livejam sends. Each
 minute the daemon's own scheduler lateness (how late each message left, the
@@ -21,7 +21,6 @@ import argparse
 import json
 import logging
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -29,12 +28,9 @@ import tempfile
 import threading
 import time
 
+from livejam.measure.duet_player import CLIENT
 from livejam.session import AddOn
 from livejam.stats import summary_ms
-
-CLIENT = "livejam-duet"
-PLAYER = "livejam-duet-player"
-C_MAJOR = (60, 62, 64, 65, 67, 69, 71, 72, 74, 76)
 
 
 def rss_mb(pid: int | str = "self") -> float:
@@ -47,90 +43,6 @@ def rss_mb(pid: int | str = "self") -> float:
     except OSError:
         pass
     return float("nan")
-
-
-def melody(seconds: float, bpm: float, seed: int) -> list[tuple[float, int, int, float]]:
-    """(onset s, pitch, velocity, duration s): phrases of 1-3 bars, then a bar's rest or less."""
-    rng = random.Random(seed)
-    beat = 60.0 / bpm
-    notes, t, pitch = [], 0.5, 64
-    while t < seconds:
-        phrase_end = t + rng.choice((4, 8, 12)) * beat
-        while t < min(phrase_end, seconds):
-            length = rng.choice((0.5, 0.5, 1.0, 1.0, 1.5, 2.0)) * beat
-            pitch = min(C_MAJOR, key=lambda p: abs(p - (pitch + rng.choice((-4, -2, -1, 0, 1, 2, 3)))))
-            notes.append((t, pitch, rng.randint(60, 100), length * 0.9))
-            t += length
-        t += rng.choice((2, 4)) * beat
-    return notes
-
-
-def play(seconds: float, bpm: float, seed: int, log_path: str | None = None) -> int:
-    """The player process: play the melody into livejam, count what comes back; with `log_path`,
-    write there when each of livejam's notes and clock ticks arrived and the bare transport's timing."""
-    import rtmidi
-
-    from livejam.measure.heard import BareTransport, note_key
-
-    from livejam.measure.jack_server import port_index
-    from livejam.midi.ports import port_names
-
-    api = rtmidi.API_UNIX_JACK
-    out, inp = rtmidi.MidiOut(api, name=f"{PLAYER} out"), rtmidi.MidiIn(api, name=f"{PLAYER} in")
-    heard = {"on": 0, "off": 0, "clock": 0}
-    stopped = threading.Event()  # livejam's MIDI Stop: it sends it at exit, after its panic
-    sounding: set[tuple[int, int]] = set()
-    lock = threading.Lock()
-    notes_at: list[tuple[tuple, float]] = []  # (note_key, arrival)
-    clock_at: list[float] = []
-
-    def on_message(event, data=None) -> None:
-        now = time.perf_counter()  # first: the arrival, as close to JACK's delivery as Python gets
-        msg = event[0]
-        kind, key = msg[0] & 0xF0, (msg[0] & 0x0F, msg[1] if len(msg) > 1 else 0)
-        if kind in (0x80, 0x90):
-            notes_at.append((note_key(msg[0] if msg[2] > 0 else 0x80 | (msg[0] & 0x0F), msg[1]), now))
-        elif msg[0] == 0xF8:
-            clock_at.append(now)
-        with lock:
-            if msg[0] == 0xF8:
-                heard["clock"] += 1
-            elif msg[0] == 0xFC:
-                stopped.set()
-            elif kind == 0x90 and msg[2] > 0:
-                heard["on"] += 1
-                sounding.add(key)
-            elif kind == 0x80 or kind == 0x90:
-                heard["off"] += 1
-                sounding.discard(key)
-            elif kind == 0xB0 and msg[1] == 123:  # all notes off
-                sounding.difference_update({k for k in sounding if k[0] == key[0]})
-
-    inp.ignore_types(timing=False)
-    inp.set_callback(on_message)
-    inp.open_port(port_index(port_names(inp), f"{CLIENT} out:"), name="in")
-    out.open_port(port_index(port_names(out), f"{CLIENT} in:"), name="out")
-    bare = BareTransport(api, PLAYER) if log_path else None
-    if bare is not None:
-        bare.start()
-    print("player ready", flush=True)
-    start, sent = time.perf_counter(), 0
-    notes = melody(seconds, bpm, seed)
-    events = sorted([(t, 0x90, p, v) for t, p, v, _ in notes] + [(t + d, 0x80, p, 0) for t, p, _, d in notes])
-    for t, status, pitch, vel in events:
-        delay = start + t - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        out.send_message([status, pitch, vel])
-        sent += 1
-    stopped.wait(60.0)  # the machine plays on after the melody until the session stops
-    time.sleep(1.0)
-    if bare is not None:
-        with open(log_path, "w") as f:
-            json.dump({"notes": [[list(k), t] for k, t in notes_at], "clock": clock_at, "bare": bare.stop()}, f)
-    with lock:
-        print("player " + json.dumps({"sent": sent, **heard, "sounding": len(sounding)}), flush=True)
-    return 0
 
 
 class MinuteProbe(AddOn):
@@ -248,8 +160,8 @@ def run(args: argparse.Namespace) -> dict:
     log_file.close()
 
     def ready(inp: str, out: str, backend: str) -> None:
-        cmd = [sys.executable, "-m", "livejam.measure.duet", "--play", str(seconds), "--bpm", str(args.bpm),
-               "--seed", str(args.seed), "--play-log", log_file.name]
+        cmd = [sys.executable, "-m", "livejam.measure.duet_player", "--seconds", str(seconds), "--bpm", str(args.bpm),
+               "--seed", str(args.seed), "--log", log_file.name]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         threading.Thread(target=_read_player, args=(proc, player), daemon=True).start()
 
@@ -400,13 +312,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --stage: the recording holds N notes per part before the session starts (as "
                          "after a long session), so each save writes a file of that size")
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--play", type=float, help=argparse.SUPPRESS)  # the player process
-    ap.add_argument("--play-log", help=argparse.SUPPRESS)  # where the player writes what it heard, when
     args = ap.parse_args(argv)
     if args.preload_notes and (args.preload_notes < 0 or not args.stage):
         ap.exit(2, "livejam.measure.duet: --preload-notes needs --stage (the recording) and N >= 0\n")
-    if args.play is not None:
-        return play(args.play, args.bpm, args.seed, args.play_log)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     server = None
     if args.start_jack:
