@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 
@@ -34,6 +36,8 @@ def test_a_recording_of_200000_notes_is_saved_while_nothing_plays_late(jack_serv
     """Issue 20: over JACK, a session whose recording already holds 200,000 notes per part saves it every
     5 s while it plays (the recording thread writes it; the notes leave from the output process): the
     receiving process hears every note-on ended, nothing is dropped late, and the file holds them all."""
+    pytest.importorskip("pythonosc")  # --stage: the status screen and OSC beside the recording (extras)
+    pytest.importorskip("rich")
     out = subprocess.run([sys.executable, "-m", "livejam.measure.duet", "--minutes", "0.25", "--period-s", "5",
                           "--performer", "markov", "--stage", "--preload-notes", "200000", "--json"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
