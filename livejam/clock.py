@@ -66,17 +66,17 @@ class VirtualClock:
         self.advance(t)
 
 
-def make_nicer(nice: int) -> int:
+def make_nicer(nice: int, who: str) -> int:
     """Ask for niceness `nice` (negative: ahead of other work) for the calling thread and the threads
     it starts after this (on Linux each thread has its own; new ones inherit it). Returns the niceness
-    in force: the old one (logged once) where the system refuses (no CAP_SYS_NICE, RLIMIT_NICE)."""
+    in force: the old one (logged once, naming `who`) where the system refuses (no CAP_SYS_NICE, RLIMIT_NICE)."""
     if not hasattr(os, "setpriority"):
         return 0
     try:
         os.setpriority(os.PRIO_PROCESS, 0, nice)
     except OSError as e:
-        log.info("niceness %d not allowed (%s); the output runs at normal priority (allow it with a nice "
-                 "limit, as for audio users: docs/latency.md)", nice, e.strerror)
+        log.info("niceness %d not allowed (%s); %s runs at normal priority (allow it with a nice limit, as "
+                 "for audio users: docs/latency.md)", nice, e.strerror, who)
     return os.getpriority(os.PRIO_PROCESS, 0)
 
 

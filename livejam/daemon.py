@@ -282,8 +282,8 @@ class Daemon:
         """Performer thread: wait for input until the performer's next wake-up, feed, poll.
         Ends at the next item once `_stopping` is set, however much input is queued."""
         try:
-            if self.config.scheduler.performer_nice:
-                make_nicer(self.config.scheduler.performer_nice)  # this thread only (Linux: per thread)
+            if self.config.scheduler.performer_nice:  # this thread only (Linux: niceness is per thread)
+                make_nicer(self.config.scheduler.performer_nice, "the performer")
             while not self._stopping:
                 now = clock.now()
                 timeout = min(1.0, max(0.0, dispatcher.wakeup(now) - now))

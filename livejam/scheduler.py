@@ -303,9 +303,6 @@ class Scheduler:
             nxt = min(nxt, self.ledger.oldest_on(self.thru_port) + self.thru_timeout_s)
         return nxt
 
-    def _channel(self, part: int) -> int:
-        return channel_of(part, self.channels)
-
     def _emit(self, n: TimedNote | Message) -> None:
         if isinstance(n, Message):
             self._emit_raw(n)

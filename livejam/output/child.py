@@ -159,7 +159,7 @@ def main(argv: list[str]) -> int:
         assert name == "open", name
         sys.setswitchinterval(config.scheduler.gil_switch_interval_s)
         # before the port opens: libjack's thread, and the scheduler's, inherit it
-        nice = make_nicer(config.scheduler.output_nice) if config.scheduler.output_nice else 0
+        nice = make_nicer(config.scheduler.output_nice, "the output process") if config.scheduler.output_nice else 0
         out = open_output(api, client)
     except EOFError:
         return 0
