@@ -180,6 +180,50 @@ def musicianship(path: Path, command: str) -> dict:
             "settings": result["settings"], "mean": result["mean"], "summary": format_result(result)}
 
 
+def variant_section(card: dict, path: Path, made_by: str, data_dir: Path, bench_steps: int,
+                    quality: list[dict]) -> dict:
+    """A derived file of the card's model (an 8-bit copy): the validation and latency of the card's own
+    commands, run on it (bench_steps 0: no latency)."""
+    v = card["validation"]
+    val_path = data_dir / "val.tokens.npy"
+    context = v["context"].get("context")
+    result = ev.evaluate(path, np.load(val_path, mmap_mode="r"), v["max_events"], context=context,
+                         order_seed=v["order_seed"])
+    mp = rel(path)
+    commands = {"made_by": made_by,
+                "validation": f"livejam eval --tokens {rel(val_path)} --model {mp} --max-events {v['max_events']} "
+                              f"--order-seed {v['order_seed']}" + (f" --context {context}" if context else "")
+                              + " --json"}
+    raw = None
+    if bench_steps:
+        raw, commands["latency"] = bench(path, bench_steps)
+    section = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+               "bytes": path.stat().st_size, "model_nll": result["model_nll"], "events": result["events"],
+               "latency": latency_section(raw), "musicianship": quality, "machine": machine_info(),
+               "written": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "commands": commands}
+    return section
+
+
+def variant_markdown(name: str, x: dict, card: dict) -> list[str]:
+    float_nll = card["validation"]["model_nll"]
+    lines = [f"## {name}: `{x['file']}` ({x['bytes'] / 1e6:.1f} MB)", "",
+             f"Made by `{x['commands']['made_by']}`. The CPU's default (livejam.config.default_model); an "
+             "onnxruntime with CUDA loads the float file.", "",
+             f"Validation NLL on the same {x['events']} events (`{x['commands']['validation']}`):", "",
+             "| | event | " + " | ".join(FIELDS) + " |", "|---|---|" + "---|" * len(FIELDS)]
+    for label, nll in (("float", float_nll), (name, x["model_nll"])):
+        lines.append(f"| {label} | {nll['event']:.3f} | " + " | ".join(f"{nll[f]:.3f}" for f in FIELDS) + " |")
+    lat = x.get("latency")
+    if lat:
+        lines += ["", f"Step latency (`{x['commands']['latency']}`; the float file's table above ran on "
+                      f"{card['machine']['cpu']}, this one on {x['machine']['cpu']}, {x['machine']['cores']} cores, "
+                      f"load {lat['load_avg_1min']}):", "", "| cached events | median ms | p99 ms |", "|---|---|---|"]
+        lines += [f"| {k} | {s['median_ms']:.3f} | {s['p99_ms']:.3f} |" for k, s in lat["at_cached_events"].items()]
+    for q in x.get("musicianship") or []:
+        lines += ["", f"Musicianship: `{q['command']}`", "", "```", q["summary"], "```"]
+    return lines + [""]
+
+
 def markdown(card: dict) -> str:
     v = card["validation"]
     rows = [("model (ONNX)", v["model_nll"]), ("Markov, online", v["markov_nll"])]
@@ -205,6 +249,8 @@ def markdown(card: dict) -> str:
     for q in card.get("musicianship") or []:
         lines += ["## Musicianship (held-out POP909 songs, tools.quality)", "", f"`{q['command']}`", "", "```",
                   q["summary"], "```", ""]
+    for name, x in (card.get("variants") or {}).items():
+        lines += variant_markdown(name, x, card)
     d = card["data"]
     lines += ["## Data", "", f"Format {d.get('format_version')} events (beats and chords). "
               f"Sources: {', '.join(d['sources'] or [])}. Train: {d['train']['songs']} songs, "
@@ -236,18 +282,32 @@ def main(argv: list[str] | None = None) -> int:
                         "musicianship section")
     p.add_argument("--only-quality", action="store_true", help="keep the card at --out as it is and (re)write "
                    "only its musicianship section (no checkpoint needed)")
+    p.add_argument("--variant", nargs=3, metavar=("NAME", "MODEL", "COMMAND"),
+                   help="keep the card at --out and (re)write its section on a file derived from its model "
+                        "(e.g. 8-bit MODEL, made by COMMAND): validation and latency by the card's own commands, "
+                        "--quality as its musicianship (no checkpoint needed)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         quality = [musicianship(Path(f), cmd) for f, cmd in args.quality]
     except (OSError, KeyError, ValueError) as e:
         p.exit(2, f"model_card: --quality: {str(e).splitlines()[0]}\n")
-    if args.only_quality:
+    if args.only_quality or args.variant:
         out = Path(args.out)
         try:
             card = json.loads(out.read_text())
-        except (OSError, ValueError) as e:
+            if args.variant:
+                name, path, made_by = args.variant
+                section = variant_section(card, Path(path), made_by, Path(args.data),
+                                             0 if args.no_bench else args.bench_steps, quality)
+                card.setdefault("variants", {})[name] = section
+        except (OSError, KeyError, ValueError, ModelError) as e:
             p.exit(2, f"model_card: {out}: {str(e).splitlines()[0]}\n")
+        if args.variant:
+            out.write_text(json.dumps(card, indent=1) + "\n")
+            out.with_suffix(".md").write_text(markdown(card))
+            print(f"wrote the {args.variant[0]} section of {out} and {out.with_suffix('.md')}")
+            return 0
         card["musicianship"] = quality
         out.write_text(json.dumps(card, indent=1) + "\n")
         out.with_suffix(".md").write_text(markdown(card))

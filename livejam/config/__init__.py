@@ -15,8 +15,12 @@ from livejam.config.loading import ConfigError, from_dict, load, merge, parse_ov
 from livejam.config.ranges import TEMPERATURE_MAX, check_ranges  # noqa: F401
 
 
-# The shipped default model: package data, so a `pip install` has it too.
+# The shipped model, package data (a `pip install` has it too), in two files: the float export,
+# and its copy with 8-bit MatMul weights (tools/quantize.py), whose step the CPU runs in about 60%
+# of the time at the same musicianship (livejam/models/livejam-small.md). The CPU gets the 8-bit
+# file; an onnxruntime with CUDA gets the float one (the 8-bit file is untested there).
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "livejam-small.onnx"
+DEFAULT_MODEL_INT8 = DEFAULT_MODEL.with_suffix(".int8.onnx")
 MODES = ("call", "duet")
 
 
@@ -41,8 +45,19 @@ def _user_dir(kind: str, fallback: str) -> Path:
 
 
 def model_path(configured: str) -> Path:
-    """The model file a setting names ("" = the shipped default)."""
-    return Path(configured).expanduser() if configured else DEFAULT_MODEL
+    """The model file a setting names ("" = the shipped default for this install: default_model())."""
+    return Path(configured).expanduser() if configured else default_model()
+
+
+def default_model() -> Path:
+    """The shipped model's file for this install: the float one where onnxruntime has the CUDA
+    provider, else the 8-bit one (the float one where the 8-bit file is missing)."""
+    try:
+        import onnxruntime as ort
+        cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    except ImportError:  # the engine says so when it loads; the name is all that is wanted here
+        cuda = False
+    return DEFAULT_MODEL if cuda or not DEFAULT_MODEL_INT8.is_file() else DEFAULT_MODEL_INT8
 
 
 @dataclass(frozen=True)

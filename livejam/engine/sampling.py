@@ -245,7 +245,7 @@ class EventSampler:
         # each head is conditioned on the row's fields sampled before it: cond = row[COND_COLUMNS], its
         # first COND_COUNTS[head] entries (the rest are still 0 and unread)
         def cond() -> np.ndarray:
-            return np.take(row, COND_COLUMNS, out=self._cond)
+            return row.take(COND_COLUMNS, out=self._cond)
 
         row[PART] = part = self._pick(engine, PART, None, (("playable", playable), ("parts", allowed_parts)), c, rng)
         sounding = notes.sounding[part] if part < v.n_parts else {}

@@ -40,7 +40,7 @@ import time
 
 import numpy as np
 
-from livejam.config import DEFAULT_MODEL, model_path
+from livejam.config import model_path
 from livejam.measure import latency
 
 TARGETS_MS = {"step_p99": 1.0, "scheduler_p99": 0.5, "overhead_p99": 1.0, "heard_over_transport_p99": 1.0}
@@ -51,7 +51,7 @@ LATENESS_SPACING_S = 0.003  # scheduled events this far apart: dense playing, an
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("bench", help="measure step latency, scheduler lateness and end-to-end overhead")
-    p.add_argument("--model", metavar="PATH", help=f"livejam .onnx model (default {DEFAULT_MODEL})")
+    p.add_argument("--model", metavar="PATH", help="livejam .onnx model (default: the shipped one, its 8-bit file on the CPU)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
     p.add_argument("--events", type=int, default=2000,

@@ -30,7 +30,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from livejam.config import DEFAULT_MODEL, model_path as resolve_model
+from livejam.config import model_path as resolve_model
 from livejam.engine import Engine, ModelError, load_model
 from livejam.events import COND_COLUMNS, FIELDS, PART
 from livejam.measure.pieces import (BEAT_FILE, CHORD_FILE, as_rows, check_tokens, limit_events, midi_sequences,
@@ -223,7 +223,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", nargs="+", metavar="PATH", help="MIDI files or folders")
     src.add_argument("--tokens", metavar="NPY", help="a prepared shard of (N, 7) rows, e.g. data/events/val.tokens.npy")
-    p.add_argument("--model", metavar="PATH", help=f"ONNX model (default {DEFAULT_MODEL})")
+    p.add_argument("--model", metavar="PATH", help="ONNX model (default: the shipped one, its 8-bit file on the CPU)")
     p.add_argument("--max-events", type=int, default=None, metavar="N", help="score only the first N events")
     p.add_argument("--order-seed", type=int, default=None, metavar="S",
                    help="take the sequences in a random order fixed by S (a shard lists a song's variants together)")

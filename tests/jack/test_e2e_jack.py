@@ -240,9 +240,9 @@ def test_no_midi_system_exits_2_with_one_line():
 @pytest.fixture(scope="module")
 def neural_model(tiny_model) -> Path:
     """The shipped model; the session's tiny one where a checkout has none."""
-    from livejam.config import DEFAULT_MODEL
+    from livejam.config import default_model
 
-    return DEFAULT_MODEL if DEFAULT_MODEL.exists() else tiny_model
+    return default_model() if default_model().exists() else tiny_model
 
 
 @pytest.mark.parametrize("mode, channels, channel", [("call", [], 0), ("duet", [], 0), ("call", [1, 2], 1),

@@ -117,9 +117,9 @@ def test_neural_performer_with_a_backlog_stops_without_abort(jack_server, tmp_pa
     """Issue 10 #6: with input backed up in the queue, the stop request waited
     behind it, the join timed out and the interpreter exited under onnxruntime
     (`terminate called without an active exception`, rc -6)."""
-    from livejam.config import DEFAULT_MODEL
+    from livejam.config import default_model
 
-    model = DEFAULT_MODEL if DEFAULT_MODEL.exists() else tiny_model
+    model = default_model() if default_model().exists() else tiny_model
     result, rc, out, counters = run_player(
         "--engine", "neural", "--model", str(model), "--mode", "duet", "--seed", "3", "--no-record",
         player_args=("--flood", "10000", "--signal-after", "9000", "--answer-timeout", "0.5"))

@@ -85,3 +85,22 @@ def test_card_from_checkpoint(tmp_path, tiny_model):
     with pytest.raises(SystemExit) as exc:
         model_card.main(["--out", str(out), "--only-quality", "--quality", str(tmp_path / "none.json"), "x"])
     assert exc.value.code == 2
+
+    # a derived file (an 8-bit copy) gets its own section, by the card's own commands; the rest is kept
+    from tools.quantize import quantize
+    q8 = quantize(tiny_model, tmp_path / "tiny.int8.onnx", 8)
+    assert model_card.main(["--out", str(out), "--data", str(data), "--bench-steps", "10",
+                            "--variant", "8-bit", str(q8), "python -m tools.quantize tiny.onnx tiny.int8.onnx --bits 8",
+                            "--quality", str(tmp_path / "q.json"), "python -m tools.quality --model tiny.int8.onnx"]) == 0
+    third = json.loads(out.read_text())
+    assert third["validation"] == card["validation"] and third["musicianship"] == again["musicianship"]
+    x = third["variants"]["8-bit"]
+    assert x["events"] == 100 and x["file"] == "tiny.int8.onnx" and x["bytes"] == q8.stat().st_size
+    assert x["model_nll"]["event"] == pytest.approx(v["model_nll"]["event"], abs=0.5)  # the same model, rounded
+    assert x["model_nll"] != v["model_nll"] and x["latency"]["at_cached_events"]
+    assert "--model" in x["commands"]["validation"] and x["musicianship"][0]["mean"]["duet"]["voices"] == 2.3
+    page = out.with_suffix(".md").read_text()
+    assert "## 8-bit: `tiny.int8.onnx`" in page and "| float |" in page and "| 8-bit |" in page
+    with pytest.raises(SystemExit) as exc:
+        model_card.main(["--out", str(out), "--variant", "8-bit", str(tmp_path / "none.onnx"), "x"])
+    assert exc.value.code == 2
