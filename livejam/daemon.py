@@ -298,6 +298,9 @@ class Daemon:
                     dispatcher.release_held(now)
                 elif item:
                     dispatcher.feed(item[0], item[1], now)
+                    # hearing may have run the model (a chord read flushes the deferred rows): what the
+                    # performer ends "now" is stamped with the time it is handed over, not before that run
+                    now = clock.now()
                 dispatcher.pump(now)
         except BaseException as e:  # surfaced by the main thread, which then panics
             self.error = e

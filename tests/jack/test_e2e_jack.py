@@ -217,16 +217,36 @@ def test_unpaced_flood_over_jack_then_clean_shutdown(jack_server):
     assert unmatched_note_ons(result["received"]) == [] and result["panicked"]
 
 
+# A watch of the test's own, in a process of its own, open all through the daemon's session: the
+# xruns the server really had. It prints "watching", then the count once its stdin closes.
+OWN_WATCH = """
+import os, sys, rtmidi
+from livejam.midi.xruns import XrunWatch
+watch = XrunWatch.open(rtmidi.API_UNIX_JACK, "test xruns")
+print("watching" if watch.counting else "not watching", flush=True)
+sys.stdin.read()
+print(watch.count, flush=True)
+os._exit(0)
+"""
+
+
 def test_a_calm_session_counts_no_xruns(jack_server):
-    """The xrun count is there on JACK, and a session that only starts and stops has none: the
-    watch opens after the daemon's own clients, so their joining the graph is not counted."""
+    """The xrun count is there on JACK, and a session that only starts and stops counts no xrun the
+    server did not have: the daemon's watch opens after its own clients, so their joining the graph
+    is not counted. (Whether the server has one depends on the machine's load: a watch of the test's
+    own, open all along, says how many there were; on a calm machine there are none.)"""
+    watch = subprocess.Popen([sys.executable, "-c", OWN_WATCH], cwd=ROOT, env=checkout_env(), text=True,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert watch.stdout.readline().strip() == "watching"
     proc, lines = start_daemon("--engine", "markov", "--no-record")
     proc.terminate()
     rc = proc.wait(60)
+    had, _ = watch.communicate("", timeout=60)
     out = "".join(lines)
     assert rc == 0, out
     counters = json.loads(out.split("livejam: counters ", 1)[1].splitlines()[0])
-    assert counters["input"]["xruns"] == 0, out
+    assert isinstance(counters["input"]["xruns"], int), out
+    assert counters["input"]["xruns"] <= int(had), (had, out)
 
 
 def test_no_midi_system_exits_2_with_one_line():

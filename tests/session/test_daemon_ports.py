@@ -181,3 +181,46 @@ def test_backlogged_input_is_counted_not_played_after_stop(stop):
     assert result.summary["input"]["discarded_at_stop"] == 10
     assert not any(raw[0] == 0x90 and raw[1] >= 70 for raw in system.out.messages())
     assert system.out.sounding() == set()
+
+
+def test_the_performer_is_polled_at_the_time_after_hearing():
+    """Hearing may run the model (a chord read flushes the deferred rows). What the performer ends
+    "now" in the poll that follows must carry the time it is handed over, not the time the input was
+    taken: the poll reads the clock again (notes ended at the stale time were handed over late)."""
+    from livejam.midi.ports import InputQueue
+
+    class Clock:  # each read a millisecond on; hearing takes 5 ms
+        t = 100.0
+
+        def now(self):
+            self.t += 0.001
+            return self.t
+
+    clock = Clock()
+
+    class Dispatcher:
+        fed, pumped = [], []
+
+        def wakeup(self, now):
+            return now
+
+        def feed(self, t, raw, now):
+            self.fed.append(now)
+            clock.t += 0.005
+
+        def pump(self, now):
+            self.pumped.append(now)
+            host._stopping = bool(self.fed)
+
+    class Host:  # the parts of a Daemon its performer loop reads
+        _stopping = False
+        config = load(DaemonConfig, overrides=["scheduler.performer_nice=0"])
+        error = None
+
+        def request_stop(self, why):
+            raise AssertionError(why)
+
+    host, dispatcher, inq = Host(), Dispatcher(), InputQueue()
+    inq.put(99.9, [0x90, 60, 100])
+    Daemon._performer_loop(host, dispatcher, inq, clock)
+    assert len(dispatcher.fed) == 1 and dispatcher.pumped[-1] >= dispatcher.fed[0] + 0.005
