@@ -51,7 +51,7 @@ from livejam.stats import summary_ms
 
 log = logging.getLogger(__name__)
 
-Sink = Callable[[int, Message, float], None]  # (port, message, send time); may raise OSError
+Sink = Callable[[int, Message, float], None]  # (port, message, time to sound: now, or <= lead_s on); may raise OSError
 THRU_PART = -1  # a TimedNote of this part is the human's, passed through (--thru)
 
 
@@ -59,7 +59,7 @@ THRU_PART = -1  # a TimedNote of this part is the human's, passed through (--thr
 class SchedulerCounters:
     submitted: int = 0
     sent: int = 0
-    late: int = 0  # sent more than 1 ms after its time
+    late: int = 0  # handed to the port more than 1 ms after its time (minus lead_s)
     dropped_late: int = 0  # note-ons dropped for lateness
     cancelled: int = 0  # queued events dropped by barge-in
     watchdog_offs: int = 0
@@ -68,6 +68,7 @@ class SchedulerCounters:
     past_submissions: int = 0  # handed over with a time already passed
     realtime: bool = False  # the thread got SCHED_FIFO
     nice: int = 0  # the niceness the output process runs at (scheduler.output_nice, where allowed)
+    transport_late: int = 0  # written after their time by a port that writes at frames (their period had begun)
     timed: int = 0  # values ever appended to `lateness` (readers find the new ones by difference)
     lateness: deque = field(default_factory=lambda: deque(maxlen=100_000))
 
@@ -118,6 +119,9 @@ class Scheduler:
         self.late_drop_s = late_drop_s
         self.watchdog_s = watchdog_s
         self.late_s = late_s
+        # timed events go to the sink this long before their time, with it: the JACK frame port's lead (it
+        # writes each at the frame of its time, livejam/midi/jack_frames.py); 0 for every other sink
+        self.lead_s = 0.0
         self.counters = SchedulerCounters()
         self.error: BaseException | None = None
         self._heap: list[tuple[float, int, int, TimedNote | Message]] = []
@@ -244,15 +248,11 @@ class Scheduler:
                 due: list[TimedNote] = []
                 with self._cond:
                     now = clock.now()
-                    if self._resolve_requested:
-                        self._resolve_requested = False
-                        resolve = True
-                    else:
-                        resolve = False
+                    resolve, self._resolve_requested = self._resolve_requested, False
                     if not resolve:
                         if self._stopping and not self._heap:
                             return
-                        wake = min(self._next_time_locked(), now + 0.1)
+                        wake = min(self._next_time_locked(self.lead_s), now + 0.1)
                         if self._stopping:
                             wake = now  # flushing: send what is left without waiting
                         if wake - now > clock.spin_s:
@@ -264,10 +264,10 @@ class Scheduler:
                 clock.sleep_until(wake)  # the spin, outside the lock
                 with self._cond:
                     now = clock.now()
-                    while self._heap and (self._heap[0][0] <= now or self._stopping):
-                        due.append(heapq.heappop(self._heap)[3])
-                for n in due:
-                    self._emit(n)
+                    while self._heap and (self._heap[0][0] - self.lead_s <= now or self._stopping):
+                        due.append(heapq.heappop(self._heap))
+                for t, _, _, n in due:
+                    self._emit(n, t)
                 self._watchdog(clock.now())
         except BaseException as e:  # a vanished port or a bug: surface it, never die silently
             self.error = e
@@ -288,31 +288,33 @@ class Scheduler:
             with self._cond:
                 due = []
                 while self._heap and self._heap[0][0] <= nxt:
-                    due.append(heapq.heappop(self._heap)[3])
-            for n in due:
-                self._emit(n)
+                    due.append(heapq.heappop(self._heap))
+            for t_due, _, _, n in due:
+                self._emit(n, t_due)
             self._watchdog(nxt)
         self.clock.advance(t)
 
     # --- internals -----------------------------------------------------------------
-    def _next_time_locked(self) -> float:
-        nxt = self._heap[0][0] if self._heap else float("inf")
+    def _next_time_locked(self, lead: float = 0.0) -> float:
+        nxt = self._heap[0][0] - lead if self._heap else float("inf")
         # the ledger is only touched by its owner thread, which is the caller here
         nxt = min(nxt, self.ledger.oldest_on(self.port) + self.watchdog_s)
         if self.thru_channel is not None:
             nxt = min(nxt, self.ledger.oldest_on(self.thru_port) + self.thru_timeout_s)
         return nxt
 
-    def _emit(self, n: TimedNote | Message) -> None:
+    def _emit(self, n: TimedNote | Message, t: float) -> None:
         if isinstance(n, Message):
-            self._emit_raw(n)
+            self._emit_raw(n, t)
             return
         channel = route(n.part, self.channels, self.thru_channel)
         if channel is None:
             return
         port = self.thru_port if n.part == THRU_PART else self.port
         now = self.clock.now()
-        lateness = max(0.0, now - n.time)
+        # handed over late, it is to sound that much after its time (`at - lateness` is its time); a stop flushes now
+        lateness = max(0.0, now + self.lead_s - n.time)
+        at = now if self._stopping else n.time + lateness
         if n.velocity > 0:
             if lateness > self.late_drop_s:
                 self.counters.dropped_late += 1
@@ -333,9 +335,9 @@ class Scheduler:
         self.counters.timed += 1
         if lateness > self.late_s:
             self.counters.late += 1
-        self._send(port, msg, now)
+        self._send(port, msg, at)
 
-    def _emit_raw(self, msg: Message) -> None:
+    def _emit_raw(self, msg: Message, t: float) -> None:
         now = self.clock.now()
         if msg.kind == "note_on":
             if not self.ledger.note_on(self.port, msg.channel, msg.note, now):
@@ -343,7 +345,7 @@ class Scheduler:
         elif msg.kind == "note_off":
             if not self.ledger.note_off(self.port, msg.channel, msg.note):
                 return
-        self._send(self.port, msg, now)
+        self._send(self.port, msg, now if self._stopping else max(now, t))
 
     def _send(self, port: int, msg: Message, t: float) -> None:
         self.sink(port, msg, t)

@@ -210,6 +210,11 @@ class SchedulerConfig:
     # performer's Python no longer hold the GIL the scheduler waits for. False: in the main process,
     # as on other transports (docs/latency.md, "The output process", has both measured).
     output_process: bool = True
+    # The output process writes each message at the JACK frame of its time, in a client of its own
+    # (livejam/midi/jack_frames.py, needs JACK-Client), handed over a period ahead; rtmidi writes
+    # at the start of the next period instead, up to a period late (64 frames: p99 2.6 ms; 1024:
+    # 21 ms; `python -m livejam.measure.frames`). False, or JACK-Client missing: rtmidi's port.
+    jack_frames: bool = True
     # The output process's niceness (-20..19; negative runs it ahead of other work: its JACK thread and
     # its scheduler then get a core before busy programs do). Asked for before its port opens; where
     # the system refuses (a user without a nice limit), it runs at normal priority and the counters

@@ -4,9 +4,9 @@
 
 rtmidi's JACK backend queues each message and writes it at the start of the next process
 period (offset 0), so a note sent on time reaches a synth up to one period after its time. A
-JACK client of our own could write each note at its frame offset within the period, if it has
-the note a period ahead (livejam's output process has its notes `performer.lookahead_s` ahead).
-This measures both on one private JACK server (dummy driver, synchronous), the way a synth that
+JACK client of our own can write each note at its frame offset within the period, given the
+note a period ahead (livejam's output process now does: livejam/midi/jack_frames.py, heard
+through it by livejam.measure.output_frames). This measures both on one private JACK server (dummy driver, synchronous), the way a synth that
 renders at frame offsets hears them:
 
 - the rtmidi path: a process of its own sends each note with rtmidi at its time (sleep, then spin
@@ -173,17 +173,25 @@ def format_report(r: dict) -> str:
             "client hears it (arrival frame - intended frame), ms:"]
     for name, what in (("rtmidi", "rtmidi, sent at its time (the transport livejam uses)"),
                        ("frames", "written at its frame offset, queued ahead")):
-        s = r[name]
-        late = s["lateness"]
-        rows.append(f"  {what:<56} median {late['median_ms']:.3f} p99 {late['p99_ms']:.3f} max {late['max_ms']:.3f} "
-                    f"({s['arrived']} of {s['sent']} arrived, {s['early']} early, {s['at_period_start']} at offset 0)")
+        rows.append(path_line(what, r[name]))
     if r["written_late"]:
         rows.append(f"  frame path: {r['written_late']} notes reached the callback after their period began")
     return "\n".join(rows)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def path_line(what: str, s: dict) -> str:
+    """One path's row of a report: its lateness and where in the period its notes arrived."""
+    late = s["lateness"]
+    early = f", {s['early']} early" if "early" in s else ""
+    return (f"  {what:<56} median {late['median_ms']:.3f} p99 {late['p99_ms']:.3f} max {late['max_ms']:.3f} "
+            f"({s['arrived']} of {s['sent']} arrived{early}, {s['at_period_start']} at offset 0)")
+
+
+def measurement_main(argv: list[str] | None, prog: str, description: str, measure, format_report) -> int:
+    """The command line of a measurement on JACK (this one and livejam.measure.output_frames): its
+    options, a private server when asked (--start-jack), one line and exit 2 for a bad option, a
+    missing JACK-Client or a failed run."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--start-jack", action="store_true",
                    help="start a private JACK server (dummy driver) with --period and --rate; without it, "
@@ -194,11 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if not 0 < args.seconds <= 3600 or args.period < 16 or args.rate < 8000:
-        p.exit(2, "livejam.measure.frames: --seconds in (0, 3600], --period >= 16, --rate >= 8000\n")
+        p.exit(2, f"{prog}: --seconds in (0, 3600], --period >= 16, --rate >= 8000\n")
     try:
         import jack
     except (ImportError, OSError) as e:
-        p.exit(2, f"livejam.measure.frames: needs JACK-Client and libjack ({e}): pip install JACK-Client\n")
+        p.exit(2, f"{prog}: needs JACK-Client and libjack ({e}): pip install JACK-Client\n")
     from livejam.measure.jack_server import JackServer
 
     server = None
@@ -206,13 +214,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.start_jack:
             server = JackServer.start(period=args.period, rate=args.rate)
         r = measure(args.seconds, args.seed)
-    except (RuntimeError, jack.JackError) as e:
-        p.exit(2, f"livejam.measure.frames: {e}\n")
+    except (RuntimeError, jack.JackError) as e:  # MidiUnavailable is a RuntimeError
+        p.exit(2, f"{prog}: {e}\n")
     finally:
         if server is not None:
             server.stop()
     print(json.dumps(r, indent=1) if args.json else format_report(r))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return measurement_main(argv, "livejam.measure.frames", __doc__.splitlines()[0], measure, format_report)
 
 
 if __name__ == "__main__":

@@ -318,7 +318,8 @@ class MidiOutput:
         self.dead = False  # set when the MIDI system died: sends would fill rtmidi's ring and block
         self.send_errors = 0
 
-    def send(self, msg: Message) -> None:
+    def send(self, msg: Message, at: float | None = None) -> None:
+        """Send now (rtmidi has no timestamps: `at`, the time it is meant for, is not used)."""
         if self.dead:  # nothing can reach a synth any more; never block trying
             return
         with self._lock:

@@ -38,7 +38,7 @@ class NoPort:
     own_port = "(no port)"
     dead = False
 
-    def send(self, msg: Message) -> None:
+    def send(self, msg: Message, at: float | None = None) -> None:
         pass
 
     def close(self) -> None:
@@ -58,7 +58,7 @@ class OutputServer:
         self._error_said = False
 
     def _sink(self, port: int, msg: Message, t: float) -> None:
-        self.out.send(msg)
+        self.out.send(msg, t)
         # a timed note's lateness was counted just before it is sent: it goes with it, so the main
         # process knows which message it belongs to (the duet measurement's intended times)
         c, lateness = self.scheduler.counters, None
@@ -117,6 +117,7 @@ class OutputServer:
                 batch.append(self.sent.popleft())
             self.reports.send((SENT, batch))
         c = self.scheduler.counters
+        c.transport_late = getattr(self.out, "written_late", 0)
         if c.sent != self._reported or final:
             self._reported = c.sent
             scalars = {k: v for k, v in c.__dict__.items() if k not in ("lateness", "timed")}
@@ -135,9 +136,20 @@ class OutputServer:
             self.out.close()
 
 
-def open_output(api: int | None, client: str):
+def open_output(api: int | None, client: str, frames: bool = True):
+    """The port: with `frames` (scheduler.jack_frames) our own JACK client that writes each message
+    at its frame (livejam/midi/jack_frames.py), else (or where JACK-Client cannot load) rtmidi's.
+    The output process runs on JACK only, so a transport here is JACK."""
     if api is None:
         return NoPort()
+    if frames:
+        try:
+            from livejam.midi.jack_frames import FrameOutput
+
+            return FrameOutput(client)
+        except (ImportError, OSError, RuntimeError) as e:
+            log.warning("MIDI out through rtmidi, at the start of each JACK period (no frame-accurate output: %s)",
+                        str(e).splitlines()[0] if str(e) else type(e).__name__)
     from livejam.midi.ports import MidiOutput
 
     out = MidiOutput(api, "", client=client)
@@ -160,7 +172,7 @@ def main(argv: list[str]) -> int:
         sys.setswitchinterval(config.scheduler.gil_switch_interval_s)
         # before the port opens: libjack's thread, and the scheduler's, inherit it
         nice = make_nicer(config.scheduler.output_nice, "the output process") if config.scheduler.output_nice else 0
-        out = open_output(api, client)
+        out = open_output(api, client, config.scheduler.jack_frames)
     except EOFError:
         return 0
     except Exception as e:  # the port could not be opened: the main process says it and exits 2
@@ -169,6 +181,7 @@ def main(argv: list[str]) -> int:
     clock = RealClock(config.scheduler.spin_s)
     server = OutputServer(commands, reports, lambda sink: build_scheduler(config, clock, sink), out)
     server.scheduler.counters.nice = nice
+    server.scheduler.lead_s = getattr(out, "lead_s", 0.0)  # a port that delivers at a time: hand over ahead
     reports.send((READY, out.own_port))
     try:
         server.serve()

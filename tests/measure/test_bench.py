@@ -40,10 +40,10 @@ def numbers(obj):
         yield obj
 
 
-def check_stats(s: dict) -> None:
+def check_stats(s: dict, least: float = 0.0) -> None:
     assert s["n"] > 0
     for key in ("median_ms", "p99_ms", "p99.9_ms", "max_ms"):
-        assert math.isfinite(s[key]) and s[key] >= 0
+        assert math.isfinite(s[key]) and s[key] >= least
     assert s["median_ms"] <= s["p99_ms"] <= s["p99.9_ms"] <= s["max_ms"]
 
 
@@ -155,7 +155,11 @@ def test_bench_times_notes_and_clock_as_a_second_process_hears_them(capsys, tiny
     h = r["heard"]
     assert h["status"] == "measured", h["status"]
     assert not h["started_here"]
-    for key in ("notes", "bare_notes", "clock_jitter", "bare_jitter"):
+    # livejam's notes go out at the JACK frame of their time (scheduler.jack_frames); the player's rtmidi
+    # input stamps a period's events when the period is processed, before the frames they were written
+    # at: up to a period (1.3 ms at -p 64) early as it hears them
+    check_stats(h["notes"], least=-64 / 48000 * 1e3 - 0.5)
+    for key in ("bare_notes", "clock_jitter", "bare_jitter"):
         check_stats(h[key])
     assert h["clock_jitter"]["n"] > 200  # 15 s of MIDI clock at 100 bpm: 40 ticks a second
     assert h["notes_arrived"] >= h["notes"]["n"] > 0  # arrived: also the untimed offs sent when it connected
