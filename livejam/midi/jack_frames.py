@@ -32,6 +32,11 @@ LEAD_MARGIN_S = 0.003
 DRAIN_S = 0.25  # close() waits at most this long (plus the lead) for queued messages to go out
 ASAP = -1  # the frame of a message with no time: the next period, first
 ANCHOR_CYCLES = 8  # the frame clock is read off the promptest of this many recent callbacks
+# At most this many messages a period: a blanket clear (a note-off for every note on 16 channels,
+# 2,048 messages) written at once overflowed the receiving end of rtmidi (its JACK input keeps a
+# 16 kB ring) and lost two thirds of it; rtmidi's own output spreads such a burst over the periods
+# its sender takes to hand it over. 128 a period is 96,000 a second at 64 frames, 48 kHz.
+MAX_PER_PERIOD = 128
 
 
 def frames_after(frame: int, start: int) -> int:
@@ -95,8 +100,8 @@ class FrameOutput:
             start = self.client.last_frame_time
             self._reanchor(start, now)
             q = self.queue
-            last = 0
-            while q:
+            last = written = 0
+            while q and written < MAX_PER_PERIOD:
                 frame, data = q[0]
                 ahead = 0 if frame == ASAP else frames_after(frame, start)
                 if ahead >= frames:  # a later period's (and so is everything after it)
@@ -107,6 +112,7 @@ class FrameOutput:
                 except self._jack.JackError:  # the period's buffer is full: the rest in the next one
                     break
                 q.popleft()
+                written += 1
                 if ahead < 0 and frame != ASAP:
                     self.written_late += 1
                 last = offset

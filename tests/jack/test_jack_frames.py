@@ -13,12 +13,13 @@ import pytest
 
 from livejam.config import DaemonConfig, load
 from livejam.events import TimedNote
-from livejam.midi.jack_frames import ANCHOR_CYCLES, ASAP, FrameOutput, frames_after
+from livejam.midi.jack_frames import ANCHOR_CYCLES, ASAP, MAX_PER_PERIOD, FrameOutput, frames_after
 from livejam.midi.normalise import EchoFilter
 from livejam.midi.spec import note_off, note_on
 from livejam.output.remote import OutputProcess
 
 from tests.conftest import checkout_env
+from tests.jack.jack_player import wait_for
 
 
 class Written:
@@ -74,6 +75,18 @@ def test_the_frame_of_a_time_comes_from_the_promptest_recent_period_start():
     assert out._anchor == (48064, pytest.approx(10.0 + 64 / 48000))
     out.send(note_on(0, 60, 90), at=10.5)
     assert out.queue[-1][0] == 48000 + 24000
+
+
+def test_a_burst_goes_out_at_most_max_per_period_a_period_in_order():
+    """A blanket clear (2,048 note-offs) at once overflowed rtmidi's receiving ring: spread over periods."""
+    out = port_at(start=0, room=10_000)
+    out.queue.extend((ASAP, bytes([0x80, n % 128, 0])) for n in range(2 * MAX_PER_PERIOD + 5))
+    sizes = []
+    for period in range(4):
+        out.client.last_frame_time = 64 * period
+        out._process(64)
+        sizes.append(len(out.port.events))
+    assert sizes == [MAX_PER_PERIOD, MAX_PER_PERIOD, 5, 0] and not out.queue
 
 
 def test_a_full_period_leaves_the_rest_for_the_next_and_the_frame_clock_wraps():
@@ -162,3 +175,30 @@ def test_the_output_process_delivers_at_frames_and_rtmidi_at_period_starts(jack_
         assert all(a[1] == 0 for a in arrivals)  # rtmidi writes each at the start of a period
         assert median_gap_error > 3, gaps
 
+
+
+@pytest.mark.jack
+def test_a_blanket_clear_reaches_an_rtmidi_listener_whole(jack_server):
+    """A note-off for every note on every channel, handed over at once, reaches a listener that reads
+    through rtmidi whole (its JACK input keeps a 16 kB ring: the port writes MAX_PER_PERIOD a period)."""
+    import rtmidi
+
+    from livejam.midi.ports import port_names
+
+    sent = []
+    proc = OutputProcess(DaemonConfig(), EchoFilter(), lambda port, msg, t: sent.append(msg.kind))
+    port = proc.open_port(rtmidi.API_UNIX_JACK, "", "frames test clear")
+    heard = []
+    ears = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="frames test ears")
+    ears.set_callback(lambda event, data: heard.append(event[0][0] & 0xF0))
+    try:
+        ears.open_port(next(i for i, p in enumerate(port_names(ears)) if p == port.own_port))
+        for channel in range(16):  # a note-off for every note on every channel, all at once
+            for note in range(128):
+                proc.send_now(note_off(channel, note))
+        wait_for(lambda: len(sent) >= 2048 and len(heard) >= len(sent), 10.0)
+    finally:
+        proc.close()
+        ears.close_port()
+    assert sent.count("note_off") >= 2048  # 128 on each of 16 channels
+    assert heard.count(0x80) == sent.count("note_off")
