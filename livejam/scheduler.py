@@ -59,7 +59,7 @@ THRU_PART = -1  # a TimedNote of this part is the human's, passed through (--thr
 class SchedulerCounters:
     submitted: int = 0
     sent: int = 0
-    late: int = 0  # handed to the port more than 1 ms after its time (minus lead_s)
+    late: int = 0  # sent more than 1 ms after its time
     dropped_late: int = 0  # note-ons dropped for lateness
     cancelled: int = 0  # queued events dropped by barge-in
     watchdog_offs: int = 0
@@ -312,8 +312,8 @@ class Scheduler:
             return
         port = self.thru_port if n.part == THRU_PART else self.port
         now = self.clock.now()
-        # handed over late, it is to sound that much after its time (`at - lateness` is its time); a stop flushes now
-        lateness = max(0.0, now + self.lead_s - n.time)
+        # it is to sound at its time, or now when handed over after it (a stop flushes now)
+        lateness = max(0.0, now - n.time)
         at = now if self._stopping else n.time + lateness
         if n.velocity > 0:
             if lateness > self.late_drop_s:

@@ -143,6 +143,9 @@ class FrameOutput:
             time.sleep(0.002)
         if self.queue:
             log.warning("%d MIDI messages were still queued when the output closed", len(self.queue))
+        # the last period written reaches the clients after ours within its cycle: leaving the graph
+        # before that cycle ends lost it (up to MAX_PER_PERIOD messages, the end of a stop's panic)
+        time.sleep(2 * self.period / self.rate + 0.005)
         try:
             self.client.deactivate()
             self.client.close()
