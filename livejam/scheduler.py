@@ -245,7 +245,7 @@ class Scheduler:
             self.counters.realtime = make_realtime(self.realtime_priority)
         try:
             while True:
-                due: list[TimedNote] = []
+                due: list[tuple] = []  # heap entries: (time, order, seq, note or message)
                 with self._cond:
                     now = clock.now()
                     resolve, self._resolve_requested = self._resolve_requested, False
